@@ -1,0 +1,151 @@
+//! The HTTP API: routes, middleware and the shared application state.
+
+mod error;
+mod health;
+mod meta;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{MethodFilter, on};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+pub use error::{ApiError, ApiJson, error_chain};
+pub use meta::OPENAPI_YAML;
+
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// A route the router serves: its method and path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRoute {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// Builds the router and, alongside, the list of what it serves, so that
+/// the list cannot drift from the router.
+struct Routes {
+    router: Router<AppState>,
+    served: Vec<ServedRoute>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            served: Vec::new(),
+        }
+    }
+
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("{method} is not a routable method"));
+        self.router = self.router.route(path, on(filter, handler));
+        self.served.push(ServedRoute { method, path });
+        self
+    }
+}
+
+fn routes() -> Routes {
+    Routes::new()
+        .add(Method::GET, "/healthz", health::healthz)
+        .add(Method::GET, "/readyz", health::readyz)
+        .add(Method::GET, "/metrics", meta::metrics)
+        .add(Method::GET, "/openapi.yaml", meta::openapi)
+}
+
+/// Every route the API serves, for tests and documentation checks.
+pub fn served_routes() -> Vec<ServedRoute> {
+    routes().served
+}
+
+/// The whole API with its middleware.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    routes()
+        .router
+        .fallback(error::not_found)
+        .with_state(state)
+        // Innermost first: each layer wraps all that is above it.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(error::json_error_bodies))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(meta::record_http_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The route template of a request: never the concrete path, which may hold
+/// an email address, and a bounded set of values for metrics.
+fn route_of(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+fn request_span(request: &Request) -> Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        route = route_of(request),
+        request_id,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+fn log_response(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    span.record("status", status);
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    if response.status().is_server_error() {
+        tracing::warn!(status, "request failed");
+    } else {
+        tracing::info!(status, "request answered");
+    }
+}

@@ -1,0 +1,34 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailvet::{Application, Cli, Command, startup, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing(cli.settings.log_format);
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli).await,
+        Command::Migrate => migrate(&cli).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "mailvet failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let app = Application::build(&cli.settings).await?;
+    tracing::info!(listen = %app.local_addr(), "mailvet is serving");
+    app.run_until_stopped(startup::shutdown_signal()).await
+}
+
+async fn migrate(cli: &Cli) -> anyhow::Result<()> {
+    let store = startup::open_store(&cli.settings).await?;
+    store.close().await;
+    tracing::info!("migrations are up to date");
+    Ok(())
+}

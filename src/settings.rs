@@ -1,0 +1,247 @@
+//! The command line and the typed settings it yields. Every flag has an
+//! environment variable (DESIGN §4); secrets never reach `Debug`, logs or
+//! `--help`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::StoreSettings;
+
+/// A string that must not be shown: its `Debug` is redacted and it has no
+/// `Display`. Call [`Secret::expose`] where the value is really needed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// A database URL with its password (if any) replaced, fit for logs.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails on URLs that cannot have one.
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailvet",
+    version,
+    about = "Email verification and bounce suppression service",
+    long_about = "mailvet checks email addresses (syntax, DNS, an SMTP probe of the \
+                  recipient's mail server) and keeps a suppression list of addresses \
+                  that hard-bounced.\n\nEvery flag can also be set through the \
+                  environment variable shown with it."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything mailvet can be configured with.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address and port to serve HTTP on.
+    #[arg(long, env = "MAILVET_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Database: postgres://user:password@host/db, or sqlite://FILE for the
+    /// embedded store (created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://mailvet.db",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub database_url: Secret,
+
+    /// Most database connections to hold open.
+    #[arg(long, env = "MAILVET_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub db_max_connections: u32,
+
+    /// How long a query waits for a free database connection.
+    #[arg(long, env = "MAILVET_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// DNS servers as ip:port, comma separated (default: the system resolver).
+    #[arg(long, env = "MAILVET_DNS_SERVERS", value_delimiter = ',', global = true)]
+    pub dns_servers: Vec<SocketAddr>,
+
+    /// TCP port of the mail servers to probe.
+    #[arg(long, env = "MAILVET_SMTP_PORT", default_value_t = 25, global = true)]
+    pub smtp_port: u16,
+
+    /// Timeout of each SMTP phase (connect, greeting, each command).
+    #[arg(long, env = "MAILVET_SMTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub smtp_timeout: Duration,
+
+    /// Name to introduce ourselves with in EHLO (default: the host name).
+    #[arg(long, env = "MAILVET_HELO_NAME", global = true)]
+    pub helo_name: Option<String>,
+
+    /// Envelope sender of probes (default: postmaster@<helo name>).
+    #[arg(long, env = "MAILVET_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+
+    /// Allow probes to connect to loopback, private, link-local and metadata
+    /// addresses. Off by default: an MX pointing there is an attack.
+    #[arg(long, env = "MAILVET_ALLOW_PRIVATE_TARGETS", global = true)]
+    pub allow_private_targets: bool,
+
+    /// API keys with every permission, comma separated.
+    #[arg(long, env = "MAILVET_SECRET_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
+    pub secret_keys: Vec<Secret>,
+
+    /// API keys that may only call POST /verify (safe in a browser).
+    #[arg(long, env = "MAILVET_PUBLIC_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
+    pub public_keys: Vec<Secret>,
+
+    /// Browser origins allowed to call POST /verify, comma separated.
+    #[arg(long, env = "MAILVET_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+
+    /// Longest time an HTTP request may take before it is answered 504.
+    #[arg(long, env = "MAILVET_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAILVET_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// On SIGTERM/SIGINT, how long to let in-flight requests finish.
+    #[arg(long, env = "MAILVET_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// Log format; the level comes from RUST_LOG (default: info).
+    #[arg(long, env = "MAILVET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Settings as if no flag and no environment variable were given.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["mailvet"]).settings
+    }
+
+    pub fn store(&self) -> StoreSettings {
+        StoreSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let cli = Cli::parse_from([
+            "mailvet",
+            "--database-url",
+            "postgres://mailvet:hunter2@db/mailvet",
+            "--secret-keys",
+            "sk_live_abc,sk_live_def",
+            "--public-keys",
+            "pk_live_xyz",
+        ]);
+        let shown = format!("{cli:?}");
+        for secret in ["hunter2", "sk_live_abc", "sk_live_def", "pk_live_xyz"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert_eq!(cli.settings.secret_keys.len(), 2);
+        assert_eq!(cli.settings.secret_keys[1].expose(), "sk_live_def");
+    }
+
+    #[test]
+    fn redacted_urls_keep_everything_but_the_password() {
+        assert_eq!(
+            redact_url("postgres://mailvet:hunter2@db:5432/mailvet"),
+            "postgres://mailvet:redacted@db:5432/mailvet"
+        );
+        assert_eq!(redact_url("sqlite://mailvet.db"), "sqlite://mailvet.db");
+    }
+
+    #[test]
+    fn subcommands_take_the_global_flags() {
+        let cli = Cli::parse_from(["mailvet", "migrate", "--database-url", "sqlite://x.db"]);
+        assert_eq!(cli.command, Some(Command::Migrate));
+        assert_eq!(cli.settings.database_url.expose(), "sqlite://x.db");
+    }
+
+    #[test]
+    fn durations_and_lists_parse_from_flags() {
+        let cli = Cli::parse_from([
+            "mailvet",
+            "--smtp-timeout",
+            "2s 500ms",
+            "--dns-servers",
+            "127.0.0.1:5353,[::1]:53",
+            "--allow-private-targets",
+        ]);
+        assert_eq!(cli.settings.smtp_timeout, Duration::from_millis(2500));
+        assert_eq!(cli.settings.dns_servers.len(), 2);
+        assert!(cli.settings.allow_private_targets);
+    }
+}

@@ -1,0 +1,201 @@
+//! Building and running the service.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::http::{self, AppState, HttpLimits};
+use crate::settings::{Settings, redact_url};
+use crate::store::{self, Store, StoreError};
+use crate::telemetry;
+
+/// How long start-up waits for an unreachable database before giving up.
+const DATABASE_WAIT: Duration = Duration::from_secs(30);
+/// How often expired cached verdicts are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the metrics recorder drains its histograms.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Opens the configured store and applies pending migrations, waiting up to
+/// 30 s for a database that is still starting (as in docker compose).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = redact_url(settings.database_url.expose());
+    let store = store::connect(&settings.store())
+        .await
+        .with_context(|| format!("opening the database at {url}"))?;
+    let deadline = tokio::time::Instant::now() + DATABASE_WAIT;
+    loop {
+        match store.migrate().await {
+            Ok(()) => break,
+            Err(err) if is_transient(&err) && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(
+                    database = %url,
+                    error = %http::error_chain(&err),
+                    "database not reachable yet; retrying"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("migrating the database at {url}"));
+            }
+        }
+    }
+    tracing::info!(database = %url, backend = %store.backend(), "database ready");
+    Ok(store)
+}
+
+fn is_transient(err: &StoreError) -> bool {
+    match err {
+        StoreError::Unavailable(_) => true,
+        StoreError::Migrate(sqlx::migrate::MigrateError::Execute(inner)) => {
+            matches!(inner, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        }
+        _ => false,
+    }
+}
+
+/// A bound, ready-to-serve mailvet.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Opens and migrates the store and binds the listener (port 0 picks a
+    /// free port; see [`Application::local_addr`]).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(settings).await?;
+        Self::with_store(settings, store).await
+    }
+
+    /// Like [`Application::build`], on a store the caller opened.
+    pub async fn with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState {
+            store,
+            metrics: telemetry::metrics_handle(),
+        };
+        let limits = HttpLimits {
+            request_timeout: settings.request_timeout,
+            max_body_bytes: settings.max_body_bytes,
+        };
+        Ok(Application {
+            listener,
+            router: http::router(state.clone(), limits),
+            state,
+            shutdown_grace: settings.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections,
+    /// lets in-flight requests finish (for at most the shutdown grace
+    /// period) and closes the store.
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Application {
+            listener,
+            router,
+            state,
+            shutdown_grace,
+        } = self;
+        let background = spawn_background_tasks(&state);
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stopping_tx.send(true);
+            })
+            .into_future();
+        let grace_expired = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(shutdown_grace).await;
+        };
+        let result = tokio::select! {
+            served = server => served.context("serving HTTP"),
+            () = grace_expired => {
+                tracing::warn!(?shutdown_grace, "in-flight requests outlived the shutdown grace period");
+                Ok(())
+            }
+        };
+        for task in background {
+            task.abort();
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn spawn_background_tasks(state: &AppState) -> Vec<JoinHandle<()>> {
+    let store = state.store.clone();
+    let purge = tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            every.tick().await;
+            match store.purge_expired_verifications(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "purged expired verdicts"),
+                Err(err) => {
+                    tracing::warn!(error = %http::error_chain(&err), "purging expired verdicts failed");
+                }
+            }
+        }
+    });
+    let metrics = state.metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    vec![purge, upkeep]
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,208 @@
+//! Persistence: cached verdicts, the suppression list and its change feed,
+//! bounce events. One [`Store`] trait, one implementation per backend; the
+//! database URL's scheme picks the backend.
+
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use model::{
+    BounceEvent, CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Suppression,
+    Upserted,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::bounce::BounceKind;
+use crate::settings::Secret;
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out).
+    /// Callers answer 503 and may retry.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migrating the database failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that the code cannot read back (an unknown enum name,
+    /// an out-of-range number): a bug or a hand-edited row.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL `{0}`: use postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The backend a database URL selects, by its scheme.
+    pub fn for_url(url: &str) -> StoreResult<Backend> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+        match scheme {
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            Some("sqlite") => Ok(Backend::Sqlite),
+            _ => Err(StoreError::UnsupportedUrl(crate::settings::redact_url(url))),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection before the store
+    /// reports itself unavailable.
+    pub acquire_timeout: Duration,
+}
+
+/// Opens the store that `settings.url` names. Does not migrate.
+pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
+    let url = settings.url.expose();
+    Ok(match Backend::for_url(url)? {
+        Backend::Postgres => Arc::new(PgStore::connect(settings)?),
+        Backend::Sqlite => Arc::new(SqliteStore::connect(settings).await?),
+    })
+}
+
+/// Everything mailvet keeps. Implementations must make each method atomic:
+/// a write either happens whole or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Applies the embedded migrations that are not applied yet.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Closes the connection pool, waiting for checked-out connections.
+    async fn close(&self);
+
+    // ---- verification cache ------------------------------------------
+
+    /// The cached verdict for an address, unless it has expired at `now`.
+    async fn cached_verification(
+        &self,
+        address_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<CachedVerification>>;
+
+    /// Stores a verdict, replacing any earlier one for the address.
+    async fn cache_verification(&self, entry: &CachedVerification) -> StoreResult<()>;
+
+    /// Deletes verdicts that expired before `now`; returns how many.
+    async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    // ---- suppression list --------------------------------------------
+
+    /// Puts an address on the suppression list, or refreshes its entry.
+    /// Re-adding an identical live entry changes nothing and takes no new
+    /// change sequence; anything else takes one.
+    async fn upsert_suppression(
+        &self,
+        entry: &NewSuppression,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Suppression, Upserted)>;
+
+    /// Removes an address from the list, leaving a tombstone in the change
+    /// feed. Returns the tombstone, or `None` if the address was not on the
+    /// list.
+    async fn remove_suppression(
+        &self,
+        address_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Suppression>>;
+
+    /// The live entry for an address (tombstones are not returned).
+    async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>>;
+
+    /// Entries (live and tombstones) whose last change comes after
+    /// `after_seq`, in change order, at most `limit` of them.
+    async fn suppression_changes(&self, after_seq: i64, limit: u32)
+    -> StoreResult<Vec<Suppression>>;
+
+    // ---- bounces -----------------------------------------------------
+
+    async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent>;
+
+    /// How many bounces of `kind` were recorded for an address at or after
+    /// `since`.
+    async fn count_bounces(
+        &self,
+        address_key: &str,
+        kind: BounceKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+}
+
+/// Reads a stored enum name back, or reports the row as corrupt.
+fn parse_stored<T>(column: &str, value: &str) -> StoreResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|err| StoreError::Corrupt(format!("{column}: {err}")))
+}
+
+/// Reads a stored SMTP reply code back.
+fn stored_smtp_code(value: Option<i64>) -> StoreResult<Option<u16>> {
+    value
+        .map(|code| {
+            u16::try_from(code)
+                .map_err(|_| StoreError::Corrupt(format!("smtp_code: {code} out of range")))
+        })
+        .transpose()
+}

@@ -1,0 +1,110 @@
+//! The records the store keeps, independent of the backend.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::bounce::{BounceKind, BounceOrigin};
+use crate::suppress::{SuppressionReason, SuppressionSource};
+use crate::verify::{Reason, Status};
+
+/// A verification verdict kept for reuse until `expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedVerification {
+    /// The matching key of the address (see `docs/ARCHITECTURE.md`).
+    pub address_key: String,
+    /// The normalized address.
+    pub email: String,
+    pub status: Status,
+    pub reason: Reason,
+    /// The full result as served by `POST /verify`.
+    pub result: serde_json::Value,
+    pub checked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What an SMTP server said about a recipient, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmtpEvidence {
+    pub smtp_code: Option<u16>,
+    pub enhanced_code: Option<String>,
+    pub diagnostic: Option<String>,
+    pub mx_host: Option<String>,
+}
+
+/// A request to put an address on the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSuppression {
+    pub address_key: String,
+    pub email: String,
+    pub reason: SuppressionReason,
+    pub source: SuppressionSource,
+    pub evidence: SmtpEvidence,
+}
+
+/// An entry of the suppression list, live or a tombstone (`deleted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub address_key: String,
+    pub email: String,
+    pub reason: SuppressionReason,
+    pub source: SuppressionSource,
+    pub evidence: SmtpEvidence,
+    pub deleted: bool,
+    /// The position of this entry's last change in the change feed.
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`Store::upsert_suppression`](super::Store::upsert_suppression) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The address was not suppressed (absent, or a tombstone) and now is.
+    Created,
+    /// The address was suppressed; its reason, source or evidence changed.
+    Updated,
+    /// The address was already suppressed with exactly this entry.
+    Unchanged,
+}
+
+impl Upserted {
+    /// Decides what an upsert does, given the entry stored for the address.
+    pub(crate) fn plan(existing: Option<&Suppression>, new: &NewSuppression) -> Self {
+        match existing {
+            None => Upserted::Created,
+            Some(old) if old.deleted => Upserted::Created,
+            Some(old)
+                if old.email == new.email
+                    && old.reason == new.reason
+                    && old.source == new.source
+                    && old.evidence == new.evidence =>
+            {
+                Upserted::Unchanged
+            }
+            Some(_) => Upserted::Updated,
+        }
+    }
+}
+
+/// One bounce report for one recipient, as it is to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBounceEvent {
+    pub address_key: String,
+    pub email: String,
+    pub kind: BounceKind,
+    pub origin: BounceOrigin,
+    pub evidence: SmtpEvidence,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A recorded bounce report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceEvent {
+    pub id: i64,
+    pub address_key: String,
+    pub email: String,
+    pub kind: BounceKind,
+    pub origin: BounceOrigin,
+    pub evidence: SmtpEvidence,
+    pub received_at: DateTime<Utc>,
+}

@@ -1,0 +1,361 @@
+//! One story, told against every backend: whatever the database, the store
+//! keeps the same promises. Each test runs on a fresh SQLite file and on a
+//! fresh Postgres database (TEST_DATABASE_URL).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use mailvet::bounce::{BounceKind, BounceOrigin};
+use mailvet::store::{CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted};
+use mailvet::suppress::{SuppressionReason, SuppressionSource};
+use mailvet::verify::{Reason, Status};
+use serde_json::json;
+
+/// Runs each story on both backends, as `sqlite::story` and `postgres::story`.
+macro_rules! on_every_backend {
+    ($($story:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $story() {
+                    let db = crate::common::db::SqliteTestDb::new().await;
+                    crate::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $story() {
+                    let db = crate::common::db::PgTestDb::new().await;
+                    crate::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                }
+            )+
+        }
+    };
+}
+
+on_every_backend!(
+    migrating_again_changes_nothing,
+    a_cached_verdict_is_served_until_it_expires,
+    caching_a_verdict_again_replaces_the_old_one,
+    purging_deletes_only_expired_verdicts,
+    a_suppression_can_be_added_read_and_removed,
+    adding_an_identical_suppression_again_changes_nothing,
+    new_evidence_updates_an_entry_and_moves_it_in_the_feed,
+    a_removed_address_can_be_suppressed_again,
+    the_feed_pages_through_changes_in_order_with_tombstones,
+    concurrent_writers_all_land_with_distinct_sequences,
+    bounces_are_counted_by_kind_and_window,
+);
+
+/// Times round-trip to the millisecond on every backend.
+fn now() -> DateTime<Utc> {
+    Utc::now()
+        .duration_trunc(Duration::milliseconds(1))
+        .expect("truncate to milliseconds")
+}
+
+fn verdict(key: &str, reason: Reason, checked_at: DateTime<Utc>, ttl: Duration) -> CachedVerification {
+    CachedVerification {
+        address_key: key.to_owned(),
+        email: key.to_owned(),
+        status: reason.status(),
+        reason,
+        result: json!({"email": key, "status": reason.status(), "reason": reason}),
+        checked_at,
+        expires_at: checked_at + ttl,
+    }
+}
+
+fn suppression(key: &str, reason: SuppressionReason) -> NewSuppression {
+    NewSuppression {
+        address_key: key.to_owned(),
+        email: key.to_owned(),
+        reason,
+        source: SuppressionSource::Verify,
+        evidence: SmtpEvidence {
+            smtp_code: Some(550),
+            enhanced_code: Some("5.1.1".to_owned()),
+            diagnostic: Some(format!("<{key}>: Recipient address rejected: User unknown")),
+            mx_host: Some("mx.example.test".to_owned()),
+        },
+    }
+}
+
+async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
+    store.migrate().await.expect("a second migration run succeeds");
+    store.ping().await.expect("the store answers");
+}
+
+async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
+    let t0 = now();
+    let entry = verdict("alice@example.test", Reason::Accepted, t0, Duration::hours(1));
+    store.cache_verification(&entry).await.expect("cache");
+
+    let hit = store
+        .cached_verification("alice@example.test", t0 + Duration::minutes(59))
+        .await
+        .expect("read");
+    assert_eq!(hit, Some(entry));
+    let expired = store
+        .cached_verification("alice@example.test", t0 + Duration::hours(1))
+        .await
+        .expect("read");
+    assert_eq!(expired, None, "a verdict is not served at or after its expiry");
+    let other = store.cached_verification("bob@example.test", t0).await.expect("read");
+    assert_eq!(other, None);
+}
+
+async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
+    let t0 = now();
+    let first = verdict("carol@example.test", Reason::Greylisted, t0, Duration::minutes(5));
+    let second = verdict(
+        "carol@example.test",
+        Reason::MailboxNotFound,
+        t0 + Duration::minutes(1),
+        Duration::days(7),
+    );
+    store.cache_verification(&first).await.expect("cache");
+    store.cache_verification(&second).await.expect("cache again");
+    let hit = store
+        .cached_verification("carol@example.test", t0 + Duration::hours(1))
+        .await
+        .expect("read")
+        .expect("the newer verdict is cached");
+    assert_eq!(hit.status, Status::Undeliverable);
+    assert_eq!(hit, second);
+}
+
+async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Store>) {
+    let t0 = now();
+    for (i, ttl) in [1, 2, 30, 60].into_iter().enumerate() {
+        let key = format!("user{i}@example.test");
+        store
+            .cache_verification(&verdict(&key, Reason::Accepted, t0, Duration::minutes(ttl)))
+            .await
+            .expect("cache");
+    }
+    let purged = store
+        .purge_expired_verifications(t0 + Duration::minutes(10))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2);
+    let later = t0 + Duration::minutes(20);
+    assert!(store.cached_verification("user0@example.test", t0).await.expect("read").is_none());
+    assert!(store.cached_verification("user2@example.test", later).await.expect("read").is_some());
+    assert!(store.cached_verification("user3@example.test", later).await.expect("read").is_some());
+}
+
+async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Store>) {
+    let t0 = now();
+    let entry = suppression("dave@example.test", SuppressionReason::MailboxNotFound);
+    let (stored, outcome) = store.upsert_suppression(&entry, t0).await.expect("add");
+    assert_eq!(outcome, Upserted::Created);
+    assert_eq!(stored.email, "dave@example.test");
+    assert_eq!(stored.reason, SuppressionReason::MailboxNotFound);
+    assert_eq!(stored.evidence, entry.evidence);
+    assert_eq!((stored.created_at, stored.updated_at), (t0, t0));
+    assert!(!stored.deleted);
+
+    let read = store.suppression("dave@example.test").await.expect("read");
+    assert_eq!(read.as_ref(), Some(&stored));
+
+    let t1 = t0 + Duration::seconds(5);
+    let tombstone = store
+        .remove_suppression("dave@example.test", t1)
+        .await
+        .expect("remove")
+        .expect("the address was suppressed");
+    assert!(tombstone.deleted);
+    assert!(tombstone.seq > stored.seq);
+    assert_eq!(tombstone.updated_at, t1);
+    assert_eq!(store.suppression("dave@example.test").await.expect("read"), None);
+    assert_eq!(
+        store.remove_suppression("dave@example.test", t1).await.expect("remove again"),
+        None,
+        "removing an address that is not suppressed reports that"
+    );
+    assert_eq!(store.remove_suppression("nobody@example.test", t1).await.expect("remove"), None);
+}
+
+async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn Store>) {
+    let t0 = now();
+    let entry = suppression("erin@example.test", SuppressionReason::Manual);
+    let (first, _) = store.upsert_suppression(&entry, t0).await.expect("add");
+    let (again, outcome) = store
+        .upsert_suppression(&entry, t0 + Duration::minutes(1))
+        .await
+        .expect("add again");
+    assert_eq!(outcome, Upserted::Unchanged);
+    assert_eq!(again, first, "same sequence, same times");
+    let feed = store.suppression_changes(0, 100).await.expect("feed");
+    assert_eq!(feed.len(), 1);
+    // The sequence given back was not consumed: the next change follows on.
+    let (other, _) = store
+        .upsert_suppression(&suppression("frank@example.test", SuppressionReason::Manual), t0)
+        .await
+        .expect("add another");
+    assert_eq!(other.seq, first.seq + 1);
+}
+
+async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn Store>) {
+    let t0 = now();
+    let (first, _) = store
+        .upsert_suppression(&suppression("gina@example.test", SuppressionReason::Manual), t0)
+        .await
+        .expect("add");
+    store
+        .upsert_suppression(&suppression("hank@example.test", SuppressionReason::Manual), t0)
+        .await
+        .expect("add");
+    let t1 = t0 + Duration::hours(1);
+    let mut bounce = suppression("gina@example.test", SuppressionReason::MailboxDisabled);
+    bounce.source = SuppressionSource::Bounce;
+    bounce.evidence.enhanced_code = Some("5.2.1".to_owned());
+    let (updated, outcome) = store.upsert_suppression(&bounce, t1).await.expect("update");
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!(updated.reason, SuppressionReason::MailboxDisabled);
+    assert_eq!(updated.source, SuppressionSource::Bounce);
+    assert_eq!(updated.created_at, t0, "an update keeps the creation time");
+    assert_eq!(updated.updated_at, t1);
+    let feed: Vec<_> = store
+        .suppression_changes(first.seq, 100)
+        .await
+        .expect("feed")
+        .into_iter()
+        .map(|entry| entry.email)
+        .collect();
+    assert_eq!(feed, ["hank@example.test", "gina@example.test"]);
+}
+
+async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Store>) {
+    let t0 = now();
+    let entry = suppression("ivan@example.test", SuppressionReason::Complaint);
+    store.upsert_suppression(&entry, t0).await.expect("add");
+    store
+        .remove_suppression("ivan@example.test", t0 + Duration::minutes(1))
+        .await
+        .expect("remove");
+    let t2 = t0 + Duration::minutes(2);
+    let (again, outcome) = store.upsert_suppression(&entry, t2).await.expect("add again");
+    assert_eq!(outcome, Upserted::Created);
+    assert!(!again.deleted);
+    assert_eq!(again.created_at, t2, "a re-added address is a new entry");
+    let feed = store.suppression_changes(0, 100).await.expect("feed");
+    assert_eq!(feed.len(), 1, "one row per address, at its latest change");
+    assert!(!feed[0].deleted);
+}
+
+async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn Store>) {
+    let t0 = now();
+    for i in 0..25 {
+        let key = format!("user{i:02}@example.test");
+        store
+            .upsert_suppression(&suppression(&key, SuppressionReason::MailboxNotFound), t0)
+            .await
+            .expect("add");
+    }
+    for i in (0..25).step_by(5) {
+        store
+            .remove_suppression(&format!("user{i:02}@example.test"), t0)
+            .await
+            .expect("remove");
+    }
+    // A client pages with the last sequence it saw as its cursor.
+    let mut seen = BTreeMap::new();
+    let mut cursor = 0;
+    let mut pages = 0;
+    loop {
+        let page = store.suppression_changes(cursor, 7).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        pages += 1;
+        assert!(page.len() <= 7);
+        assert!(page.windows(2).all(|pair| pair[0].seq < pair[1].seq), "in change order");
+        assert!(page[0].seq > cursor);
+        cursor = page.last().map(|entry| entry.seq).unwrap_or(cursor);
+        for entry in page {
+            seen.insert(entry.email.clone(), entry.deleted);
+        }
+    }
+    assert_eq!(pages, 4, "25 addresses in pages of 7");
+    assert_eq!(seen.len(), 25);
+    let tombstones: Vec<_> = seen.iter().filter(|(_, deleted)| **deleted).map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        tombstones,
+        ["user00@example.test", "user05@example.test", "user10@example.test", "user15@example.test", "user20@example.test"]
+    );
+    assert!(store.suppression_changes(cursor, 7).await.expect("poll").is_empty());
+}
+
+async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Store>) {
+    let t0 = now();
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                // Writers share half of their addresses, so they contend.
+                let key = format!("user{}@example.test", (writer % 2) * 100 + i);
+                let reason = if writer % 3 == 0 {
+                    SuppressionReason::Manual
+                } else {
+                    SuppressionReason::MailboxNotFound
+                };
+                store
+                    .upsert_suppression(&suppression(&key, reason), t0)
+                    .await
+                    .expect("concurrent add");
+                if i % 4 == writer % 4 {
+                    store.remove_suppression(&key, t0).await.expect("concurrent remove");
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+    let feed = store.suppression_changes(0, 1000).await.expect("feed");
+    assert_eq!(feed.len(), 40, "every address written appears once");
+    let mut seqs: Vec<_> = feed.iter().map(|entry| entry.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 40, "sequences are distinct");
+    for entry in &feed {
+        let live = store.suppression(&entry.address_key).await.expect("read");
+        assert_eq!(live.is_some(), !entry.deleted, "{}", entry.email);
+    }
+}
+
+async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Store>) {
+    let t0 = now();
+    let event = |kind, days_ago: i64| NewBounceEvent {
+        address_key: "jane@example.test".to_owned(),
+        email: "jane@example.test".to_owned(),
+        kind,
+        origin: BounceOrigin::Message,
+        evidence: SmtpEvidence {
+            smtp_code: Some(452),
+            enhanced_code: Some("4.2.2".to_owned()),
+            diagnostic: Some("Mailbox full".to_owned()),
+            mx_host: Some("mx.example.test".to_owned()),
+        },
+        received_at: t0 - Duration::days(days_ago),
+    };
+    let first = store.record_bounce(&event(BounceKind::Soft, 1)).await.expect("record");
+    assert_eq!(first.kind, BounceKind::Soft);
+    assert_eq!(first.evidence.smtp_code, Some(452));
+    assert_eq!(first.received_at, t0 - Duration::days(1));
+    for (kind, days_ago) in [(BounceKind::Soft, 3), (BounceKind::Soft, 10), (BounceKind::Hard, 2)] {
+        store.record_bounce(&event(kind, days_ago)).await.expect("record");
+    }
+    let week = t0 - Duration::days(7);
+    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Soft, week).await.expect("count"), 2);
+    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Hard, week).await.expect("count"), 1);
+    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Complaint, week).await.expect("count"), 0);
+    assert_eq!(store.count_bounces("kim@example.test", BounceKind::Soft, week).await.expect("count"), 0);
+}

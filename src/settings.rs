@@ -92,7 +92,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address and port to serve HTTP on.
-    #[arg(long, env = "MAILVET_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Database: postgres://user:password@host/db, or sqlite://FILE for the
@@ -108,7 +113,12 @@ pub struct Settings {
     pub database_url: Secret,
 
     /// Most database connections to hold open.
-    #[arg(long, env = "MAILVET_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// How long a query waits for a free database connection.
@@ -116,7 +126,12 @@ pub struct Settings {
     pub db_acquire_timeout: Duration,
 
     /// DNS servers as ip:port, comma separated (default: the system resolver).
-    #[arg(long, env = "MAILVET_DNS_SERVERS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_DNS_SERVERS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub dns_servers: Vec<SocketAddr>,
 
     /// TCP port of the mail servers to probe.
@@ -141,15 +156,32 @@ pub struct Settings {
     pub allow_private_targets: bool,
 
     /// API keys with every permission, comma separated.
-    #[arg(long, env = "MAILVET_SECRET_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_SECRET_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
     pub secret_keys: Vec<Secret>,
 
     /// API keys that may only call POST /verify (safe in a browser).
-    #[arg(long, env = "MAILVET_PUBLIC_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_PUBLIC_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
     pub public_keys: Vec<Secret>,
 
     /// Browser origins allowed to call POST /verify, comma separated.
-    #[arg(long, env = "MAILVET_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "MAILVET_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub cors_origins: Vec<String>,
 
     /// Longest time an HTTP request may take before it is answered 504.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::bounce::{BounceKind, BounceOrigin};
-use mailvet::store::{CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted};
+use mailvet::store::{
+    CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted,
+};
 use mailvet::suppress::{SuppressionReason, SuppressionSource};
 use mailvet::verify::{Reason, Status};
 use serde_json::json;
@@ -59,7 +61,12 @@ fn now() -> DateTime<Utc> {
         .expect("truncate to milliseconds")
 }
 
-fn verdict(key: &str, reason: Reason, checked_at: DateTime<Utc>, ttl: Duration) -> CachedVerification {
+fn verdict(
+    key: &str,
+    reason: Reason,
+    checked_at: DateTime<Utc>,
+    ttl: Duration,
+) -> CachedVerification {
     CachedVerification {
         address_key: key.to_owned(),
         email: key.to_owned(),
@@ -87,13 +94,21 @@ fn suppression(key: &str, reason: SuppressionReason) -> NewSuppression {
 }
 
 async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
-    store.migrate().await.expect("a second migration run succeeds");
+    store
+        .migrate()
+        .await
+        .expect("a second migration run succeeds");
     store.ping().await.expect("the store answers");
 }
 
 async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
     let t0 = now();
-    let entry = verdict("alice@example.test", Reason::Accepted, t0, Duration::hours(1));
+    let entry = verdict(
+        "alice@example.test",
+        Reason::Accepted,
+        t0,
+        Duration::hours(1),
+    );
     store.cache_verification(&entry).await.expect("cache");
 
     let hit = store
@@ -105,14 +120,25 @@ async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
         .cached_verification("alice@example.test", t0 + Duration::hours(1))
         .await
         .expect("read");
-    assert_eq!(expired, None, "a verdict is not served at or after its expiry");
-    let other = store.cached_verification("bob@example.test", t0).await.expect("read");
+    assert_eq!(
+        expired, None,
+        "a verdict is not served at or after its expiry"
+    );
+    let other = store
+        .cached_verification("bob@example.test", t0)
+        .await
+        .expect("read");
     assert_eq!(other, None);
 }
 
 async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
     let t0 = now();
-    let first = verdict("carol@example.test", Reason::Greylisted, t0, Duration::minutes(5));
+    let first = verdict(
+        "carol@example.test",
+        Reason::Greylisted,
+        t0,
+        Duration::minutes(5),
+    );
     let second = verdict(
         "carol@example.test",
         Reason::MailboxNotFound,
@@ -120,7 +146,10 @@ async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
         Duration::days(7),
     );
     store.cache_verification(&first).await.expect("cache");
-    store.cache_verification(&second).await.expect("cache again");
+    store
+        .cache_verification(&second)
+        .await
+        .expect("cache again");
     let hit = store
         .cached_verification("carol@example.test", t0 + Duration::hours(1))
         .await
@@ -145,9 +174,27 @@ async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Store>) {
         .expect("purge");
     assert_eq!(purged, 2);
     let later = t0 + Duration::minutes(20);
-    assert!(store.cached_verification("user0@example.test", t0).await.expect("read").is_none());
-    assert!(store.cached_verification("user2@example.test", later).await.expect("read").is_some());
-    assert!(store.cached_verification("user3@example.test", later).await.expect("read").is_some());
+    assert!(
+        store
+            .cached_verification("user0@example.test", t0)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .cached_verification("user2@example.test", later)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert!(
+        store
+            .cached_verification("user3@example.test", later)
+            .await
+            .expect("read")
+            .is_some()
+    );
 }
 
 async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Store>) {
@@ -173,13 +220,25 @@ async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Store>) {
     assert!(tombstone.deleted);
     assert!(tombstone.seq > stored.seq);
     assert_eq!(tombstone.updated_at, t1);
-    assert_eq!(store.suppression("dave@example.test").await.expect("read"), None);
     assert_eq!(
-        store.remove_suppression("dave@example.test", t1).await.expect("remove again"),
+        store.suppression("dave@example.test").await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .remove_suppression("dave@example.test", t1)
+            .await
+            .expect("remove again"),
         None,
         "removing an address that is not suppressed reports that"
     );
-    assert_eq!(store.remove_suppression("nobody@example.test", t1).await.expect("remove"), None);
+    assert_eq!(
+        store
+            .remove_suppression("nobody@example.test", t1)
+            .await
+            .expect("remove"),
+        None
+    );
 }
 
 async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn Store>) {
@@ -196,7 +255,10 @@ async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn St
     assert_eq!(feed.len(), 1);
     // The sequence given back was not consumed: the next change follows on.
     let (other, _) = store
-        .upsert_suppression(&suppression("frank@example.test", SuppressionReason::Manual), t0)
+        .upsert_suppression(
+            &suppression("frank@example.test", SuppressionReason::Manual),
+            t0,
+        )
         .await
         .expect("add another");
     assert_eq!(other.seq, first.seq + 1);
@@ -205,11 +267,17 @@ async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn St
 async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn Store>) {
     let t0 = now();
     let (first, _) = store
-        .upsert_suppression(&suppression("gina@example.test", SuppressionReason::Manual), t0)
+        .upsert_suppression(
+            &suppression("gina@example.test", SuppressionReason::Manual),
+            t0,
+        )
         .await
         .expect("add");
     store
-        .upsert_suppression(&suppression("hank@example.test", SuppressionReason::Manual), t0)
+        .upsert_suppression(
+            &suppression("hank@example.test", SuppressionReason::Manual),
+            t0,
+        )
         .await
         .expect("add");
     let t1 = t0 + Duration::hours(1);
@@ -241,7 +309,10 @@ async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Store>) {
         .await
         .expect("remove");
     let t2 = t0 + Duration::minutes(2);
-    let (again, outcome) = store.upsert_suppression(&entry, t2).await.expect("add again");
+    let (again, outcome) = store
+        .upsert_suppression(&entry, t2)
+        .await
+        .expect("add again");
     assert_eq!(outcome, Upserted::Created);
     assert!(!again.deleted);
     assert_eq!(again.created_at, t2, "a re-added address is a new entry");
@@ -276,7 +347,10 @@ async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn 
         }
         pages += 1;
         assert!(page.len() <= 7);
-        assert!(page.windows(2).all(|pair| pair[0].seq < pair[1].seq), "in change order");
+        assert!(
+            page.windows(2).all(|pair| pair[0].seq < pair[1].seq),
+            "in change order"
+        );
         assert!(page[0].seq > cursor);
         cursor = page.last().map(|entry| entry.seq).unwrap_or(cursor);
         for entry in page {
@@ -285,12 +359,28 @@ async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn 
     }
     assert_eq!(pages, 4, "25 addresses in pages of 7");
     assert_eq!(seen.len(), 25);
-    let tombstones: Vec<_> = seen.iter().filter(|(_, deleted)| **deleted).map(|(e, _)| e.as_str()).collect();
+    let tombstones: Vec<_> = seen
+        .iter()
+        .filter(|(_, deleted)| **deleted)
+        .map(|(e, _)| e.as_str())
+        .collect();
     assert_eq!(
         tombstones,
-        ["user00@example.test", "user05@example.test", "user10@example.test", "user15@example.test", "user20@example.test"]
+        [
+            "user00@example.test",
+            "user05@example.test",
+            "user10@example.test",
+            "user15@example.test",
+            "user20@example.test"
+        ]
     );
-    assert!(store.suppression_changes(cursor, 7).await.expect("poll").is_empty());
+    assert!(
+        store
+            .suppression_changes(cursor, 7)
+            .await
+            .expect("poll")
+            .is_empty()
+    );
 }
 
 async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Store>) {
@@ -312,7 +402,10 @@ async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Stor
                     .await
                     .expect("concurrent add");
                 if i % 4 == writer % 4 {
-                    store.remove_suppression(&key, t0).await.expect("concurrent remove");
+                    store
+                        .remove_suppression(&key, t0)
+                        .await
+                        .expect("concurrent remove");
                 }
             }
         }));
@@ -346,16 +439,50 @@ async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Store>) {
         },
         received_at: t0 - Duration::days(days_ago),
     };
-    let first = store.record_bounce(&event(BounceKind::Soft, 1)).await.expect("record");
+    let first = store
+        .record_bounce(&event(BounceKind::Soft, 1))
+        .await
+        .expect("record");
     assert_eq!(first.kind, BounceKind::Soft);
     assert_eq!(first.evidence.smtp_code, Some(452));
     assert_eq!(first.received_at, t0 - Duration::days(1));
-    for (kind, days_ago) in [(BounceKind::Soft, 3), (BounceKind::Soft, 10), (BounceKind::Hard, 2)] {
-        store.record_bounce(&event(kind, days_ago)).await.expect("record");
+    for (kind, days_ago) in [
+        (BounceKind::Soft, 3),
+        (BounceKind::Soft, 10),
+        (BounceKind::Hard, 2),
+    ] {
+        store
+            .record_bounce(&event(kind, days_ago))
+            .await
+            .expect("record");
     }
     let week = t0 - Duration::days(7);
-    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Soft, week).await.expect("count"), 2);
-    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Hard, week).await.expect("count"), 1);
-    assert_eq!(store.count_bounces("jane@example.test", BounceKind::Complaint, week).await.expect("count"), 0);
-    assert_eq!(store.count_bounces("kim@example.test", BounceKind::Soft, week).await.expect("count"), 0);
+    assert_eq!(
+        store
+            .count_bounces("jane@example.test", BounceKind::Soft, week)
+            .await
+            .expect("count"),
+        2
+    );
+    assert_eq!(
+        store
+            .count_bounces("jane@example.test", BounceKind::Hard, week)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store
+            .count_bounces("jane@example.test", BounceKind::Complaint, week)
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        store
+            .count_bounces("kim@example.test", BounceKind::Soft, week)
+            .await
+            .expect("count"),
+        0
+    );
 }

@@ -220,15 +220,17 @@ pub async fn json_error_bodies(request: Request, next: Next) -> Response {
             headers.insert(name, value);
         }
     }
-    debug_assert!(
-        headers.get(CONTENT_TYPE) == Some(&HeaderValue::from_static("application/json"))
-    );
+    debug_assert!(headers.get(CONTENT_TYPE) == Some(&HeaderValue::from_static("application/json")));
     rebuilt
 }
 
 /// The answer for a path that no route serves.
 pub async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 #[cfg(test)]

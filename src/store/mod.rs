@@ -169,8 +169,11 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Entries (live and tombstones) whose last change comes after
     /// `after_seq`, in change order, at most `limit` of them.
-    async fn suppression_changes(&self, after_seq: i64, limit: u32)
-    -> StoreResult<Vec<Suppression>>;
+    async fn suppression_changes(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Suppression>>;
 
     // ---- bounces -----------------------------------------------------
 

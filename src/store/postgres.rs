@@ -54,9 +54,9 @@ impl PgStore {
             suppression_columns!(),
             " from suppressions where address_key = $1"
         ))
-            .bind(address_key)
-            .fetch_optional(&mut **tx)
-            .await?;
+        .bind(address_key)
+        .fetch_optional(&mut **tx)
+        .await?;
         row.as_ref().map(suppression_from_row).transpose()
     }
 }
@@ -218,18 +218,18 @@ impl Store for PgStore {
              returning ",
             suppression_columns!()
         ))
-            .bind(&entry.address_key)
-            .bind(&entry.email)
-            .bind(entry.reason.as_str())
-            .bind(entry.source.as_str())
-            .bind(entry.evidence.smtp_code.map(i32::from))
-            .bind(&entry.evidence.enhanced_code)
-            .bind(&entry.evidence.diagnostic)
-            .bind(&entry.evidence.mx_host)
-            .bind(seq)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+        .bind(&entry.address_key)
+        .bind(&entry.email)
+        .bind(entry.reason.as_str())
+        .bind(entry.source.as_str())
+        .bind(entry.evidence.smtp_code.map(i32::from))
+        .bind(&entry.evidence.enhanced_code)
+        .bind(&entry.evidence.diagnostic)
+        .bind(&entry.evidence.mx_host)
+        .bind(seq)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         let stored = suppression_from_row(&row)?;
         tx.commit().await?;
         Ok((stored, outcome))
@@ -249,11 +249,11 @@ impl Store for PgStore {
           returning ",
             suppression_columns!()
         ))
-            .bind(address_key)
-            .bind(seq)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+        .bind(address_key)
+        .bind(seq)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
         match row {
             Some(row) => {
                 let tombstone = suppression_from_row(&row)?;
@@ -273,9 +273,9 @@ impl Store for PgStore {
             suppression_columns!(),
             " from suppressions where address_key = $1 and not deleted"
         ))
-            .bind(address_key)
-            .fetch_optional(&self.pool)
-            .await?;
+        .bind(address_key)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(suppression_from_row).transpose()
     }
 
@@ -289,10 +289,10 @@ impl Store for PgStore {
             suppression_columns!(),
             " from suppressions where seq > $1 order by seq limit $2"
         ))
-            .bind(after_seq)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(suppression_from_row).collect()
     }
 

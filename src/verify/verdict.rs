@@ -142,6 +142,10 @@ mod tests {
             .filter(|r| r.is_permanent_recipient_failure())
             .collect();
         assert_eq!(permanent.len(), 4);
-        assert!(permanent.iter().all(|r| r.status() == Status::Undeliverable));
+        assert!(
+            permanent
+                .iter()
+                .all(|r| r.status() == Status::Undeliverable)
+        );
     }
 }

@@ -66,7 +66,9 @@ impl Reply {
         spec::assert_matches_schema("Error", &body);
         assert_eq!(body["error"]["code"], code, "body: {body}");
         assert!(
-            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "an error message says what went wrong: {body}"
         );
     }
@@ -155,7 +157,15 @@ impl TestApp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("read the body").to_vec();
-        (method, path, Reply { status, headers, body })
+        (
+            method,
+            path,
+            Reply {
+                status,
+                headers,
+                body,
+            },
+        )
     }
 
     pub async fn get(&self, path: &str) -> Reply {

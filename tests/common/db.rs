@@ -122,3 +122,25 @@ fn unreachable_message(admin: &str, why: &str) -> String {
          or point TEST_DATABASE_URL at a server where the user may create databases.\n"
     )
 }
+
+/// The address of the Postgres server the tests use.
+pub fn pg_socket_addr() -> std::net::SocketAddr {
+    let url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{}", url.port().unwrap_or(5432))
+        .parse()
+        .expect("TEST_DATABASE_URL names an IP address and port")
+}
+
+/// `url` with its host and port replaced by `addr`.
+pub fn via(url: &str, addr: std::net::SocketAddr) -> String {
+    let mut url = url::Url::parse(url).expect("a database URL");
+    url.set_ip_host(addr.ip()).expect("a URL with a host");
+    url.set_port(Some(addr.port())).expect("a URL with a port");
+    url.to_string()
+}

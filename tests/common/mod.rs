@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod db;
+pub mod proxy;
 pub mod spec;

@@ -68,7 +68,11 @@ pub fn resolve(value: &'static Value) -> &'static Value {
     match value.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
             let pointer = reference.trim_start_matches('#');
-            resolve(spec().pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}")))
+            resolve(
+                spec()
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {reference}")),
+            )
         }
         None => value,
     }
@@ -77,15 +81,20 @@ pub fn resolve(value: &'static Value) -> &'static Value {
 /// Panics unless the spec declares this response for this request and the
 /// body validates against the declared schema.
 pub fn assert_conforms(method: &str, path: &str, status: u16, content_type: &str, body: &[u8]) {
-    let template = path_template(path)
-        .unwrap_or_else(|| panic!("{method} {path} answered {status} but the spec has no such path"));
+    let template = path_template(path).unwrap_or_else(|| {
+        panic!("{method} {path} answered {status} but the spec has no such path")
+    });
     let operation = operation(method, template)
         .unwrap_or_else(|| panic!("the spec has no {method} {template}"));
-    let response = declared_response(operation, status)
-        .unwrap_or_else(|| panic!("the spec declares no {status} response for {method} {template}"));
+    let response = declared_response(operation, status).unwrap_or_else(|| {
+        panic!("the spec declares no {status} response for {method} {template}")
+    });
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     let Some(content) = response.get("content") else {
-        assert!(body.is_empty(), "{method} {template} {status}: the spec declares no body");
+        assert!(
+            body.is_empty(),
+            "{method} {template} {status}: the spec declares no body"
+        );
         return;
     };
     let media = content.get(media_type).unwrap_or_else(|| {
@@ -132,5 +141,9 @@ pub fn assert_matches_schema(name: &str, instance: &Value) {
         .iter_errors(instance)
         .map(|err| format!("{} at {}", err, err.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{instance} is not a {name}:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{instance} is not a {name}:\n{}",
+        errors.join("\n")
+    );
 }

@@ -69,4 +69,12 @@ fn describe_metrics() {
         metrics::Unit::Seconds,
         "Time to answer an HTTP request, by method and route"
     );
+    metrics::describe_counter!(
+        "mailvet_suppressions_added_total",
+        "Addresses put on the suppression list, by source"
+    );
+    metrics::describe_counter!(
+        "mailvet_suppressions_removed_total",
+        "Addresses taken off the suppression list"
+    );
 }

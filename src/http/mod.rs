@@ -3,6 +3,7 @@
 mod error;
 mod health;
 mod meta;
+mod suppressions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,13 @@ fn routes() -> Routes {
         .add(Method::GET, "/readyz", health::readyz)
         .add(Method::GET, "/metrics", meta::metrics)
         .add(Method::GET, "/openapi.yaml", meta::openapi)
+        .add(Method::POST, "/suppressions", suppressions::add)
+        .add(Method::GET, "/suppressions/{email}", suppressions::get)
+        .add(
+            Method::DELETE,
+            "/suppressions/{email}",
+            suppressions::remove,
+        )
 }
 
 /// Every route the API serves, for tests and documentation checks.

@@ -1,0 +1,153 @@
+//! The suppression list over HTTP: add, look up and remove one address.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::{ApiError, ApiJson, AppState};
+use crate::store::{NewSuppression, SmtpEvidence, Suppression, Upserted};
+use crate::suppress::{SuppressionReason, SuppressionSource};
+use crate::verify::EmailAddress;
+
+/// Longest operator note accepted with a manual suppression.
+const MAX_DIAGNOSTIC_CHARS: usize = 1000;
+
+/// A suppression entry as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct SuppressionBody {
+    email: String,
+    reason: SuppressionReason,
+    source: SuppressionSource,
+    smtp_code: Option<u16>,
+    enhanced_code: Option<String>,
+    diagnostic: Option<String>,
+    mx_host: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    updated_at: DateTime<Utc>,
+    deleted: bool,
+}
+
+impl From<Suppression> for SuppressionBody {
+    fn from(entry: Suppression) -> Self {
+        SuppressionBody {
+            email: entry.email,
+            reason: entry.reason,
+            source: entry.source,
+            smtp_code: entry.evidence.smtp_code,
+            enhanced_code: entry.evidence.enhanced_code,
+            diagnostic: entry.evidence.diagnostic,
+            mx_host: entry.evidence.mx_host,
+            created_at: entry.created_at,
+            updated_at: entry.updated_at,
+            deleted: entry.deleted,
+        }
+    }
+}
+
+/// Times in the API: RFC 3339, UTC, millisecond precision.
+pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddSuppression {
+    email: String,
+    #[serde(default = "manual")]
+    reason: SuppressionReason,
+    diagnostic: Option<String>,
+}
+
+fn manual() -> SuppressionReason {
+    SuppressionReason::Manual
+}
+
+fn parse_body_address(email: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(email)
+        .map_err(|err| ApiError::invalid(format!("`email` is not a valid address: {err}")))
+}
+
+/// An address from the path. One that cannot be parsed cannot be on the
+/// list either.
+fn parse_path_address(email: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(email).map_err(|err| {
+        ApiError::not_found(format!(
+            "not on the suppression list: not a valid address ({err})"
+        ))
+    })
+}
+
+/// `POST /suppressions`: suppress an address by hand. Idempotent: an address
+/// already on the list keeps its entry (and its evidence) and answers 200.
+pub async fn add(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AddSuppression>,
+) -> Result<(StatusCode, Json<SuppressionBody>), ApiError> {
+    let address = parse_body_address(&body.email)?;
+    if body
+        .diagnostic
+        .as_ref()
+        .is_some_and(|text| text.chars().count() > MAX_DIAGNOSTIC_CHARS)
+    {
+        return Err(ApiError::invalid(format!(
+            "`diagnostic` is longer than {MAX_DIAGNOSTIC_CHARS} characters"
+        )));
+    }
+    if let Some(existing) = state.store.suppression(&address.key()).await? {
+        return Ok((StatusCode::OK, Json(existing.into())));
+    }
+    let entry = NewSuppression {
+        address_key: address.key(),
+        email: address.normalized(),
+        reason: body.reason,
+        source: SuppressionSource::Api,
+        evidence: SmtpEvidence {
+            diagnostic: body.diagnostic,
+            ..SmtpEvidence::default()
+        },
+    };
+    let (stored, outcome) = state.store.upsert_suppression(&entry, Utc::now()).await?;
+    let status = if outcome == Upserted::Created {
+        metrics::counter!("mailvet_suppressions_added_total", "source" => "api").increment(1);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored.into())))
+}
+
+/// `GET /suppressions/{email}`: the live entry for an address.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<SuppressionBody>, ApiError> {
+    let address = parse_path_address(&email)?;
+    match state.store.suppression(&address.key()).await? {
+        Some(entry) => Ok(Json(entry.into())),
+        None => Err(ApiError::not_found("not on the suppression list")),
+    }
+}
+
+/// `DELETE /suppressions/{email}`: take an address off the list; the feed
+/// reports the removal as a tombstone.
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let address = parse_path_address(&email)?;
+    match state
+        .store
+        .remove_suppression(&address.key(), Utc::now())
+        .await?
+    {
+        Some(_) => {
+            metrics::counter!("mailvet_suppressions_removed_total").increment(1);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found("not on the suppression list")),
+    }
+}

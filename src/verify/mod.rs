@@ -1,9 +1,13 @@
 //! Email verification: address syntax and the verdict taxonomy (DESIGN §2).
 
+pub mod classify;
+pub mod smtp;
 mod syntax;
 mod verdict;
 
 pub(crate) use verdict::snake_case_enum;
 
+pub use classify::{Stage, classify_reply};
+pub use smtp::SmtpReply;
 pub use syntax::{EmailAddress, SyntaxError};
 pub use verdict::{Reason, Status, UnknownVariant};

@@ -281,7 +281,7 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     }
     if reply.is_transient() {
         let server_fault = contains_any(&text, SERVER_FAULT_TEXTS)
-            || enhanced.is_some_and(|code| matches!(code.subject, 3 | 4 | 5));
+            || enhanced.is_some_and(|code| matches!(code.subject, 3..=5));
         return if server_fault && !text.contains("greylist") {
             Reason::SmtpError
         } else {

@@ -37,22 +37,25 @@ RUN apt-get update \
 COPY --from=build /src/target/release/mailvet /usr/local/bin/mailvet
 
 # The embedded SQLite store lives on the /data volume unless DATABASE_URL
-# names a Postgres server. A container listens on all interfaces; give it
-# API keys (MAILVET_SECRET_KEYS) before exposing it.
+# names a Postgres server. The container listens on all of its interfaces;
+# publish the port only where clients should reach it.
 ENV DATABASE_URL=sqlite:///data/mailvet.db \
     MAILVET_LISTEN=0.0.0.0:8080 \
     MAILVET_LOG_FORMAT=json \
     RUST_LOG=info
 
-USER mailvet:mailvet
+# Numeric, so that runtimes can check it is not root (runAsNonRoot).
+USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
 
+# The check assumes the port of MAILVET_LISTEN above.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+  CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
 
-# SIGTERM (docker stop) drains in-flight requests, then exits 0.
-STOPSIGNAL SIGTERM
+# On SIGTERM mailvet lets in-flight requests finish (MAILVET_SHUTDOWN_GRACE,
+# 30 s) and exits 0; give `docker stop` at least that long (--stop-timeout 40
+# or compose's stop_grace_period).
 ENTRYPOINT ["mailvet"]
 CMD ["serve"]

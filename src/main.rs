@@ -1,11 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use mailvet::{Application, Cli, Command, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     telemetry::init_tracing(cli.settings.log_format);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli).await,

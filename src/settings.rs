@@ -201,10 +201,38 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
+impl Cli {
+    /// Parses the process's arguments and environment.
+    pub fn parse_args() -> Self {
+        Self::parse_args_from(std::env::args_os())
+    }
+
+    /// Parses the given arguments (and the environment). An empty value —
+    /// `MAILVET_HELO_NAME=` in a compose file — counts as not set.
+    pub fn parse_args_from<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cli = Cli::parse_from(args);
+        cli.settings.drop_empty_values();
+        cli
+    }
+}
+
 impl Settings {
-    /// Settings as if no flag and no environment variable were given.
+    /// Settings as if no flag was given (the environment still applies).
     pub fn defaults() -> Self {
-        Cli::parse_from(["mailvet"]).settings
+        Cli::parse_args_from(["mailvet"]).settings
+    }
+
+    fn drop_empty_values(&mut self) {
+        let blank = |value: &str| value.trim().is_empty();
+        self.helo_name = self.helo_name.take().filter(|name| !blank(name));
+        self.mail_from = self.mail_from.take().filter(|from| !blank(from));
+        self.secret_keys.retain(|key| !blank(key.expose()));
+        self.public_keys.retain(|key| !blank(key.expose()));
+        self.cors_origins.retain(|origin| !blank(origin));
     }
 
     pub fn store(&self) -> StoreSettings {
@@ -260,6 +288,29 @@ mod tests {
         let cli = Cli::parse_from(["mailvet", "migrate", "--database-url", "sqlite://x.db"]);
         assert_eq!(cli.command, Some(Command::Migrate));
         assert_eq!(cli.settings.database_url.expose(), "sqlite://x.db");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let cli = Cli::parse_args_from([
+            "mailvet",
+            "--helo-name",
+            "",
+            "--mail-from",
+            " ",
+            "--public-keys",
+            "",
+            "--secret-keys",
+            "sk_one,,",
+            "--cors-origins",
+            "",
+        ]);
+        let settings = cli.settings;
+        assert_eq!(settings.helo_name, None);
+        assert_eq!(settings.mail_from, None);
+        assert!(settings.public_keys.is_empty());
+        assert_eq!(settings.secret_keys, vec![Secret::new("sk_one")]);
+        assert!(settings.cors_origins.is_empty());
     }
 
     #[test]

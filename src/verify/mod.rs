@@ -1,6 +1,9 @@
 //! Email verification: address syntax and the verdict taxonomy (DESIGN §2).
 
 pub mod classify;
+pub mod dns;
+pub mod guard;
+pub mod lists;
 pub mod smtp;
 mod syntax;
 mod verdict;

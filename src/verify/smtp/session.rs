@@ -218,7 +218,9 @@ impl Session {
 
     /// Upgrades the session to TLS and says `EHLO` again. Returns the
     /// `STARTTLS` refusal if the server refused it.
-    pub async fn start_tls(self) -> Result<Result<(Session, SmtpReply), (Session, SmtpReply)>, SessionError> {
+    pub async fn start_tls(
+        self,
+    ) -> Result<Result<(Session, SmtpReply), (Session, SmtpReply)>, SessionError> {
         let mut this = self;
         let reply = this.timed(Phase::StartTls, Some("STARTTLS")).await?;
         if reply.code() != 220 {
@@ -256,7 +258,11 @@ impl Session {
     }
 
     /// `MAIL FROM:<from>`, with the SMTPUTF8 parameter when asked.
-    pub async fn mail_from(&mut self, from: &str, smtputf8: bool) -> Result<SmtpReply, SessionError> {
+    pub async fn mail_from(
+        &mut self,
+        from: &str,
+        smtputf8: bool,
+    ) -> Result<SmtpReply, SessionError> {
         let parameter = if smtputf8 { " SMTPUTF8" } else { "" };
         let command = format!("MAIL FROM:<{from}>{parameter}");
         self.timed(Phase::MailFrom, Some(&command)).await
@@ -280,18 +286,29 @@ impl Session {
     }
 
     /// Sends a command (if any) and reads its reply, within the timeout.
-    async fn timed(&mut self, phase: Phase, command: Option<&str>) -> Result<SmtpReply, SessionError> {
+    async fn timed(
+        &mut self,
+        phase: Phase,
+        command: Option<&str>,
+    ) -> Result<SmtpReply, SessionError> {
         let timeout = self.config.timeout;
         tokio::time::timeout(timeout, self.exchange(phase, command))
             .await
             .map_err(|_| SessionError::Timeout(phase))?
     }
 
-    async fn exchange(&mut self, phase: Phase, command: Option<&str>) -> Result<SmtpReply, SessionError> {
+    async fn exchange(
+        &mut self,
+        phase: Phase,
+        command: Option<&str>,
+    ) -> Result<SmtpReply, SessionError> {
         if let Some(command) = command {
             let stream = self.io.get_mut();
             let io_error = |source| SessionError::Io { phase, source };
-            stream.write_all(command.as_bytes()).await.map_err(io_error)?;
+            stream
+                .write_all(command.as_bytes())
+                .await
+                .map_err(io_error)?;
             stream.write_all(b"\r\n").await.map_err(io_error)?;
             stream.flush().await.map_err(io_error)?;
         }

@@ -3,23 +3,27 @@
 //! A pure function from the reply (and where it came in the session) to a
 //! [`Reason`]. The order of the checks is the policy:
 //!
-//! 1. A positive reply accepts.
-//! 2. Rate limits and greylisting are recognised first: they are temporary
-//!    whatever their code.
-//! 3. Anything about the *sender* — blocklists, reputation, SPF/DKIM/DMARC,
-//!    reverse DNS, relaying, spam and content policy, any `x.7.x` security
-//!    code, a rejected sender address — is `blocked`. It is never evidence
-//!    about the mailbox, so it is checked before the mailbox signals, and it
-//!    wins even on a 550.
-//! 4. Full and disabled mailboxes, then missing ones (by enhanced code, then
-//!    by text).
-//! 5. A 4xx is never permanent: what is left of the 4xx replies is a
-//!    temporary deferral (`greylisted`) or a server fault (`smtp_error`).
-//! 6. A 5xx at `RCPT TO` that names neither the mailbox nor the sender is
-//!    `smtp_error`, except RFC 5321's own "mailbox unavailable".
+//! 1. A positive reply accepts. Office 365's edge block (`5.4.1 Recipient
+//!    address rejected: Access denied`) is an unknown mailbox.
+//! 2. Causes the reply names, most explicit first: greylisting, an explicit
+//!    rate limit, then anything about the *sender* — blocklists, reputation,
+//!    SPF/DKIM/DMARC, reverse DNS, relaying, spam and content policy, a
+//!    rejected sender — which is `blocked`, then other throttling texts.
+//!    A rejection of the sender is never evidence about the mailbox, so it
+//!    wins even on a 550 with a `5.1.1`.
+//! 3. Before `RCPT TO` (greeting, `EHLO`, `MAIL FROM`) nothing is about the
+//!    recipient: a 5xx there is `blocked`, a 4xx `smtp_error`.
+//! 4. A 5xx with a security code (`5.7.x`) or a bad-sender code (`5.1.7`,
+//!    `5.1.8`) is `blocked`.
+//! 5. A full mailbox (`x.2.2`, "over quota") is `mailbox_full`, 4xx or 5xx.
+//! 6. A 4xx is never permanent: a server fault (`4.3.x`–`4.5.x`, "local
+//!    error") is `smtp_error`, anything else a deferral (`greylisted`).
+//! 7. A 5xx about the recipient: the text first ("disabled", "user
+//!    unknown"), then the code (`5.2.1` disabled; `5.1.1`, `5.1.10` … not
+//!    found). A 5xx that names neither mailbox nor sender is `smtp_error`.
 //!
-//! Replies before `RCPT TO` (greeting, `EHLO`, `MAIL FROM`) are never about
-//! the recipient.
+//! `tests/classification_corpus.rs` holds 141 real replies from public
+//! sources with the verdict a postmaster would give.
 
 use super::Reason;
 use super::smtp::{EnhancedCode, SmtpReply};
@@ -44,6 +48,10 @@ impl Stage {
     }
 }
 
+/// Texts that name a rate limit outright: they win over any other cause
+/// named in the same reply.
+const EXPLICIT_RATE_LIMIT_TEXTS: &[&str] = &["rate limit", "ratelimit", "throttl"];
+
 /// Texts of throttling and rate limits.
 const RATE_LIMIT_TEXTS: &[&str] = &[
     "rate limit",
@@ -63,6 +71,16 @@ const RATE_LIMIT_TEXTS: &[&str] = &[
     "exceeded the maximum",
     "sending quota",
     "connection limit",
+    "concurrent connections",
+    "per connection",
+    "submission rate",
+    "too quickly",
+    "too fast",
+    "excessive volume",
+    "queue quota",
+    "exceeded their limit",
+    "per hour",
+    "per minute",
     "[ts01]",
     "[ts02]",
     "[ts03]",
@@ -106,6 +124,13 @@ const SENDER_TEXTS: &[&str] = &[
     "relay denied",
     "unable to relay",
     "we do not relay",
+    "open relay",
+    "relay not allowed",
+    "as a relay",
+    "relaying",
+    "unauthenticated",
+    "not allowed from",
+    "your access",
     "rcpthosts",
     "unsolicited",
     "spam",
@@ -128,7 +153,6 @@ const SENDER_TEXTS: &[&str] = &[
     "sending ip",
     "sending server",
     "connecting ip",
-    "administrative prohibition",
     "message rejected",
     "virus",
     "malware",
@@ -186,6 +210,7 @@ const UNKNOWN_MAILBOX_TEXTS: &[&str] = &[
     "doesn't exist",
     "not exist",
     "doesn't have a",
+    "addressee unknown",
     "unrouteable address",
     "unroutable address",
     "invalid recipient",
@@ -207,10 +232,10 @@ const SERVER_FAULT_TEXTS: &[&str] = &[
     "insufficient system storage",
     "insufficient disk space",
     "local error",
+    "local problem",
     "system error",
     "internal error",
     "server error",
-    "temporary failure",
     "resources temporarily",
 ];
 
@@ -234,15 +259,31 @@ fn is_directory_based_edge_block(enhanced: Option<EnhancedCode>, text: &str) -> 
     code_is(enhanced, 4, 1) && text.contains("recipient address rejected")
 }
 
-fn is_about_sender(enhanced: Option<EnhancedCode>, text: &str) -> bool {
-    let security_code = enhanced.is_some_and(|code| code.subject == 7);
-    // x.1.7 bad sender mailbox syntax, x.1.8 bad sender system address.
-    let sender_address_code = code_is(enhanced, 1, 7) || code_is(enhanced, 1, 8);
-    security_code
-        || sender_address_code
-        || contains_any(text, SENDER_TEXTS)
+/// Whether the text puts the blame on the sender, its IP or its message.
+fn blames_sender(text: &str) -> bool {
+    contains_any(text, SENDER_TEXTS)
         || has_word(text, SENDER_WORDS)
-        || (text.contains("access denied") && !is_directory_based_edge_block(enhanced, text))
+        || text.contains("access denied")
+}
+
+/// Security and policy codes (`x.7.x`) and bad-sender codes (`x.1.7`,
+/// `x.1.8`).
+fn sender_code(enhanced: Option<EnhancedCode>) -> bool {
+    enhanced.is_some_and(|code| code.subject == 7)
+        || code_is(enhanced, 1, 7)
+        || code_is(enhanced, 1, 8)
+}
+
+fn is_rate_limit(reply: &SmtpReply, text: &str, enhanced: Option<EnhancedCode>) -> bool {
+    contains_any(text, RATE_LIMIT_TEXTS)
+        || (has_word(text, &["rate"]) && (text.contains("exceed") || text.contains("limit")))
+        // Gmail's "421 4.7.0 Try again later, closing connection."
+        || (reply.code() == 421
+            && text.contains("try again later")
+            && enhanced.is_some_and(|code| code.subject == 7))
+        || code_is(enhanced, 5, 3)
+        || code_is(enhanced, 7, 500)
+        || code_is(enhanced, 2, 122)
 }
 
 /// The reason a reply gives, at the stage where it came.
@@ -253,27 +294,32 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     let text = reply.message().to_lowercase();
     let enhanced = reply.enhanced();
 
-    if contains_any(&text, RATE_LIMIT_TEXTS)
-        || code_is(enhanced, 5, 3)
-        || code_is(enhanced, 7, 500)
-        || (code_is(enhanced, 2, 1) && text.contains("rate"))
-    {
-        return Reason::RateLimited;
+    if stage == Stage::RcptTo && is_directory_based_edge_block(enhanced, &text) {
+        return Reason::MailboxNotFound;
     }
+    // Named causes, most explicit first.
     if contains_any(&text, GREYLIST_TEXTS) {
         return Reason::Greylisted;
     }
+    if contains_any(&text, EXPLICIT_RATE_LIMIT_TEXTS) {
+        return Reason::RateLimited;
+    }
+    if blames_sender(&text) {
+        return Reason::Blocked;
+    }
+    if is_rate_limit(reply, &text, enhanced) {
+        return Reason::RateLimited;
+    }
     if stage != Stage::RcptTo {
-        return if is_about_sender(enhanced, &text) {
+        // Before RCPT TO a permanent refusal is of us: our connection, our
+        // HELO name or our sender.
+        return if reply.is_permanent() {
             Reason::Blocked
         } else {
             Reason::SmtpError
         };
     }
-    if is_directory_based_edge_block(enhanced, &text) {
-        return Reason::MailboxNotFound;
-    }
-    if is_about_sender(enhanced, &text) {
+    if reply.is_permanent() && sender_code(enhanced) {
         return Reason::Blocked;
     }
     if code_is(enhanced, 2, 2) || contains_any(&text, FULL_TEXTS) {
@@ -282,19 +328,26 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if reply.is_transient() {
         let server_fault = contains_any(&text, SERVER_FAULT_TEXTS)
             || enhanced.is_some_and(|code| matches!(code.subject, 3..=5));
-        return if server_fault && !text.contains("greylist") {
+        return if server_fault {
             Reason::SmtpError
         } else {
             Reason::Greylisted
         };
     }
-    // A permanent failure of this recipient.
-    if code_is(enhanced, 2, 1) || contains_any(&text, DISABLED_TEXTS) {
+    // A permanent failure of this recipient: the text first, as it is more
+    // specific than the code ("550 5.2.1 … Addressee unknown").
+    if contains_any(&text, DISABLED_TEXTS) {
+        return Reason::MailboxDisabled;
+    }
+    if contains_any(&text, UNKNOWN_MAILBOX_TEXTS) {
+        return Reason::MailboxNotFound;
+    }
+    if code_is(enhanced, 2, 1) {
         return Reason::MailboxDisabled;
     }
     let unknown_code = enhanced
         .is_some_and(|code| code.subject == 1 && matches!(code.detail, 0 | 1 | 2 | 3 | 6 | 10));
-    if unknown_code || contains_any(&text, UNKNOWN_MAILBOX_TEXTS) {
+    if unknown_code {
         return Reason::MailboxNotFound;
     }
     Reason::SmtpError
@@ -347,8 +400,13 @@ mod tests {
             ),
             Reason::Blocked
         );
+        // A refusal before RCPT TO is never about the recipient.
         assert_eq!(
             classify(Stage::MailFrom, "550 5.1.1 User unknown"),
+            Reason::Blocked
+        );
+        assert_eq!(
+            classify(Stage::MailFrom, "451 4.3.0 Local error"),
             Reason::SmtpError
         );
     }

@@ -4,6 +4,8 @@ pub mod classify;
 pub mod dns;
 pub mod guard;
 pub mod lists;
+pub mod probe;
+pub mod result;
 pub mod smtp;
 mod syntax;
 mod verdict;

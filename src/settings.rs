@@ -134,6 +134,10 @@ pub struct Settings {
     )]
     pub dns_servers: Vec<SocketAddr>,
 
+    /// Time allowed for one DNS query.
+    #[arg(long, env = "MAILVET_DNS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub dns_timeout: Duration,
+
     /// TCP port of the mail servers to probe.
     #[arg(long, env = "MAILVET_SMTP_PORT", default_value_t = 25, global = true)]
     pub smtp_port: u16,
@@ -149,6 +153,45 @@ pub struct Settings {
     /// Envelope sender of probes (default: postmaster@<helo name>).
     #[arg(long, env = "MAILVET_MAIL_FROM", global = true)]
     pub mail_from: Option<String>,
+
+    /// Most SMTP sessions open at once.
+    #[arg(
+        long,
+        env = "MAILVET_MAX_SMTP_SESSIONS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_smtp_sessions: usize,
+
+    /// Most SMTP sessions open at once to one mail host (politeness).
+    #[arg(
+        long,
+        env = "MAILVET_MAX_SMTP_SESSIONS_PER_HOST",
+        default_value_t = 2,
+        global = true
+    )]
+    pub max_smtp_sessions_per_host: usize,
+
+    /// Extra disposable domains, one per line (# comments allowed).
+    #[arg(long, env = "MAILVET_DISPOSABLE_DOMAINS_FILE", global = true)]
+    pub disposable_domains_file: Option<std::path::PathBuf>,
+
+    /// How long a `deliverable` verdict is reused.
+    #[arg(long, env = "MAILVET_CACHE_TTL_DELIVERABLE", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub cache_ttl_deliverable: Duration,
+
+    /// How long an `undeliverable` verdict is reused.
+    #[arg(long, env = "MAILVET_CACHE_TTL_UNDELIVERABLE", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub cache_ttl_undeliverable: Duration,
+
+    /// How long a `risky` verdict is reused.
+    #[arg(long, env = "MAILVET_CACHE_TTL_RISKY", default_value = "1d", value_parser = humantime::parse_duration, global = true)]
+    pub cache_ttl_risky: Duration,
+
+    /// How long an `unknown` verdict is reused (keep it short: the cause
+    /// is usually temporary).
+    #[arg(long, env = "MAILVET_CACHE_TTL_UNKNOWN", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub cache_ttl_unknown: Duration,
 
     /// Allow probes to connect to loopback, private, link-local and metadata
     /// addresses. Off by default: an MX pointing there is an attack.
@@ -233,6 +276,26 @@ impl Settings {
         self.secret_keys.retain(|key| !blank(key.expose()));
         self.public_keys.retain(|key| !blank(key.expose()));
         self.cors_origins.retain(|origin| !blank(origin));
+    }
+
+    /// The name given in `EHLO`: `--helo-name`, else the host's name.
+    pub fn helo_name(&self) -> String {
+        self.helo_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned())
+        })
+    }
+
+    /// The envelope sender of probes: `--mail-from`, else
+    /// `postmaster@<helo name>`.
+    pub fn mail_from(&self) -> String {
+        self.mail_from
+            .clone()
+            .unwrap_or_else(|| format!("postmaster@{}", self.helo_name()))
     }
 
     pub fn store(&self) -> StoreSettings {

@@ -14,6 +14,7 @@ use crate::http::{self, AppState, HttpLimits};
 use crate::settings::{Settings, redact_url};
 use crate::store::{self, Store, StoreError};
 use crate::telemetry;
+use crate::verify::{Verifier, VerifierSettings};
 
 /// How long start-up waits for an unreachable database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -50,6 +51,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The verification engine for these settings.
+pub fn build_verifier(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<Verifier>> {
+    let verifier_settings = VerifierSettings::from_settings(settings)?;
+    let verifier =
+        Verifier::new(verifier_settings, store).context("setting up the DNS resolver")?;
+    Ok(Arc::new(verifier))
+}
+
 fn is_transient(err: &StoreError) -> bool {
     match err {
         StoreError::Unavailable(_) => true,
@@ -82,8 +91,10 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let verifier = build_verifier(settings, store.clone())?;
         let state = AppState {
             store,
+            verifier,
             metrics: telemetry::metrics_handle(),
         };
         let limits = HttpLimits {

@@ -4,6 +4,7 @@ mod error;
 mod health;
 mod meta;
 mod suppressions;
+mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,13 @@ pub use error::{ApiError, ApiJson, error_chain};
 pub use meta::OPENAPI_YAML;
 
 use crate::store::Store;
+use crate::verify::Verifier;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub verifier: Arc<Verifier>,
     pub metrics: PrometheusHandle,
 }
 
@@ -82,6 +85,8 @@ fn routes() -> Routes {
         .add(Method::GET, "/readyz", health::readyz)
         .add(Method::GET, "/metrics", meta::metrics)
         .add(Method::GET, "/openapi.yaml", meta::openapi)
+        .add(Method::POST, "/verify", verify::verify)
+        .add(Method::POST, "/verify/batch", verify::verify_batch)
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
         .add(

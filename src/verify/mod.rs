@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod dns;
+mod engine;
 pub mod guard;
 pub mod lists;
 pub mod probe;
@@ -13,6 +14,8 @@ mod verdict;
 pub(crate) use verdict::snake_case_enum;
 
 pub use classify::{Stage, classify_reply};
+pub use engine::{CacheTtl, Verifier, VerifierSettings};
+pub use result::VerifyResult;
 pub use smtp::SmtpReply;
 pub use syntax::{EmailAddress, SyntaxError};
 pub use verdict::{Reason, Status, UnknownVariant};

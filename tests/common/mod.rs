@@ -3,5 +3,7 @@
 
 pub mod app;
 pub mod db;
+pub mod dns;
 pub mod proxy;
+pub mod smtp_peer;
 pub mod spec;

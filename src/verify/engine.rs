@@ -1,0 +1,436 @@
+//! The verification pipeline for one address or a batch:
+//! parse → suppressed? → cached? → local checks → DNS → SMTP probe →
+//! verdict → store (cache, and the suppression list for permanent failures).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::dns::{DnsSettings, MailResolver, MailRoute};
+use super::lists::{self, Lists};
+use super::probe::{ProbeSettings, Prober, RecipientOutcome};
+use super::result::{Flags, SmtpEvidence, VerifyResult};
+use super::{EmailAddress, Reason, Status};
+use crate::http::error_chain;
+use crate::settings::Settings;
+use crate::store::{self, CachedVerification, NewSuppression, Store};
+use crate::suppress::{SuppressionReason, SuppressionSource};
+
+/// Domains probed at once by a batch.
+const BATCH_DOMAIN_CONCURRENCY: usize = 16;
+
+/// How long each status's verdict is reused.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub deliverable: Duration,
+    pub undeliverable: Duration,
+    pub risky: Duration,
+    pub unknown: Duration,
+}
+
+impl CacheTtl {
+    fn for_status(&self, status: Status) -> Duration {
+        match status {
+            Status::Deliverable => self.deliverable,
+            Status::Undeliverable => self.undeliverable,
+            Status::Risky => self.risky,
+            Status::Unknown => self.unknown,
+        }
+    }
+}
+
+/// Everything the verifier is configured with.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    pub dns: DnsSettings,
+    pub probe: ProbeSettings,
+    pub ttl: CacheTtl,
+    pub lists: Lists,
+}
+
+impl VerifierSettings {
+    pub fn from_settings(settings: &Settings) -> std::io::Result<Self> {
+        let lists = match &settings.disposable_domains_file {
+            Some(path) => Lists::from_file(path).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("reading {}: {err}", path.display()))
+            })?,
+            None => Lists::default(),
+        };
+        Ok(VerifierSettings {
+            dns: DnsSettings {
+                servers: settings.dns_servers.clone(),
+                timeout: settings.dns_timeout,
+            },
+            probe: ProbeSettings {
+                port: settings.smtp_port,
+                helo_name: settings.helo_name(),
+                mail_from: settings.mail_from(),
+                timeout: settings.smtp_timeout,
+                allow_private_targets: settings.allow_private_targets,
+                max_sessions: settings.max_smtp_sessions,
+                max_sessions_per_host: settings.max_smtp_sessions_per_host,
+                max_rejections_per_session: 8,
+            },
+            ttl: CacheTtl {
+                deliverable: settings.cache_ttl_deliverable,
+                undeliverable: settings.cache_ttl_undeliverable,
+                risky: settings.cache_ttl_risky,
+                unknown: settings.cache_ttl_unknown,
+            },
+            lists,
+        })
+    }
+}
+
+/// An address that passed the checks that need no network.
+struct Candidate {
+    address: EmailAddress,
+    /// The result so far: flags and suggestion filled in.
+    draft: VerifyResult,
+}
+
+/// Where an address stands before DNS.
+enum Early {
+    Done(VerifyResult),
+    Needs(Candidate),
+}
+
+type InFlight = Arc<OnceCell<VerifyResult>>;
+
+/// Verifies addresses. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    resolver: MailResolver,
+    prober: Prober,
+    lists: Lists,
+    ttl: CacheTtl,
+    in_flight: Mutex<HashMap<String, InFlight>>,
+}
+
+impl Verifier {
+    pub fn new(
+        settings: VerifierSettings,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, super::dns::DnsError> {
+        Ok(Verifier {
+            store,
+            resolver: MailResolver::new(&settings.dns)?,
+            prober: Prober::new(settings.probe),
+            lists: settings.lists,
+            ttl: settings.ttl,
+            in_flight: Mutex::default(),
+        })
+    }
+
+    /// Verifies one address. Requests for an address already being
+    /// verified wait for that verification instead of probing again.
+    pub async fn verify(&self, input: &str, fresh: bool) -> VerifyResult {
+        let address = match EmailAddress::parse(input) {
+            Ok(address) => address,
+            Err(err) => return invalid(input, &err),
+        };
+        let key = address.key();
+        let cell = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight map");
+            in_flight.entry(key.clone()).or_default().clone()
+        };
+        let result = cell
+            .get_or_init(|| self.verify_one(input, address, fresh))
+            .await
+            .clone();
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight map");
+            if in_flight
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, &cell))
+            {
+                in_flight.remove(&key);
+            }
+        }
+        VerifyResult {
+            email: input.to_owned(),
+            ..result
+        }
+    }
+
+    async fn verify_one(&self, input: &str, address: EmailAddress, fresh: bool) -> VerifyResult {
+        let candidate = match self.early(input, address, fresh).await {
+            Early::Done(result) => return result,
+            Early::Needs(candidate) => candidate,
+        };
+        let domain = candidate.address.domain().to_owned();
+        let route = self.resolver.mail_route(&domain).await;
+        let mut results = self.finish(&domain, route, vec![candidate]).await;
+        results.pop().expect("one result per candidate")
+    }
+
+    /// Verifies up to a batch of addresses, in input order. Addresses at one
+    /// domain share DNS lookups and SMTP sessions.
+    pub async fn verify_batch(&self, inputs: &[String], fresh: bool) -> Vec<VerifyResult> {
+        let mut results: Vec<Option<VerifyResult>> = vec![None; inputs.len()];
+        // Checks without network, and duplicates folded onto their first.
+        let mut by_domain: HashMap<String, Vec<(usize, Candidate)>> = HashMap::new();
+        let mut first_of_key: HashMap<String, usize> = HashMap::new();
+        let mut duplicates: Vec<(usize, usize)> = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            let address = match EmailAddress::parse(input) {
+                Ok(address) => address,
+                Err(err) => {
+                    results[index] = Some(invalid(input, &err));
+                    continue;
+                }
+            };
+            if let Some(&first) = first_of_key.get(&address.key()) {
+                duplicates.push((index, first));
+                continue;
+            }
+            first_of_key.insert(address.key(), index);
+            match self.early(input, address, fresh).await {
+                Early::Done(result) => results[index] = Some(result),
+                Early::Needs(candidate) => by_domain
+                    .entry(candidate.address.domain().to_owned())
+                    .or_default()
+                    .push((index, candidate)),
+            }
+        }
+        let finished: Vec<Vec<(usize, VerifyResult)>> = futures::stream::iter(by_domain)
+            .map(|(domain, group)| async move {
+                let route = self.resolver.mail_route(&domain).await;
+                let (indexes, candidates): (Vec<usize>, Vec<Candidate>) = group.into_iter().unzip();
+                let verdicts = self.finish(&domain, route, candidates).await;
+                indexes.into_iter().zip(verdicts).collect()
+            })
+            .buffer_unordered(BATCH_DOMAIN_CONCURRENCY)
+            .collect()
+            .await;
+        for (index, result) in finished.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        for (index, first) in duplicates {
+            let result = results[first].clone().map(|result| VerifyResult {
+                email: inputs[index].clone(),
+                ..result
+            });
+            results[index] = result;
+        }
+        results
+            .into_iter()
+            .zip(inputs)
+            .map(|(result, input)| {
+                result.unwrap_or_else(|| {
+                    VerifyResult::new(input, None, Reason::SmtpError).with_message("not verified")
+                })
+            })
+            .collect()
+    }
+
+    /// The suppression list, the cache and the local checks.
+    async fn early(&self, input: &str, address: EmailAddress, fresh: bool) -> Early {
+        let key = address.key();
+        let normalized = address.normalized();
+        match self.store.suppression(&key).await {
+            Ok(Some(entry)) => {
+                let mut result = VerifyResult::new(input, Some(normalized), Reason::Suppressed);
+                result.suppressed = true;
+                result.suppression_reason = Some(entry.reason);
+                result.smtp = entry.evidence.smtp_code.map(|code| SmtpEvidence {
+                    host: entry.evidence.mx_host.clone().unwrap_or_default(),
+                    code,
+                    enhanced_code: entry.evidence.enhanced_code.clone(),
+                    message: entry.evidence.diagnostic.clone().unwrap_or_default(),
+                });
+                result.checked_at = entry.updated_at;
+                count_verdict(&result);
+                return Early::Done(result);
+            }
+            Ok(None) => {}
+            Err(err) => warn_store("reading the suppression list", &err),
+        }
+        if !fresh {
+            match self.store.cached_verification(&key, Utc::now()).await {
+                Ok(Some(cached)) => match serde_json::from_value::<VerifyResult>(cached.result) {
+                    Ok(result) => {
+                        metrics::counter!("mailvet_verify_cache_hits_total").increment(1);
+                        let result = VerifyResult {
+                            email: input.to_owned(),
+                            cached: true,
+                            ..result
+                        };
+                        count_verdict(&result);
+                        return Early::Done(result);
+                    }
+                    Err(err) => tracing::warn!(%err, "unreadable cached verdict; verifying again"),
+                },
+                Ok(None) => {}
+                Err(err) => warn_store("reading the verdict cache", &err),
+            }
+            metrics::counter!("mailvet_verify_cache_misses_total").increment(1);
+        }
+
+        let domain = address.domain();
+        let mut draft = VerifyResult::new(input, Some(normalized), Reason::Accepted);
+        draft.flags = Flags {
+            disposable: self.lists.is_disposable(domain),
+            role_account: lists::is_role_account(address.local_part()),
+            free_provider: lists::is_free_provider(domain),
+            catch_all: false,
+        };
+        draft.suggestion =
+            lists::suggest_domain(domain).map(|fixed| format!("{}@{fixed}", address.local_part()));
+        if draft.flags.disposable {
+            let result = draft
+                .with_reason(Reason::Disposable)
+                .with_message("the domain is a disposable-mail service");
+            self.record(&address, &result).await;
+            return Early::Done(result);
+        }
+        Early::Needs(Candidate { address, draft })
+    }
+
+    /// DNS answer and SMTP probe to verdicts, recorded.
+    async fn finish(
+        &self,
+        domain: &str,
+        route: Result<MailRoute, super::dns::DnsError>,
+        candidates: Vec<Candidate>,
+    ) -> Vec<VerifyResult> {
+        let outcomes: Vec<(Vec<String>, RecipientOutcome)> = match route {
+            Err(err) => {
+                let outcome = outcome(Reason::DnsError, err.to_string());
+                vec![(Vec::new(), outcome); candidates.len()]
+            }
+            Ok(MailRoute::NoSuchDomain) => {
+                let outcome = outcome(
+                    Reason::NoSuchDomain,
+                    format!("{domain} does not exist (NXDOMAIN)"),
+                );
+                vec![(Vec::new(), outcome); candidates.len()]
+            }
+            Ok(MailRoute::NullMx) => {
+                let outcome = outcome(
+                    Reason::NoMailServer,
+                    format!("{domain} accepts no mail (null MX)"),
+                );
+                vec![(Vec::new(), outcome); candidates.len()]
+            }
+            Ok(MailRoute::NoMailServer) => {
+                let outcome = outcome(
+                    Reason::NoMailServer,
+                    format!("{domain} has no MX record and no address to deliver to"),
+                );
+                vec![(Vec::new(), outcome); candidates.len()]
+            }
+            Ok(MailRoute::Hosts { hosts, .. }) => {
+                let mx: Vec<String> = hosts.iter().map(|host| host.name.clone()).collect();
+                let addresses: Vec<EmailAddress> = candidates
+                    .iter()
+                    .map(|candidate| candidate.address.clone())
+                    .collect();
+                self.prober
+                    .probe(domain, &hosts, &addresses)
+                    .await
+                    .into_iter()
+                    .map(|outcome| (mx.clone(), outcome))
+                    .collect()
+            }
+        };
+        let mut results = Vec::with_capacity(candidates.len());
+        for (candidate, (mx, outcome)) in candidates.into_iter().zip(outcomes) {
+            let mut result = candidate.draft.with_reason(outcome.reason);
+            result.mx = mx;
+            result.smtp = outcome.smtp;
+            result.message = outcome.message;
+            result.flags.catch_all = outcome.catch_all;
+            result.checked_at = Utc::now();
+            self.record(&candidate.address, &result).await;
+            results.push(result);
+        }
+        results
+    }
+
+    /// Caches a fresh verdict and suppresses permanent recipient failures.
+    async fn record(&self, address: &EmailAddress, result: &VerifyResult) {
+        count_verdict(result);
+        let ttl = chrono::Duration::from_std(self.ttl.for_status(result.status))
+            .unwrap_or(chrono::Duration::zero());
+        let entry = CachedVerification {
+            address_key: address.key(),
+            email: address.normalized(),
+            status: result.status,
+            reason: result.reason,
+            result: serde_json::to_value(result).unwrap_or_default(),
+            checked_at: result.checked_at,
+            expires_at: result.checked_at + ttl,
+        };
+        if let Err(err) = self.store.cache_verification(&entry).await {
+            warn_store("caching a verdict", &err);
+        }
+        let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
+            return;
+        };
+        let suppression = NewSuppression {
+            address_key: address.key(),
+            email: address.normalized(),
+            reason,
+            source: SuppressionSource::Verify,
+            evidence: store::SmtpEvidence {
+                smtp_code: result.smtp.as_ref().map(|smtp| smtp.code),
+                enhanced_code: result
+                    .smtp
+                    .as_ref()
+                    .and_then(|smtp| smtp.enhanced_code.clone()),
+                diagnostic: result
+                    .smtp
+                    .as_ref()
+                    .map(|smtp| smtp.message.clone())
+                    .or_else(|| result.message.clone()),
+                mx_host: result.smtp.as_ref().map(|smtp| smtp.host.clone()),
+            },
+        };
+        match self
+            .store
+            .upsert_suppression(&suppression, Utc::now())
+            .await
+        {
+            Ok(_) => {
+                metrics::counter!("mailvet_suppressions_added_total", "source" => "verify")
+                    .increment(1);
+            }
+            Err(err) => warn_store("suppressing an undeliverable address", &err),
+        }
+    }
+}
+
+fn outcome(reason: Reason, message: String) -> RecipientOutcome {
+    RecipientOutcome {
+        reason,
+        smtp: None,
+        message: Some(message),
+        catch_all: false,
+    }
+}
+
+fn invalid(input: &str, err: &super::SyntaxError) -> VerifyResult {
+    let result =
+        VerifyResult::new(input, None, Reason::InvalidSyntax).with_message(err.to_string());
+    count_verdict(&result);
+    result
+}
+
+fn count_verdict(result: &VerifyResult) {
+    metrics::counter!(
+        "mailvet_verdicts_total",
+        "status" => result.status.as_str(),
+        "reason" => result.reason.as_str(),
+    )
+    .increment(1);
+}
+
+fn warn_store(what: &str, err: &store::StoreError) {
+    tracing::warn!(error = %error_chain(err), "{what} failed; answering without the database");
+}

@@ -1,0 +1,161 @@
+//! An authoritative DNS server on loopback (hickory-server), with zones the
+//! test writes, plus servers that only ever fail (SERVFAIL, silence).
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::Server;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+
+fn name(text: &str) -> Name {
+    let mut name = Name::from_str(text).expect("a DNS name");
+    name.set_fqdn(true);
+    name
+}
+
+/// The records of one zone.
+pub struct Zone {
+    origin: Name,
+    records: Vec<Record>,
+}
+
+impl Zone {
+    pub fn new(origin: &str) -> Self {
+        let origin = name(origin);
+        let soa = SOA::new(
+            name(&format!("ns.{origin}")),
+            name(&format!("hostmaster.{origin}")),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        let records = vec![Record::from_rdata(origin.clone(), 60, RData::SOA(soa))];
+        Zone { origin, records }
+    }
+
+    fn add(mut self, owner: &str, data: RData) -> Self {
+        self.records.push(Record::from_rdata(name(owner), 60, data));
+        self
+    }
+
+    pub fn mx(self, owner: &str, preference: u16, exchange: &str) -> Self {
+        let exchange = if exchange == "." {
+            Name::root()
+        } else {
+            name(exchange)
+        };
+        self.add(owner, RData::MX(MX::new(preference, exchange)))
+    }
+
+    pub fn ip(self, owner: &str, ip: &str) -> Self {
+        match ip.parse::<IpAddr>().expect("an IP address") {
+            IpAddr::V4(v4) => self.add(owner, RData::A(A(v4))),
+            IpAddr::V6(v6) => self.add(owner, RData::AAAA(AAAA(v6))),
+        }
+    }
+
+    pub fn cname(self, owner: &str, target: &str) -> Self {
+        self.add(owner, RData::CNAME(CNAME(name(target))))
+    }
+
+    pub fn txt(self, owner: &str, text: &str) -> Self {
+        self.add(owner, RData::TXT(TXT::new(vec![text.to_owned()])))
+    }
+}
+
+/// A running DNS server; stops when dropped.
+pub struct TestDns {
+    pub addr: SocketAddr,
+    _server: Server<Catalog>,
+}
+
+impl TestDns {
+    /// Serves the zones on 127.0.0.1, UDP and TCP on one port.
+    pub async fn start(zones: Vec<Zone>) -> Self {
+        let mut catalog = Catalog::new();
+        for zone in zones {
+            let mut handler = InMemoryZoneHandler::<
+                hickory_resolver::net::runtime::TokioRuntimeProvider,
+            >::empty(
+                zone.origin.clone(), ZoneType::Primary, AxfrPolicy::Deny
+            );
+            for record in zone.records {
+                assert!(
+                    handler.upsert_mut(record, 1),
+                    "record added to {}",
+                    zone.origin
+                );
+            }
+            catalog.upsert(LowerName::new(&zone.origin), vec![Arc::new(handler)]);
+        }
+        let (udp, tcp) = bind_pair().await;
+        let addr = udp.local_addr().expect("address");
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        TestDns {
+            addr,
+            _server: server,
+        }
+    }
+}
+
+/// A UDP socket and a TCP listener on the same loopback port.
+async fn bind_pair() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let port = udp.local_addr().expect("address").port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no free port for a DNS server");
+}
+
+/// A DNS server that answers every query with SERVFAIL.
+pub async fn servfail_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+    let addr = socket.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
+            if let Some(reply) = servfail(&buffer[..len]) {
+                let _ = socket.send_to(&reply, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+/// A SERVFAIL answer to a query: its id and question, no records.
+fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    // The question: the name's labels, then type and class.
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + usize::from(query[end]);
+    }
+    end += 1 + 4;
+    let mut reply = query.get(..end)?.to_vec();
+    reply[2] = 0x80 | (query[2] & 0x79); // QR, the query's opcode and RD
+    reply[3] = 0x80 | 0x02; // RA, RCODE 2 (SERVFAIL)
+    reply[4..6].copy_from_slice(&[0, 1]);
+    reply[6..12].copy_from_slice(&[0; 6]);
+    Some(reply)
+}
+
+/// A DNS server that never answers.
+pub async fn silent_server() -> (SocketAddr, UdpSocket) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+    (socket.local_addr().expect("address"), socket)
+}

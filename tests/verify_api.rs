@@ -1,0 +1,637 @@
+//! `POST /verify` and `POST /verify/batch` end to end: a DNS server and SMTP
+//! peers of the test's own on loopback, the real router, a fresh database.
+
+mod common;
+
+use std::time::Duration;
+
+use common::app::{Db, Reply, TestApp};
+use common::dns::{TestDns, Zone, servfail_server, silent_server};
+use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
+use mailvet::Settings;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The zone every test uses; `mx.example.test` is 127.0.0.1.
+fn example_zone() -> Zone {
+    Zone::new("example.test")
+        .mx("example.test", 10, "mx.example.test")
+        .ip("mx.example.test", "127.0.0.1")
+}
+
+fn probe_settings(dns: &TestDns, smtp_port: u16) -> impl FnOnce(&mut Settings) {
+    let dns_addr = dns.addr;
+    move |settings: &mut Settings| {
+        settings.dns_servers = vec![dns_addr];
+        settings.dns_timeout = Duration::from_secs(1);
+        settings.smtp_port = smtp_port;
+        settings.smtp_timeout = Duration::from_secs(2);
+        settings.allow_private_targets = true;
+        settings.helo_name = Some("verifier.example.test".into());
+        settings.mail_from = Some("probe@verifier.example.test".into());
+    }
+}
+
+async fn app_for(dns: &TestDns, peer: &SmtpPeer) -> TestApp {
+    TestApp::spawn_with(Db::Sqlite, probe_settings(dns, peer.port())).await
+}
+
+async fn verify(app: &TestApp, email: &str) -> Value {
+    let reply = verify_reply(app, json!({"email": email})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()
+}
+
+async fn verify_reply(app: &TestApp, body: Value) -> Reply {
+    app.send(app.request(Method::POST, "/verify").json(&body))
+        .await
+}
+
+fn verdict(result: &Value) -> (&str, &str) {
+    (
+        result["status"].as_str().unwrap_or_default(),
+        result["reason"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn an_existing_mailbox_is_deliverable() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let app = app_for(&dns, &peer).await;
+
+    let result = verify(&app, "Alice@Example.TEST").await;
+    assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
+    assert_eq!(result["email"], "Alice@Example.TEST");
+    assert_eq!(result["normalized"], "Alice@example.test");
+    assert_eq!(result["mx"], json!(["mx.example.test"]));
+    assert_eq!(result["smtp"]["code"], 250);
+    assert_eq!(result["smtp"]["enhanced_code"], "2.1.5");
+    assert_eq!(result["smtp"]["host"], "mx.example.test");
+    assert_eq!(result["cached"], false);
+    assert_eq!(result["flags"]["catch_all"], false);
+
+    let commands = peer.commands();
+    assert!(
+        commands[0].starts_with("EHLO verifier.example.test"),
+        "{commands:?}"
+    );
+    assert_eq!(commands[1], "MAIL FROM:<probe@verifier.example.test>");
+    assert_eq!(commands[2], "RCPT TO:<Alice@example.test>");
+    assert!(
+        commands[3].starts_with("RCPT TO:<mailvet-"),
+        "the catch-all probe: {commands:?}"
+    );
+    assert!(commands.contains(&"QUIT".to_owned()));
+    assert!(
+        !commands.iter().any(|c| c.eq_ignore_ascii_case("DATA")),
+        "never DATA"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_mailbox_is_undeliverable_with_the_servers_words_and_is_suppressed() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let app = app_for(&dns, &peer).await;
+
+    let result = verify(&app, "bob@example.test").await;
+    assert_eq!(
+        verdict(&result),
+        ("undeliverable", "mailbox_not_found"),
+        "{result}"
+    );
+    assert_eq!(result["smtp"]["code"], 550);
+    assert_eq!(result["smtp"]["enhanced_code"], "5.1.1");
+    assert_eq!(
+        result["smtp"]["message"],
+        "<bob@example.test>: Recipient address rejected: User unknown in virtual mailbox table"
+    );
+
+    let entry = app.get("/suppressions/bob@example.test").await;
+    assert_eq!(entry.status, 200);
+    let entry = entry.json();
+    assert_eq!(entry["reason"], "mailbox_not_found");
+    assert_eq!(entry["source"], "verify");
+    assert_eq!(entry["smtp_code"], 550);
+    assert_eq!(entry["enhanced_code"], "5.1.1");
+    assert_eq!(entry["mx_host"], "mx.example.test");
+
+    // Suppressed now: answered without the network.
+    let sessions = peer.sessions();
+    let again = verify(&app, "BOB@example.test").await;
+    assert_eq!(verdict(&again), ("undeliverable", "suppressed"));
+    assert_eq!(again["suppressed"], true);
+    assert_eq!(again["suppression_reason"], "mailbox_not_found");
+    assert_eq!(peer.sessions(), sessions);
+}
+
+#[tokio::test]
+async fn removing_a_suppression_makes_verify_probe_again() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let app = app_for(&dns, &peer).await;
+    let created = app
+        .send(
+            app.request(Method::POST, "/suppressions")
+                .json(&json!({"email": "carol@example.test"})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let result = verify(&app, "carol@example.test").await;
+    assert_eq!(verdict(&result), ("undeliverable", "suppressed"));
+    assert_eq!(peer.sessions(), 0, "no probe for a suppressed address");
+
+    let removed = app
+        .send(app.request(Method::DELETE, "/suppressions/carol@example.test"))
+        .await;
+    assert_eq!(removed.status, 204);
+    let result = verify(&app, "carol@example.test").await;
+    assert_eq!(verdict(&result), ("undeliverable", "mailbox_not_found"));
+    assert_eq!(peer.sessions(), 1);
+}
+
+#[tokio::test]
+async fn a_verdict_is_served_from_the_cache_until_fresh_is_asked() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["dave@example.test"])).await;
+    let app = app_for(&dns, &peer).await;
+    let first = verify(&app, "dave@example.test").await;
+    let second = verify(&app, "Dave@example.test").await;
+    assert_eq!(second["cached"], true);
+    assert_eq!(second["email"], "Dave@example.test");
+    assert_eq!(second["checked_at"], first["checked_at"]);
+    assert_eq!(peer.sessions(), 1);
+    let fresh = verify_reply(&app, json!({"email": "dave@example.test", "fresh": true}))
+        .await
+        .json();
+    assert_eq!(fresh["cached"], false);
+    assert_eq!(peer.sessions(), 2);
+}
+
+#[tokio::test]
+async fn a_blocklisted_probe_is_unknown_and_never_suppressed() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::rcpt_reply(
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+    ))
+    .await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "erin@example.test").await;
+    assert_eq!(verdict(&result), ("unknown", "blocked"), "{result}");
+    assert_eq!(app.get("/suppressions/erin@example.test").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_greylisted_recipient_is_unknown_and_never_suppressed() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::rcpt_reply(
+        "450 4.2.0 <frank@example.test>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.test.html",
+    ))
+    .await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "frank@example.test").await;
+    assert_eq!(verdict(&result), ("unknown", "greylisted"), "{result}");
+    assert_eq!(
+        app.get("/suppressions/frank@example.test").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_full_mailbox_is_risky() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::rcpt_reply(
+        "552 5.2.2 <gina@example.test>: Recipient address rejected: Mailbox full",
+    ))
+    .await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "gina@example.test").await;
+    assert_eq!(verdict(&result), ("risky", "mailbox_full"), "{result}");
+    assert_eq!(app.get("/suppressions/gina@example.test").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_catch_all_domain_is_risky() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "anyone@example.test").await;
+    assert_eq!(verdict(&result), ("risky", "catch_all"), "{result}");
+    assert_eq!(result["flags"]["catch_all"], true);
+}
+
+#[tokio::test]
+async fn disposable_and_role_addresses_are_flagged_and_disposable_ones_not_probed() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["info@example.test"])).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "someone@mailinator.com").await;
+    assert_eq!(verdict(&result), ("risky", "disposable"));
+    assert_eq!(result["flags"]["disposable"], true);
+    assert_eq!(peer.sessions(), 0);
+
+    let role = verify(&app, "info@example.test").await;
+    assert_eq!(verdict(&role), ("deliverable", "accepted"));
+    assert_eq!(role["flags"]["role_account"], true);
+}
+
+#[tokio::test]
+async fn invalid_syntax_is_a_verdict_not_an_error() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "john..doe@example.test").await;
+    assert_eq!(verdict(&result), ("undeliverable", "invalid_syntax"));
+    assert_eq!(result["normalized"], Value::Null);
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dot")),
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn a_typo_of_a_known_provider_gets_a_suggestion() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "user@gmial.com").await;
+    assert_eq!(result["suggestion"], "user@gmail.com");
+    // gmial.com is outside the test's DNS zones: a DNS failure, never a
+    // verdict against the address.
+    assert_ne!(result["status"], "undeliverable", "{result}");
+}
+
+#[tokio::test]
+async fn dns_answers_decide_domains_without_mail() {
+    let zone = example_zone()
+        .mx("nullmx.example.test", 0, ".")
+        .txt("nomx.example.test", "v=spf1 -all")
+        .ip("implicit.example.test", "127.0.0.1")
+        .mx("cname.example.test", 10, "alias.example.test")
+        .cname("alias.example.test", "mx.example.test")
+        .mx("dangling.example.test", 10, "gone.example.test");
+    let dns = TestDns::start(vec![zone]).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let app = app_for(&dns, &peer).await;
+
+    let cases = [
+        (
+            "a@nonexistent.example.test",
+            ("undeliverable", "no_such_domain"),
+        ),
+        ("a@nullmx.example.test", ("undeliverable", "no_mail_server")),
+        ("a@nomx.example.test", ("undeliverable", "no_mail_server")),
+        (
+            "a@dangling.example.test",
+            ("undeliverable", "no_mail_server"),
+        ),
+        ("a@implicit.example.test", ("risky", "catch_all")),
+        ("a@cname.example.test", ("risky", "catch_all")),
+    ];
+    for (email, expected) in cases {
+        let result = verify(&app, email).await;
+        assert_eq!(verdict(&result), expected, "{email}: {result}");
+    }
+    let implicit = verify(&app, "b@implicit.example.test").await;
+    assert_eq!(implicit["mx"], json!(["implicit.example.test"]));
+    assert_eq!(
+        app.get("/suppressions/a@nullmx.example.test").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_failing_dns_server_is_unknown_never_undeliverable() {
+    let servfail = servfail_server().await;
+    let (silent, _socket) = silent_server().await;
+    for server in [servfail, silent] {
+        let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
+            settings.dns_servers = vec![server];
+            settings.dns_timeout = Duration::from_millis(300);
+            settings.allow_private_targets = true;
+        })
+        .await;
+        let result = verify(&app, "someone@example.test").await;
+        assert_eq!(verdict(&result), ("unknown", "dns_error"), "{result}");
+        assert_eq!(
+            app.get("/suppressions/someone@example.test").await.status,
+            404
+        );
+    }
+}
+
+#[tokio::test]
+async fn mx_hosts_are_tried_in_order_past_refusals_and_dead_hosts() {
+    // 127.0.0.2 answers 421 at the greeting, nothing listens on 127.0.0.3,
+    // 127.0.0.4 works.
+    let good = SmtpPeer::start(Script::mailboxes(&["hank@example.test"])).await;
+    let port = good.port();
+    let busy = SmtpPeer::start_at(
+        "127.0.0.2",
+        port,
+        Script {
+            greeting: Some("421 4.3.2 Service not available, closing transmission channel".into()),
+            ..Script::mailboxes(&[])
+        },
+    )
+    .await;
+    let good_at_4 =
+        SmtpPeer::start_at("127.0.0.4", port, Script::mailboxes(&["hank@example.test"])).await;
+    let zone = Zone::new("example.test")
+        .mx("example.test", 10, "busy.example.test")
+        .mx("example.test", 20, "dead.example.test")
+        .mx("example.test", 30, "good.example.test")
+        .ip("busy.example.test", "127.0.0.2")
+        .ip("dead.example.test", "127.0.0.3")
+        .ip("good.example.test", "127.0.0.4");
+    let dns = TestDns::start(vec![zone]).await;
+    let app = TestApp::spawn_with(Db::Sqlite, probe_settings(&dns, port)).await;
+    let result = verify(&app, "hank@example.test").await;
+    assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
+    assert_eq!(result["smtp"]["host"], "good.example.test");
+    assert_eq!(
+        result["mx"],
+        json!([
+            "busy.example.test",
+            "dead.example.test",
+            "good.example.test"
+        ])
+    );
+    assert_eq!(busy.sessions(), 1);
+    assert_eq!(good_at_4.sessions(), 1);
+    assert_eq!(good.sessions(), 0);
+}
+
+#[tokio::test]
+async fn smtp_faults_give_honest_unknowns() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let faults: Vec<(&str, Script, (&str, &str))> = vec![
+        (
+            "tarpit",
+            Script {
+                greeting: None,
+                ..Script::mailboxes(&[])
+            },
+            ("unknown", "timeout"),
+        ),
+        (
+            "slow replies",
+            Script {
+                delay: Duration::from_millis(900),
+                ..Script::mailboxes(&["x@example.test"])
+            },
+            ("unknown", "timeout"),
+        ),
+        (
+            "drops mid-session",
+            Script {
+                drop_after_rcpts: Some(0),
+                ..Script::mailboxes(&[])
+            },
+            ("unknown", "smtp_error"),
+        ),
+        (
+            "refuses at greeting",
+            Script {
+                greeting: Some("554 5.7.1 No SMTP service for you".into()),
+                ..Script::mailboxes(&[])
+            },
+            ("unknown", "blocked"),
+        ),
+    ];
+    for (name, script, expected) in faults {
+        let peer = SmtpPeer::start(script).await;
+        let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+            probe_settings(&dns, peer.port())(settings);
+            settings.smtp_timeout = Duration::from_millis(400);
+        })
+        .await;
+        let result = verify(&app, "x@example.test").await;
+        assert_eq!(verdict(&result), expected, "{name}: {result}");
+        assert_eq!(
+            app.get("/suppressions/x@example.test").await.status,
+            404,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn garbage_from_the_server_is_an_smtp_error() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    for garbage in [
+        b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+        vec![b'A'; 100_000],
+        b"220-multi\r\n550 mixed codes\r\n".to_vec(),
+    ] {
+        let addr = raw_peer(garbage).await;
+        let app = TestApp::spawn_with(Db::Sqlite, probe_settings(&dns, addr.port())).await;
+        let result = verify(&app, "x@example.test").await;
+        assert_eq!(verdict(&result), ("unknown", "smtp_error"), "{result}");
+    }
+}
+
+#[tokio::test]
+async fn replies_split_across_packets_and_multi_line_replies_are_read_whole() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let script = Script {
+        split: true,
+        greeting: Some("220-mx.example.test ESMTP\r\n220-second line\r\n220 ready".into()),
+        ..Script::mailboxes(&["ivan@example.test"])
+    };
+    let peer = SmtpPeer::start(script).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "ivan@example.test").await;
+    assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
+}
+
+#[tokio::test]
+async fn a_server_that_requires_starttls_gets_it() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let script = Script {
+        tls: Some(self_signed_tls()),
+        ..Script::mailboxes(&["jane@example.test"])
+    };
+    let peer = SmtpPeer::start(script).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "jane@example.test").await;
+    assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
+    let commands = peer.commands();
+    assert!(commands.contains(&"STARTTLS".to_owned()), "{commands:?}");
+    let ehlos = commands.iter().filter(|c| c.starts_with("EHLO")).count();
+    assert_eq!(ehlos, 2, "EHLO again after STARTTLS: {commands:?}");
+}
+
+#[tokio::test]
+async fn utf8_addresses_use_smtputf8_and_get_an_honest_answer_without_it() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["josé@example.test"])).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "josé@example.test").await;
+    assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
+    assert!(peer.commands().iter().any(|c| c.ends_with(" SMTPUTF8")));
+
+    let no_utf8 = Script {
+        ehlo: "250-mx.example.test\r\n250 8BITMIME".into(),
+        ..Script::mailboxes(&["josé@example.test"])
+    };
+    let peer = SmtpPeer::start(no_utf8).await;
+    let app = app_for(&dns, &peer).await;
+    let result = verify(&app, "josé@example.test").await;
+    assert_eq!(verdict(&result), ("unknown", "smtp_error"), "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("SMTPUTF8"))
+    );
+    assert!(
+        peer.rcpts().is_empty(),
+        "not asked about an address it cannot take"
+    );
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_by_default() {
+    let zone = example_zone()
+        .mx("metadata.example.test", 10, "imds.example.test")
+        .ip("imds.example.test", "169.254.169.254");
+    let dns = TestDns::start(vec![zone]).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        probe_settings(&dns, peer.port())(settings);
+        settings.allow_private_targets = false;
+    })
+    .await;
+    for (email, kind) in [
+        ("x@example.test", "loopback"),
+        ("x@metadata.example.test", "link-local"),
+    ] {
+        let result = verify(&app, email).await;
+        assert_eq!(
+            verdict(&result),
+            ("unknown", "connection_failed"),
+            "{result}"
+        );
+        let message = result["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(kind) && message.contains("--allow-private-targets"),
+            "{message}"
+        );
+    }
+    assert_eq!(peer.sessions(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_address_probe_it_once() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script {
+        delay: Duration::from_millis(50),
+        ..Script::mailboxes(&["kim@example.test"])
+    })
+    .await;
+    let app = app_for(&dns, &peer).await;
+    let requests: Vec<_> = (0..100)
+        .map(|_| {
+            app.request(Method::POST, "/verify")
+                .json(&json!({"email": "kim@example.test", "fresh": true}))
+                .send()
+        })
+        .collect();
+    let responses = futures::future::join_all(requests).await;
+    for response in responses {
+        let response = response.expect("answered");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(verdict(&body), ("deliverable", "accepted"));
+    }
+    let asked: Vec<_> = peer
+        .rcpts()
+        .into_iter()
+        .filter(|r| r == "kim@example.test")
+        .collect();
+    assert_eq!(asked.len(), 1, "one RCPT TO for 100 concurrent requests");
+}
+
+#[tokio::test]
+async fn a_batch_shares_sessions_and_answers_in_input_order() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let known: Vec<String> = (0..100).map(|i| format!("user{i}@example.test")).collect();
+    let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    let peer = SmtpPeer::start(Script::mailboxes(&known_refs)).await;
+    let app = app_for(&dns, &peer).await;
+    // 200 addresses: the even ones exist, the odd ones do not.
+    let emails: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("user{}@example.test", i / 2)
+            } else {
+                format!("nobody{i}@example.test")
+            }
+        })
+        .collect();
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify/batch")
+                .json(&json!({"emails": emails})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let results = reply.json()["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), 200);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["email"], emails[i]);
+        let expected = if i % 2 == 0 {
+            "accepted"
+        } else {
+            "mailbox_not_found"
+        };
+        assert_eq!(result["reason"], expected, "{i}: {result}");
+    }
+    // 100 rejections at most 8 per session, plus slack for the catch-all
+    // probe: a dozen or so sessions, not 200.
+    assert!(
+        peer.sessions() <= 20,
+        "{} sessions for 200 addresses",
+        peer.sessions()
+    );
+    assert_eq!(
+        peer.rcpts()
+            .iter()
+            .filter(|r| !r.starts_with("mailvet-"))
+            .count(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn batch_limits_are_enforced() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let app = app_for(&dns, &peer).await;
+    let too_many: Vec<String> = (0..1001).map(|i| format!("u{i}@example.test")).collect();
+    app.send(
+        app.request(Method::POST, "/verify/batch")
+            .json(&json!({"emails": too_many})),
+    )
+    .await
+    .assert_error(422, "invalid_request");
+    app.send(
+        app.request(Method::POST, "/verify/batch")
+            .json(&json!({"emails": []})),
+    )
+    .await
+    .assert_error(422, "invalid_request");
+    app.send(
+        app.request(Method::POST, "/verify")
+            .json(&json!({"mail": "x@example.test"})),
+    )
+    .await
+    .assert_error(422, "invalid_request");
+    assert_eq!(peer.sessions(), 0);
+}

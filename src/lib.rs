@@ -2,6 +2,7 @@
 //! service. See `docs/ARCHITECTURE.md` for how the parts fit together.
 
 pub mod bounce;
+pub mod check;
 pub mod http;
 pub mod settings;
 pub mod startup;

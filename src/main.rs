@@ -1,14 +1,19 @@
 use std::process::ExitCode;
 
-use mailvet::{Application, Cli, Command, startup, telemetry};
+use mailvet::{Application, Cli, Command, check, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_args();
     telemetry::init_tracing(cli.settings.log_format);
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
+    let outcome = match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli).await,
         Command::Migrate => migrate(&cli).await,
+        Command::Check {
+            emails,
+            json,
+            fresh,
+        } => check::run(&cli.settings, &emails, json, fresh).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,12 +71,25 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (the default).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Verify addresses with the service's engine and settings, and print
+    /// the verdicts.
+    Check {
+        /// The addresses to verify.
+        #[arg(required = true)]
+        emails: Vec<String>,
+        /// Print JSON (one VerifyResult per line) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Skip cached verdicts.
+        #[arg(long)]
+        fresh: bool,
+    },
 }
 
 /// Log output format.

@@ -182,3 +182,98 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn check_prints_the_verdicts_of_the_same_engine() {
+    use common::dns::{TestDns, Zone};
+    use common::smtp_peer::{Script, SmtpPeer};
+
+    let dns = TestDns::start(vec![
+        Zone::new("example.test")
+            .mx("example.test", 10, "mx.example.test")
+            .ip("mx.example.test", "127.0.0.1"),
+    ])
+    .await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("check.db").display());
+    let args = vec![
+        "check".to_owned(),
+        "--database-url".to_owned(),
+        url,
+        "--dns-servers".to_owned(),
+        dns.addr.to_string(),
+        "--smtp-port".to_owned(),
+        peer.port().to_string(),
+        "--allow-private-targets".to_owned(),
+        "--helo-name".to_owned(),
+        "verifier.example.test".to_owned(),
+    ];
+    let run = |extra: Vec<&'static str>| {
+        let mut args = args.clone();
+        args.extend(extra.into_iter().map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            mailvet().args(&args).output().expect("run mailvet check")
+        })
+    };
+
+    let output = run(vec![
+        "alice@example.test",
+        "bob@example.test",
+        "not-an-address",
+    ])
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("EMAIL"), "{table}");
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        words(lines[1])[..5],
+        [
+            "alice@example.test",
+            "deliverable",
+            "accepted",
+            "250",
+            "2.1.5"
+        ],
+        "{table}"
+    );
+    assert_eq!(
+        words(lines[2])[..5],
+        [
+            "bob@example.test",
+            "undeliverable",
+            "mailbox_not_found",
+            "550",
+            "5.1.1"
+        ],
+        "{table}"
+    );
+    assert_eq!(
+        words(lines[3])[..3],
+        ["not-an-address", "undeliverable", "invalid_syntax"],
+        "{table}"
+    );
+
+    let output = run(vec!["--json", "alice@example.test"])
+        .await
+        .expect("join");
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout).into_owned();
+    let result: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON result");
+    assert_eq!(result["status"], "deliverable");
+    assert_eq!(
+        result["cached"], true,
+        "the same store as the service: the first run cached it"
+    );
+}

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod db;
 pub mod dns;
+pub mod postfix;
 pub mod proxy;
 pub mod smtp_peer;
 pub mod spec;

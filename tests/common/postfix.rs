@@ -1,0 +1,148 @@
+//! A private Postfix instance on a loopback port: a real MTA for end-to-end
+//! tests, configured with a virtual mailbox table and delivering nothing.
+//! Needs Debian's postfix package and root (Postfix's master runs as root);
+//! see README.md, "Running the tests".
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Postfix {
+    pub port: u16,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+const POSTFIX: &str = "/usr/sbin/postfix";
+
+fn require_postfix() {
+    assert!(
+        Path::new(POSTFIX).exists(),
+        "\n\nThe end-to-end tests need Postfix ({POSTFIX}), and it is not installed.\n\
+         On Debian/Ubuntu, without starting a system mail service:\n  \
+         echo 'postfix postfix/main_mailer_type select No configuration' | sudo debconf-set-selections\n  \
+         sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix\n"
+    );
+    let uid = Command::new("id").arg("-u").output().expect("run id");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "the Postfix end-to-end tests run Postfix's master, which needs root"
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+impl Postfix {
+    /// Starts Postfix hosting `domain` with these mailboxes, and access-map
+    /// lines (`full@example.test 552 5.2.2 Mailbox full`).
+    pub fn start(domain: &str, mailboxes: &[&str], access: &[&str]) -> Self {
+        require_postfix();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        let config = root.join("conf");
+        for sub in ["conf", "spool", "data", "vmail"] {
+            std::fs::create_dir_all(root.join(sub)).expect("create a Postfix directory");
+        }
+        // The queue belongs to root; the data directory to postfix.
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let chown = Command::new("chown")
+            .args(["postfix", &root.join("data").display().to_string()])
+            .status()
+            .expect("run chown");
+        assert!(chown.success());
+
+        let port = free_port();
+        let t = root.display();
+        let c = config.display();
+        let main_cf = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {t}/spool\n\
+             data_directory = {t}/data\n\
+             maillog_file = {t}/maillog\n\
+             maillog_file_prefixes = /var, /dev/stdout, {t}\n\
+             myhostname = mx.{domain}\n\
+             inet_interfaces = loopback-only\n\
+             inet_protocols = ipv4\n\
+             mydestination =\n\
+             mynetworks =\n\
+             smtpd_peername_lookup = no\n\
+             smtp_dns_support_level = disabled\n\
+             smtpd_banner = $myhostname ESMTP\n\
+             virtual_mailbox_domains = {domain}\n\
+             virtual_mailbox_maps = texthash:{c}/vmailbox\n\
+             virtual_mailbox_base = {t}/vmail\n\
+             virtual_uid_maps = static:65534\n\
+             virtual_gid_maps = static:65534\n\
+             local_transport = discard:never delivers\n\
+             default_transport = discard:never delivers\n\
+             virtual_transport = discard:never delivers\n\
+             relay_transport = discard:never delivers\n"
+        );
+        let services = [
+            "pickup    unix  n - n 60 1 pickup",
+            "cleanup   unix  n - n - 0 cleanup",
+            "qmgr      unix  n - n 300 1 qmgr",
+            "rewrite   unix  - - n - - trivial-rewrite",
+            "bounce    unix  - - n - 0 bounce",
+            "defer     unix  - - n - 0 bounce",
+            "trace     unix  - - n - 0 bounce",
+            "verify    unix  - - n - 1 verify",
+            "flush     unix  n - n 1000? 0 flush",
+            "proxymap  unix  - - n - - proxymap",
+            "proxywrite unix - - n - 1 proxymap",
+            "showq     unix  n - n - - showq",
+            "error     unix  - - n - - error",
+            "retry     unix  - - n - - error",
+            "discard   unix  - - n - - discard",
+            "anvil     unix  - - n - 1 anvil",
+            "scache    unix  - - n - 1 scache",
+            "postlog   unix-dgram n - n - 1 postlogd",
+        ];
+        let master_cf = format!(
+            "127.0.0.1:{port} inet n - n - - smtpd\n  \
+             -o smtpd_relay_restrictions=check_recipient_access,texthash:{c}/access,reject_unlisted_recipient,reject_unauth_destination\n{}\n",
+            services.join("\n")
+        );
+        let vmailbox: String = mailboxes.iter().map(|mailbox| format!("{mailbox} x\n")).collect();
+        let access: String = access.iter().map(|line| format!("{line}\n")).collect();
+        for (name, text) in [
+            ("main.cf", main_cf),
+            ("master.cf", master_cf),
+            ("vmailbox", vmailbox),
+            ("access", access),
+        ] {
+            std::fs::write(config.join(name), text).expect("write Postfix configuration");
+        }
+        let started = Command::new(POSTFIX)
+            .args(["-c", &config.display().to_string(), "start"])
+            .output()
+            .expect("run postfix start");
+        assert!(
+            started.status.success(),
+            "postfix start failed: {}{}",
+            String::from_utf8_lossy(&started.stdout),
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let postfix = Postfix { port, config, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Postfix did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        postfix
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new(POSTFIX)
+            .args(["-c", &self.config.display().to_string(), "stop"])
+            .output();
+    }
+}

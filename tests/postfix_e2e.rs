@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 
 async fn verify(app: &TestApp, email: &str) -> Value {
     let reply = app
-        .send(app.request(Method::POST, "/verify").json(&json!({"email": email})))
+        .send(
+            app.request(Method::POST, "/verify")
+                .json(&json!({"email": email})),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()
@@ -47,12 +50,20 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
     .await;
 
     let alice = verify(&app, "alice@example.test").await;
-    assert_eq!((alice["status"].as_str(), alice["reason"].as_str()), (Some("deliverable"), Some("accepted")), "{alice}");
+    assert_eq!(
+        (alice["status"].as_str(), alice["reason"].as_str()),
+        (Some("deliverable"), Some("accepted")),
+        "{alice}"
+    );
     assert_eq!(alice["smtp"]["code"], 250);
     assert_eq!(alice["smtp"]["enhanced_code"], "2.1.5");
 
     let bob = verify(&app, "bob@example.test").await;
-    assert_eq!((bob["status"].as_str(), bob["reason"].as_str()), (Some("undeliverable"), Some("mailbox_not_found")), "{bob}");
+    assert_eq!(
+        (bob["status"].as_str(), bob["reason"].as_str()),
+        (Some("undeliverable"), Some("mailbox_not_found")),
+        "{bob}"
+    );
     assert_eq!(bob["smtp"]["code"], 550);
     assert_eq!(bob["smtp"]["enhanced_code"], "5.1.1");
     assert_eq!(
@@ -62,7 +73,11 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
     assert_eq!(app.get("/suppressions/bob@example.test").await.status, 200);
 
     let full = verify(&app, "full@example.test").await;
-    assert_eq!((full["status"].as_str(), full["reason"].as_str()), (Some("risky"), Some("mailbox_full")), "{full}");
+    assert_eq!(
+        (full["status"].as_str(), full["reason"].as_str()),
+        (Some("risky"), Some("mailbox_full")),
+        "{full}"
+    );
     assert_eq!(
         full["smtp"]["message"],
         "<full@example.test>: Recipient address rejected: Mailbox full"
@@ -71,8 +86,15 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
     // A domain Postfix does not host: relay denied is about us, not the
     // mailbox.
     let other = verify(&app, "carol@other.test").await;
-    assert_eq!((other["status"].as_str(), other["reason"].as_str()), (Some("unknown"), Some("blocked")), "{other}");
-    assert_eq!(other["smtp"]["message"], "<carol@other.test>: Relay access denied");
+    assert_eq!(
+        (other["status"].as_str(), other["reason"].as_str()),
+        (Some("unknown"), Some("blocked")),
+        "{other}"
+    );
+    assert_eq!(
+        other["smtp"]["message"],
+        "<carol@other.test>: Relay access denied"
+    );
     assert_eq!(app.get("/suppressions/carol@other.test").await.status, 404);
 }
 
@@ -100,9 +122,15 @@ async fn a_large_batch_stays_under_postfix_error_limits() {
     let emails: Vec<String> = (0..40).map(|i| format!("nobody{i}@example.test")).collect();
     let started = std::time::Instant::now();
     let reply = app
-        .send(app.request(Method::POST, "/verify/batch").json(&json!({"emails": emails})))
+        .send(
+            app.request(Method::POST, "/verify/batch")
+                .json(&json!({"emails": emails})),
+        )
         .await;
-    let results = reply.json()["results"].as_array().cloned().unwrap_or_default();
+    let results = reply.json()["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(results.len(), 40);
     for result in &results {
         assert_eq!(result["reason"], "mailbox_not_found", "{result}");

@@ -318,3 +318,74 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A dot-atom local part of 1 to 64 octets.
+    fn local_part() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(
+            "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){0,2}",
+        )
+        .expect("a valid regex")
+    }
+
+    /// A domain of two to four LDH labels with an alphabetic top label.
+    fn domain() -> impl Strategy<Value = String> {
+        let label = proptest::string::string_regex("[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?")
+            .expect("a valid regex");
+        let top = proptest::string::string_regex("[A-Za-z]{2,6}").expect("a valid regex");
+        (proptest::collection::vec(label, 1..4), top)
+            .prop_map(|(labels, top)| format!("{}.{top}", labels.join(".")))
+            // `xn--` labels are Punycode, whose content IDNA checks.
+            .prop_filter("no A-labels", |domain| {
+                !domain
+                    .split('.')
+                    .any(|label| label.to_ascii_lowercase().starts_with("xn--"))
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(input in any::<String>()) {
+            let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn parsing_never_panics_near_the_syntax(input in "[a-zA-Z0-9.@\"\\\\ ()<>\\[\\]:;,é-]{0,80}") {
+            let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn well_formed_addresses_parse_and_normalize_stably(local in local_part(), domain in domain()) {
+            let input = format!("{local}@{domain}");
+            let address = EmailAddress::parse(&input).expect("a well-formed address parses");
+            prop_assert_eq!(address.local_part(), local.as_str());
+            prop_assert_eq!(address.domain(), domain.to_ascii_lowercase());
+            // Normalizing is idempotent, and the key ignores case.
+            let again = EmailAddress::parse(&address.normalized()).expect("reparse");
+            prop_assert_eq!(&again, &address);
+            prop_assert_eq!(address.key(), address.normalized().to_lowercase());
+            let shouted = EmailAddress::parse(&input.to_uppercase()).expect("upper case parses");
+            prop_assert_eq!(shouted.key(), address.key());
+        }
+
+        #[test]
+        fn parsed_addresses_respect_the_length_limits(input in "[a-z]{1,70}@[a-z]{1,63}\\.[a-z]{1,63}\\.[a-z]{1,63}\\.[a-z]{2,63}") {
+            if let Ok(address) = EmailAddress::parse(&input) {
+                prop_assert!(address.local_part().len() <= 64);
+                prop_assert!(address.normalized().len() <= 254);
+            }
+        }
+
+        #[test]
+        fn parsed_addresses_never_hold_line_breaks(input in "[a-z\\r\\n\"\\\\]{1,10}@example\\.com") {
+            if let Ok(address) = EmailAddress::parse(&input) {
+                prop_assert!(!address.normalized().contains(['\r', '\n']));
+            }
+        }
+    }
+}

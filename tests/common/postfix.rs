@@ -109,7 +109,10 @@ impl Postfix {
              -o smtpd_relay_restrictions=check_recipient_access,texthash:{c}/access,reject_unlisted_recipient,reject_unauth_destination\n{}\n",
             services.join("\n")
         );
-        let vmailbox: String = mailboxes.iter().map(|mailbox| format!("{mailbox} x\n")).collect();
+        let vmailbox: String = mailboxes
+            .iter()
+            .map(|mailbox| format!("{mailbox} x\n"))
+            .collect();
         let access: String = access.iter().map(|line| format!("{line}\n")).collect();
         for (name, text) in [
             ("main.cf", main_cf),
@@ -129,10 +132,17 @@ impl Postfix {
             String::from_utf8_lossy(&started.stdout),
             String::from_utf8_lossy(&started.stderr)
         );
-        let postfix = Postfix { port, config, _dir: dir };
+        let postfix = Postfix {
+            port,
+            config,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "Postfix did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "Postfix did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         postfix

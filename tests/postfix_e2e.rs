@@ -3,23 +3,27 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::app::{Db, TestApp};
 use common::dns::{TestDns, Zone};
 use common::postfix::Postfix;
+use common::probe::{probe_settings, verdict, verify};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-async fn verify(app: &TestApp, email: &str) -> Value {
-    let reply = app
-        .send(
-            app.request(Method::POST, "/verify")
-                .json(&json!({"email": email})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()
+/// A mailvet whose DNS sends `example.test` (and `other.test`, which
+/// Postfix does not host) to the Postfix instance.
+async fn app_for(postfix: &Postfix) -> (TestApp, TestDns) {
+    let dns = TestDns::start(vec![
+        Zone::new("example.test")
+            .mx("example.test", 10, "mx.example.test")
+            .ip("mx.example.test", "127.0.0.1"),
+        Zone::new("other.test").mx("other.test", 10, "mx.example.test"),
+    ])
+    .await;
+    let app = TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, postfix.port)).await;
+    (app, dns)
 }
 
 #[tokio::test]
@@ -29,39 +33,17 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
         &["alice@example.test", "full@example.test"],
         &["full@example.test 552 5.2.2 Mailbox full"],
     );
-    let dns = TestDns::start(vec![
-        Zone::new("example.test")
-            .mx("example.test", 10, "mx.example.test")
-            .ip("mx.example.test", "127.0.0.1"),
-        // A domain whose MX is this Postfix, which does not host it.
-        Zone::new("other.test").mx("other.test", 10, "mx.example.test"),
-    ])
-    .await;
-    let dns_addr = dns.addr;
-    let port = postfix.port;
-    let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-        settings.dns_servers = vec![dns_addr];
-        settings.smtp_port = port;
-        settings.smtp_timeout = Duration::from_secs(5);
-        settings.allow_private_targets = true;
-        settings.helo_name = Some("verifier.example.test".into());
-        settings.mail_from = Some("probe@verifier.example.test".into());
-    })
-    .await;
+    let (app, _dns) = app_for(&postfix).await;
 
     let alice = verify(&app, "alice@example.test").await;
-    assert_eq!(
-        (alice["status"].as_str(), alice["reason"].as_str()),
-        (Some("deliverable"), Some("accepted")),
-        "{alice}"
-    );
+    assert_eq!(verdict(&alice), ("deliverable", "accepted"), "{alice}");
     assert_eq!(alice["smtp"]["code"], 250);
     assert_eq!(alice["smtp"]["enhanced_code"], "2.1.5");
 
     let bob = verify(&app, "bob@example.test").await;
     assert_eq!(
-        (bob["status"].as_str(), bob["reason"].as_str()),
-        (Some("undeliverable"), Some("mailbox_not_found")),
+        verdict(&bob),
+        ("undeliverable", "mailbox_not_found"),
         "{bob}"
     );
     assert_eq!(bob["smtp"]["code"], 550);
@@ -73,11 +55,7 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
     assert_eq!(app.get("/suppressions/bob@example.test").await.status, 200);
 
     let full = verify(&app, "full@example.test").await;
-    assert_eq!(
-        (full["status"].as_str(), full["reason"].as_str()),
-        (Some("risky"), Some("mailbox_full")),
-        "{full}"
-    );
+    assert_eq!(verdict(&full), ("risky", "mailbox_full"), "{full}");
     assert_eq!(
         full["smtp"]["message"],
         "<full@example.test>: Recipient address rejected: Mailbox full"
@@ -86,11 +64,7 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
     // A domain Postfix does not host: relay denied is about us, not the
     // mailbox.
     let other = verify(&app, "carol@other.test").await;
-    assert_eq!(
-        (other["status"].as_str(), other["reason"].as_str()),
-        (Some("unknown"), Some("blocked")),
-        "{other}"
-    );
+    assert_eq!(verdict(&other), ("unknown", "blocked"), "{other}");
     assert_eq!(
         other["smtp"]["message"],
         "<carol@other.test>: Relay access denied"
@@ -101,26 +75,11 @@ async fn postfix_answers_give_the_verdicts_a_postmaster_would() {
 #[tokio::test]
 async fn a_large_batch_stays_under_postfix_error_limits() {
     let postfix = Postfix::start("example.test", &["alice@example.test"], &[]);
-    let dns = TestDns::start(vec![
-        Zone::new("example.test")
-            .mx("example.test", 10, "mx.example.test")
-            .ip("mx.example.test", "127.0.0.1"),
-    ])
-    .await;
-    let dns_addr = dns.addr;
-    let port = postfix.port;
-    let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-        settings.dns_servers = vec![dns_addr];
-        settings.smtp_port = port;
-        settings.smtp_timeout = Duration::from_secs(5);
-        settings.allow_private_targets = true;
-        settings.helo_name = Some("verifier.example.test".into());
-    })
-    .await;
+    let (app, _dns) = app_for(&postfix).await;
     // 40 unknown users: Postfix would delay after 10 errors in a session and
     // disconnect after 20. Every one must still come back as not found.
     let emails: Vec<String> = (0..40).map(|i| format!("nobody{i}@example.test")).collect();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let reply = app
         .send(
             app.request(Method::POST, "/verify/batch")

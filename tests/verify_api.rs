@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::app::{Db, Reply, TestApp};
 use common::dns::{TestDns, Zone, servfail_server, silent_server};
+use common::probe::{probe_settings, verdict, verify};
 use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
-use mailvet::Settings;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,39 +19,13 @@ fn example_zone() -> Zone {
         .ip("mx.example.test", "127.0.0.1")
 }
 
-fn probe_settings(dns: &TestDns, smtp_port: u16) -> impl FnOnce(&mut Settings) {
-    let dns_addr = dns.addr;
-    move |settings: &mut Settings| {
-        settings.dns_servers = vec![dns_addr];
-        settings.dns_timeout = Duration::from_secs(1);
-        settings.smtp_port = smtp_port;
-        settings.smtp_timeout = Duration::from_secs(2);
-        settings.allow_private_targets = true;
-        settings.helo_name = Some("verifier.example.test".into());
-        settings.mail_from = Some("probe@verifier.example.test".into());
-    }
-}
-
 async fn app_for(dns: &TestDns, peer: &SmtpPeer) -> TestApp {
-    TestApp::spawn_with(Db::Sqlite, probe_settings(dns, peer.port())).await
-}
-
-async fn verify(app: &TestApp, email: &str) -> Value {
-    let reply = verify_reply(app, json!({"email": email})).await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()
+    TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, peer.port())).await
 }
 
 async fn verify_reply(app: &TestApp, body: Value) -> Reply {
     app.send(app.request(Method::POST, "/verify").json(&body))
         .await
-}
-
-fn verdict(result: &Value) -> (&str, &str) {
-    (
-        result["status"].as_str().unwrap_or_default(),
-        result["reason"].as_str().unwrap_or_default(),
-    )
 }
 
 #[tokio::test]
@@ -348,7 +322,7 @@ async fn mx_hosts_are_tried_in_order_past_refusals_and_dead_hosts() {
         .ip("dead.example.test", "127.0.0.3")
         .ip("good.example.test", "127.0.0.4");
     let dns = TestDns::start(vec![zone]).await;
-    let app = TestApp::spawn_with(Db::Sqlite, probe_settings(&dns, port)).await;
+    let app = TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, port)).await;
     let result = verify(&app, "hank@example.test").await;
     assert_eq!(verdict(&result), ("deliverable", "accepted"), "{result}");
     assert_eq!(result["smtp"]["host"], "good.example.test");
@@ -405,7 +379,7 @@ async fn smtp_faults_give_honest_unknowns() {
     for (name, script, expected) in faults {
         let peer = SmtpPeer::start(script).await;
         let app = TestApp::spawn_with(Db::Sqlite, |settings| {
-            probe_settings(&dns, peer.port())(settings);
+            probe_settings(dns.addr, peer.port())(settings);
             settings.smtp_timeout = Duration::from_millis(400);
         })
         .await;
@@ -428,7 +402,7 @@ async fn garbage_from_the_server_is_an_smtp_error() {
         b"220-multi\r\n550 mixed codes\r\n".to_vec(),
     ] {
         let addr = raw_peer(garbage).await;
-        let app = TestApp::spawn_with(Db::Sqlite, probe_settings(&dns, addr.port())).await;
+        let app = TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, addr.port())).await;
         let result = verify(&app, "x@example.test").await;
         assert_eq!(verdict(&result), ("unknown", "smtp_error"), "{result}");
     }
@@ -501,7 +475,7 @@ async fn private_targets_are_refused_by_default() {
     let dns = TestDns::start(vec![zone]).await;
     let peer = SmtpPeer::start(Script::catch_all()).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
-        probe_settings(&dns, peer.port())(settings);
+        probe_settings(dns.addr, peer.port())(settings);
         settings.allow_private_targets = false;
     })
     .await;

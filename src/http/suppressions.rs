@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
 use crate::store::{NewSuppression, SmtpEvidence, Suppression, Upserted};
 use crate::suppress::{SuppressionReason, SuppressionSource};
 use crate::verify::EmailAddress;
+use crate::verify::result::to_rfc3339;
 
 /// Longest operator note accepted with a manual suppression.
 const MAX_DIAGNOSTIC_CHARS: usize = 1000;
@@ -24,9 +25,9 @@ pub struct SuppressionBody {
     enhanced_code: Option<String>,
     diagnostic: Option<String>,
     mx_host: Option<String>,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "to_rfc3339")]
     created_at: DateTime<Utc>,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "to_rfc3339")]
     updated_at: DateTime<Utc>,
     deleted: bool,
 }
@@ -46,11 +47,6 @@ impl From<Suppression> for SuppressionBody {
             deleted: entry.deleted,
         }
     }
-}
-
-/// Times in the API: RFC 3339, UTC, millisecond precision.
-pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@ pub mod app;
 pub mod db;
 pub mod dns;
 pub mod postfix;
+pub mod probe;
 pub mod proxy;
 pub mod smtp_peer;
 pub mod spec;

@@ -108,19 +108,7 @@ pub fn assert_conforms(method: &str, path: &str, status: u16, content_type: &str
     let schema = media
         .get("schema")
         .unwrap_or_else(|| panic!("{method} {template} {status}: no schema"));
-    // Validate with the spec's components beside the schema, so that
-    // `#/components/schemas/...` references resolve inside one document.
-    let root = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "allOf": [schema],
-        "components": spec()["components"],
-    });
-    let validator = jsonschema::draft202012::new(&root)
-        .unwrap_or_else(|err| panic!("{method} {template} {status}: invalid schema: {err}"));
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|err| format!("{} at {}", err, err.instance_path()))
-        .collect();
+    let errors = schema_errors(json!({"allOf": [schema]}), &instance);
     assert!(
         errors.is_empty(),
         "{method} {template} {status}: response does not match the spec:\n{}\nbody: {instance}",
@@ -130,20 +118,27 @@ pub fn assert_conforms(method: &str, path: &str, status: u16, content_type: &str
 
 /// Panics unless `instance` validates against `components/schemas/{name}`.
 pub fn assert_matches_schema(name: &str, instance: &Value) {
-    let root = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": format!("#/components/schemas/{name}"),
-        "components": spec()["components"],
-    });
-    let validator = jsonschema::draft202012::new(&root)
-        .unwrap_or_else(|err| panic!("schema {name} is invalid: {err}"));
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|err| format!("{} at {}", err, err.instance_path()))
-        .collect();
+    let errors = schema_errors(
+        json!({"$ref": format!("#/components/schemas/{name}")}),
+        instance,
+    );
     assert!(
         errors.is_empty(),
         "{instance} is not a {name}:\n{}",
         errors.join("\n")
     );
+}
+
+/// Validates `instance` against `schema` (JSON Schema 2020-12), with the
+/// spec's components beside it so that `#/components/...` references
+/// resolve inside one document.
+fn schema_errors(mut schema: Value, instance: &Value) -> Vec<String> {
+    schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    schema["components"] = spec()["components"].clone();
+    let validator = jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|err| panic!("invalid schema {schema}: {err}"));
+    validator
+        .iter_errors(instance)
+        .map(|err| format!("{} at {}", err, err.instance_path()))
+        .collect()
 }

@@ -1,0 +1,43 @@
+//! Settings and calls shared by the tests that verify addresses.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mailvet::Settings;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::app::TestApp;
+
+/// Points the verifier at the test's DNS server and SMTP port, on loopback.
+pub fn probe_settings(dns: SocketAddr, smtp_port: u16) -> impl FnOnce(&mut Settings) {
+    move |settings: &mut Settings| {
+        settings.dns_servers = vec![dns];
+        settings.dns_timeout = Duration::from_secs(1);
+        settings.smtp_port = smtp_port;
+        settings.smtp_timeout = Duration::from_secs(5);
+        settings.allow_private_targets = true;
+        settings.helo_name = Some("verifier.example.test".into());
+        settings.mail_from = Some("probe@verifier.example.test".into());
+    }
+}
+
+/// `POST /verify`, expecting 200; the result.
+pub async fn verify(app: &TestApp, email: &str) -> Value {
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify")
+                .json(&json!({"email": email})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()
+}
+
+/// A result's (status, reason).
+pub fn verdict(result: &Value) -> (&str, &str) {
+    (
+        result["status"].as_str().unwrap_or_default(),
+        result["reason"].as_str().unwrap_or_default(),
+    )
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::bounce::{BounceKind, BounceOrigin};
 use mailvet::store::{
-    CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted,
+    CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted,
 };
 use mailvet::suppress::{SuppressionReason, SuppressionSource};
 use mailvet::verify::{Reason, Status};
@@ -52,6 +52,7 @@ on_every_backend!(
     the_feed_pages_through_changes_in_order_with_tombstones,
     concurrent_writers_all_land_with_distinct_sequences,
     bounces_are_counted_by_kind_and_window,
+    the_feed_filters_by_reason_and_source,
 );
 
 /// Times round-trip to the millisecond on every backend.
@@ -251,7 +252,10 @@ async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn St
         .expect("add again");
     assert_eq!(outcome, Upserted::Unchanged);
     assert_eq!(again, first, "same sequence, same times");
-    let feed = store.suppression_changes(0, 100).await.expect("feed");
+    let feed = store
+        .suppression_changes(0, 100, &ChangeFilter::default())
+        .await
+        .expect("feed");
     assert_eq!(feed.len(), 1);
     // The sequence given back was not consumed: the next change follows on.
     let (other, _) = store
@@ -291,7 +295,7 @@ async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn S
     assert_eq!(updated.created_at, t0, "an update keeps the creation time");
     assert_eq!(updated.updated_at, t1);
     let feed: Vec<_> = store
-        .suppression_changes(first.seq, 100)
+        .suppression_changes(first.seq, 100, &ChangeFilter::default())
         .await
         .expect("feed")
         .into_iter()
@@ -316,7 +320,10 @@ async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Store>) {
     assert_eq!(outcome, Upserted::Created);
     assert!(!again.deleted);
     assert_eq!(again.created_at, t2, "a re-added address is a new entry");
-    let feed = store.suppression_changes(0, 100).await.expect("feed");
+    let feed = store
+        .suppression_changes(0, 100, &ChangeFilter::default())
+        .await
+        .expect("feed");
     assert_eq!(feed.len(), 1, "one row per address, at its latest change");
     assert!(!feed[0].deleted);
 }
@@ -341,7 +348,10 @@ async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn 
     let mut cursor = 0;
     let mut pages = 0;
     loop {
-        let page = store.suppression_changes(cursor, 7).await.expect("page");
+        let page = store
+            .suppression_changes(cursor, 7, &ChangeFilter::default())
+            .await
+            .expect("page");
         if page.is_empty() {
             break;
         }
@@ -376,7 +386,7 @@ async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn 
     );
     assert!(
         store
-            .suppression_changes(cursor, 7)
+            .suppression_changes(cursor, 7, &ChangeFilter::default())
             .await
             .expect("poll")
             .is_empty()
@@ -413,7 +423,10 @@ async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Stor
     for writer in writers {
         writer.await.expect("writer task");
     }
-    let feed = store.suppression_changes(0, 1000).await.expect("feed");
+    let feed = store
+        .suppression_changes(0, 1000, &ChangeFilter::default())
+        .await
+        .expect("feed");
     assert_eq!(feed.len(), 40, "every address written appears once");
     let mut seqs: Vec<_> = feed.iter().map(|entry| entry.seq).collect();
     seqs.dedup();
@@ -484,5 +497,58 @@ async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Store>) {
             .await
             .expect("count"),
         0
+    );
+}
+
+async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Store>) {
+    let t0 = now();
+    let mut bounce = suppression("kate@example.test", SuppressionReason::MailboxNotFound);
+    bounce.source = SuppressionSource::Bounce;
+    store.upsert_suppression(&bounce, t0).await.expect("add");
+    store
+        .upsert_suppression(
+            &suppression("liam@example.test", SuppressionReason::Manual),
+            t0,
+        )
+        .await
+        .expect("add");
+    store
+        .upsert_suppression(
+            &suppression("mona@example.test", SuppressionReason::MailboxNotFound),
+            t0,
+        )
+        .await
+        .expect("add");
+    let emails = |entries: Vec<mailvet::store::Suppression>| {
+        entries
+            .into_iter()
+            .map(|entry| entry.email)
+            .collect::<Vec<_>>()
+    };
+    let by_reason = ChangeFilter {
+        reason: Some(SuppressionReason::MailboxNotFound),
+        source: None,
+    };
+    assert_eq!(
+        emails(
+            store
+                .suppression_changes(0, 100, &by_reason)
+                .await
+                .expect("feed")
+        ),
+        ["kate@example.test", "mona@example.test"]
+    );
+    let by_both = ChangeFilter {
+        reason: Some(SuppressionReason::MailboxNotFound),
+        source: Some(SuppressionSource::Verify),
+    };
+    assert_eq!(
+        emails(
+            store
+                .suppression_changes(0, 100, &by_both)
+                .await
+                .expect("feed")
+        ),
+        ["mona@example.test"]
     );
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, middleware and the shared application state.
 
 mod error;
+mod feed;
 mod health;
 mod meta;
 mod suppressions;
@@ -87,6 +88,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/openapi.yaml", meta::openapi)
         .add(Method::POST, "/verify", verify::verify)
         .add(Method::POST, "/verify/batch", verify::verify_batch)
+        .add(Method::GET, "/suppressions", feed::feed)
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
         .add(

@@ -32,6 +32,28 @@ pub struct SuppressionBody {
     deleted: bool,
 }
 
+impl SuppressionBody {
+    /// The entry as a CSV row, in the columns of the CSV feed.
+    pub fn csv_record(&self) -> [String; 10] {
+        let optional = |value: Option<&str>| value.unwrap_or_default().to_owned();
+        let time = |at: &DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        [
+            self.email.clone(),
+            self.reason.to_string(),
+            self.source.to_string(),
+            self.smtp_code
+                .map(|code| code.to_string())
+                .unwrap_or_default(),
+            optional(self.enhanced_code.as_deref()),
+            optional(self.diagnostic.as_deref()),
+            optional(self.mx_host.as_deref()),
+            time(&self.created_at),
+            time(&self.updated_at),
+            self.deleted.to_string(),
+        ]
+    }
+}
+
 impl From<Suppression> for SuppressionBody {
     fn from(entry: Suppression) -> Self {
         SuppressionBody {

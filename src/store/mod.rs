@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use model::{
-    BounceEvent, CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Suppression,
-    Upserted,
+    BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, SmtpEvidence,
+    Suppression, Upserted,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -168,11 +168,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>>;
 
     /// Entries (live and tombstones) whose last change comes after
-    /// `after_seq`, in change order, at most `limit` of them.
+    /// `after_seq`, in change order, at most `limit` of them, optionally
+    /// only those with a reason or source.
     async fn suppression_changes(
         &self,
         after_seq: i64,
         limit: u32,
+        filter: &ChangeFilter,
     ) -> StoreResult<Vec<Suppression>>;
 
     // ---- bounces -----------------------------------------------------

@@ -56,6 +56,13 @@ pub struct Suppression {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which changes of the suppression list to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    pub reason: Option<SuppressionReason>,
+    pub source: Option<SuppressionSource>,
+}
+
 /// What [`Store::upsert_suppression`](super::Store::upsert_suppression) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {

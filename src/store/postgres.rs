@@ -6,8 +6,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    Backend, BounceEvent, CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store,
-    StoreResult, StoreSettings, Suppression, Upserted, parse_stored, stored_smtp_code,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
+    SmtpEvidence, Store, StoreResult, StoreSettings, Suppression, Upserted, parse_stored,
+    stored_smtp_code,
 };
 use crate::bounce::BounceKind;
 
@@ -283,14 +284,22 @@ impl Store for PgStore {
         &self,
         after_seq: i64,
         limit: u32,
+        filter: &ChangeFilter,
     ) -> StoreResult<Vec<Suppression>> {
         let rows = sqlx::query(concat!(
             "select ",
             suppression_columns!(),
-            " from suppressions where seq > $1 order by seq limit $2"
+            " from suppressions
+              where seq > $1
+                and ($3::text is null or reason = $3)
+                and ($4::text is null or source = $4)
+              order by seq
+              limit $2"
         ))
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(filter.reason.map(|reason| reason.as_str()))
+        .bind(filter.source.map(|source| source.as_str()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(suppression_from_row).collect()

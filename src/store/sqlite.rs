@@ -15,8 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    Backend, BounceEvent, CachedVerification, NewBounceEvent, NewSuppression, SmtpEvidence, Store,
-    StoreError, StoreResult, StoreSettings, Suppression, Upserted, parse_stored, stored_smtp_code,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
+    SmtpEvidence, Store, StoreError, StoreResult, StoreSettings, Suppression, Upserted,
+    parse_stored, stored_smtp_code,
 };
 use crate::bounce::BounceKind;
 
@@ -304,14 +305,22 @@ impl Store for SqliteStore {
         &self,
         after_seq: i64,
         limit: u32,
+        filter: &ChangeFilter,
     ) -> StoreResult<Vec<Suppression>> {
         let rows = sqlx::query(concat!(
             "select ",
             suppression_columns!(),
-            " from suppressions where seq > ?1 order by seq limit ?2"
+            " from suppressions
+              where seq > ?1
+                and (?3 is null or reason = ?3)
+                and (?4 is null or source = ?4)
+              order by seq
+              limit ?2"
         ))
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(filter.reason.map(|reason| reason.as_str()))
+        .bind(filter.source.map(|source| source.as_str()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(suppression_from_row).collect()

@@ -1,5 +1,9 @@
 //! The suppression list: addresses that must not be mailed again.
 
+mod cursor;
+
+pub use cursor::Cursor;
+
 use crate::verify::Reason;
 
 crate::verify::snake_case_enum! {

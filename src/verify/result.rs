@@ -89,7 +89,10 @@ impl VerifyResult {
 }
 
 /// Times in the API: RFC 3339, UTC, millisecond precision.
-pub(crate) fn to_rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn to_rfc3339<S: Serializer>(
+    at: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 

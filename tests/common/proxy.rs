@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 #[derive(Default)]
 struct Shared {
     delay: Duration,
+    jitter: Duration,
     held: bool,
     connections: JoinSet<()>,
 }
@@ -58,6 +59,12 @@ impl TcpProxy {
     /// Adds `delay` to every round trip to the target.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().expect("proxy state").delay = delay;
+    }
+
+    /// Adds a random delay of up to `jitter` to every chunk the target
+    /// sends back: concurrent transactions then finish in random order.
+    pub fn set_jitter(&self, jitter: Duration) {
+        self.shared.lock().expect("proxy state").jitter = jitter;
     }
 
     /// Holds back everything the target sends until [`TcpProxy::release`].

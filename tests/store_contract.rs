@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::bounce::{BounceKind, BounceOrigin};
 use mailvet::store::{
-    CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, SmtpEvidence, Store, Upserted,
+    CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression, SmtpEvidence,
+    SoftBouncePolicy, Store, Upserted,
 };
 use mailvet::suppress::{SuppressionReason, SuppressionSource};
 use mailvet::verify::{Reason, Status};
@@ -53,6 +54,7 @@ on_every_backend!(
     concurrent_writers_all_land_with_distinct_sequences,
     bounces_are_counted_by_kind_and_window,
     the_feed_filters_by_reason_and_source,
+    bounces_suppress_hard_failures_complaints_and_repeated_soft_ones,
 );
 
 /// Times round-trip to the millisecond on every backend.
@@ -550,5 +552,153 @@ async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Store>) {
                 .expect("feed")
         ),
         ["mona@example.test"]
+    );
+}
+
+fn bounce(
+    email: &str,
+    kind: BounceKind,
+    suppress_as: Option<SuppressionReason>,
+    at: DateTime<Utc>,
+) -> NewBounce {
+    NewBounce {
+        event: NewBounceEvent {
+            address_key: email.to_owned(),
+            email: email.to_owned(),
+            kind,
+            origin: BounceOrigin::Message,
+            evidence: SmtpEvidence {
+                smtp_code: Some(if kind == BounceKind::Soft { 452 } else { 550 }),
+                enhanced_code: Some(
+                    if kind == BounceKind::Soft {
+                        "4.2.2"
+                    } else {
+                        "5.1.1"
+                    }
+                    .to_owned(),
+                ),
+                diagnostic: Some("from a bounce".to_owned()),
+                mx_host: Some("mx.example.test".to_owned()),
+            },
+            received_at: at,
+        },
+        suppress_as,
+    }
+}
+
+async fn bounces_suppress_hard_failures_complaints_and_repeated_soft_ones(store: Arc<dyn Store>) {
+    let t0 = now();
+    let policy = SoftBouncePolicy::default();
+    let report = [
+        bounce(
+            "hard@example.test",
+            BounceKind::Hard,
+            Some(SuppressionReason::MailboxNotFound),
+            t0,
+        ),
+        bounce(
+            "angry@example.test",
+            BounceKind::Complaint,
+            Some(SuppressionReason::Complaint),
+            t0,
+        ),
+        bounce("soft@example.test", BounceKind::Soft, None, t0),
+        bounce("blocked@example.test", BounceKind::Undetermined, None, t0),
+    ];
+    let suppressed = store
+        .record_bounces(&report, &policy, t0)
+        .await
+        .expect("record");
+    assert_eq!(suppressed, [true, true, false, false]);
+    let hard = store
+        .suppression("hard@example.test")
+        .await
+        .expect("read")
+        .expect("suppressed");
+    assert_eq!(hard.reason, SuppressionReason::MailboxNotFound);
+    assert_eq!(hard.source, SuppressionSource::Bounce);
+    assert_eq!(hard.evidence.enhanced_code.as_deref(), Some("5.1.1"));
+    assert!(
+        store
+            .suppression("blocked@example.test")
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // Two more soft bounces within the week: the third suppresses.
+    let second = [bounce(
+        "soft@example.test",
+        BounceKind::Soft,
+        None,
+        t0 + Duration::days(2),
+    )];
+    assert_eq!(
+        store
+            .record_bounces(&second, &policy, t0 + Duration::days(2))
+            .await
+            .expect("record"),
+        [false]
+    );
+    let third = [bounce(
+        "soft@example.test",
+        BounceKind::Soft,
+        None,
+        t0 + Duration::days(3),
+    )];
+    assert_eq!(
+        store
+            .record_bounces(&third, &policy, t0 + Duration::days(3))
+            .await
+            .expect("record"),
+        [true]
+    );
+    let soft = store
+        .suppression("soft@example.test")
+        .await
+        .expect("read")
+        .expect("suppressed");
+    assert_eq!(soft.reason, SuppressionReason::SoftBounceLimit);
+
+    // Soft bounces spread over more than the window never add up.
+    for day in [0, 8, 16] {
+        let at = t0 + Duration::days(day);
+        let spread = [bounce("slow@example.test", BounceKind::Soft, None, at)];
+        assert_eq!(
+            store
+                .record_bounces(&spread, &policy, at)
+                .await
+                .expect("record"),
+            [false]
+        );
+    }
+
+    // A later bounce never overwrites the first evidence.
+    let later = [bounce(
+        "hard@example.test",
+        BounceKind::Complaint,
+        Some(SuppressionReason::Complaint),
+        t0,
+    )];
+    assert_eq!(
+        store
+            .record_bounces(&later, &policy, t0)
+            .await
+            .expect("record"),
+        [true]
+    );
+    let hard_again = store
+        .suppression("hard@example.test")
+        .await
+        .expect("read")
+        .expect("suppressed");
+    assert_eq!(hard_again, hard);
+    assert_eq!(
+        store
+            .count_bounces("hard@example.test", BounceKind::Complaint, t0)
+            .await
+            .expect("count"),
+        1,
+        "the event itself is still recorded"
     );
 }

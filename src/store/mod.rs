@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use model::{
-    BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, SmtpEvidence,
-    Suppression, Upserted,
+    BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression,
+    SmtpEvidence, SoftBouncePolicy, Suppression, Upserted,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -180,6 +180,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     // ---- bounces -----------------------------------------------------
 
     async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent>;
+
+    /// Records the bounces of one report and applies the suppressions they
+    /// call for (hard bounces and complaints at once, soft bounces past the
+    /// policy's limit), all in one transaction. Returns, per bounce, whether
+    /// the address is suppressed because of it.
+    async fn record_bounces(
+        &self,
+        bounces: &[NewBounce],
+        policy: &SoftBouncePolicy,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>>;
 
     /// How many bounces of `kind` were recorded for an address at or after
     /// `since`.

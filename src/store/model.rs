@@ -115,3 +115,80 @@ pub struct BounceEvent {
     pub evidence: SmtpEvidence,
     pub received_at: DateTime<Utc>,
 }
+
+/// When repeated temporary bounces suppress an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftBouncePolicy {
+    /// Soft bounces within the window that suppress (the last one counts).
+    pub limit: u32,
+    pub window: chrono::Duration,
+}
+
+impl Default for SoftBouncePolicy {
+    fn default() -> Self {
+        SoftBouncePolicy {
+            limit: 3,
+            window: chrono::Duration::days(7),
+        }
+    }
+}
+
+/// One recipient's bounce, to be recorded, with the suppression it calls
+/// for: `Some` for a hard bounce or a complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBounce {
+    pub event: NewBounceEvent,
+    pub suppress_as: Option<SuppressionReason>,
+}
+
+impl NewBounce {
+    /// The suppression entry this bounce would create.
+    pub(crate) fn suppression(&self, reason: SuppressionReason) -> NewSuppression {
+        NewSuppression {
+            address_key: self.event.address_key.clone(),
+            email: self.event.email.clone(),
+            reason,
+            source: SuppressionSource::Bounce,
+            evidence: self.event.evidence.clone(),
+        }
+    }
+
+    /// The suppression to write, given the live entry (if any) and the
+    /// recipient's soft bounces in the window (this one included). A live
+    /// entry is never overwritten by a bounce: its first evidence stays.
+    pub(crate) fn plan(
+        &self,
+        live: Option<&Suppression>,
+        soft_in_window: u64,
+        policy: &SoftBouncePolicy,
+    ) -> BouncePlan {
+        if live.is_some() {
+            return if self.suppress_as.is_some() || self.event.kind == BounceKind::Soft {
+                BouncePlan::AlreadySuppressed
+            } else {
+                BouncePlan::Nothing
+            };
+        }
+        match (self.suppress_as, self.event.kind) {
+            (Some(reason), _) => BouncePlan::Suppress(self.suppression(reason)),
+            (None, BounceKind::Soft) if soft_in_window >= u64::from(policy.limit.max(1)) => {
+                BouncePlan::Suppress(self.suppression(SuppressionReason::SoftBounceLimit))
+            }
+            _ => BouncePlan::Nothing,
+        }
+    }
+}
+
+/// What recording a bounce does to the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BouncePlan {
+    Nothing,
+    AlreadySuppressed,
+    Suppress(NewSuppression),
+}
+
+impl BouncePlan {
+    pub(crate) fn suppressed(&self) -> bool {
+        !matches!(self, BouncePlan::Nothing)
+    }
+}

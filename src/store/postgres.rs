@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use super::model::BouncePlan;
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    SmtpEvidence, Store, StoreResult, StoreSettings, Suppression, Upserted, parse_stored,
-    stored_smtp_code,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent,
+    NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, StoreResult, StoreSettings, Suppression,
+    Upserted, parse_stored, stored_smtp_code,
 };
 use crate::bounce::BounceKind;
 
@@ -71,6 +72,101 @@ async fn next_seq(tx: &mut Transaction<'static, Postgres>) -> StoreResult<i64> {
             .fetch_one(&mut **tx)
             .await?;
     Ok(seq)
+}
+
+/// Takes the sequence lock without taking a number: for writes that may
+/// turn out to change nothing.
+async fn lock_seq(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    sqlx::query("select last_seq from suppression_seq for update")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a live entry for the address with a new change sequence. The
+/// transaction must hold the sequence lock.
+async fn write_suppression(
+    tx: &mut Transaction<'static, Postgres>,
+    entry: &NewSuppression,
+    now: DateTime<Utc>,
+) -> StoreResult<Suppression> {
+    let seq = next_seq(tx).await?;
+    // A re-added tombstone starts a new entry: its creation time is now.
+    let row = sqlx::query(concat!(
+        "insert into suppressions
+                (address_key, email, reason, source, smtp_code, enhanced_code,
+                 diagnostic, mx_host, deleted, seq, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $10, $10)
+         on conflict (address_key) do update
+            set email = excluded.email, reason = excluded.reason,
+                source = excluded.source, smtp_code = excluded.smtp_code,
+                enhanced_code = excluded.enhanced_code,
+                diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
+                seq = excluded.seq, updated_at = excluded.updated_at,
+                created_at = case when suppressions.deleted
+                                  then excluded.created_at
+                                  else suppressions.created_at end,
+                deleted = false
+         returning ",
+        suppression_columns!()
+    ))
+    .bind(&entry.address_key)
+    .bind(&entry.email)
+    .bind(entry.reason.as_str())
+    .bind(entry.source.as_str())
+    .bind(entry.evidence.smtp_code.map(i32::from))
+    .bind(&entry.evidence.enhanced_code)
+    .bind(&entry.evidence.diagnostic)
+    .bind(&entry.evidence.mx_host)
+    .bind(seq)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    suppression_from_row(&row)
+}
+
+async fn insert_bounce(
+    conn: &mut PgConnection,
+    event: &NewBounceEvent,
+) -> StoreResult<BounceEvent> {
+    let row = sqlx::query(
+        "insert into bounce_events
+                (address_key, email, kind, origin, smtp_code, enhanced_code,
+                 diagnostic, mx_host, received_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         returning id, address_key, email, kind, origin, smtp_code, enhanced_code,
+                   diagnostic, mx_host, received_at",
+    )
+    .bind(&event.address_key)
+    .bind(&event.email)
+    .bind(event.kind.as_str())
+    .bind(event.origin.as_str())
+    .bind(event.evidence.smtp_code.map(i32::from))
+    .bind(&event.evidence.enhanced_code)
+    .bind(&event.evidence.diagnostic)
+    .bind(&event.evidence.mx_host)
+    .bind(event.received_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    bounce_from_row(&row)
+}
+
+async fn count_bounces_in(
+    conn: &mut PgConnection,
+    address_key: &str,
+    kind: BounceKind,
+    since: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from bounce_events
+          where address_key = $1 and kind = $2 and received_at >= $3",
+    )
+    .bind(address_key)
+    .bind(kind.as_str())
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 fn suppression_from_row(row: &PgRow) -> StoreResult<Suppression> {
@@ -192,46 +288,14 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<(Suppression, Upserted)> {
         let mut tx = self.pool.begin().await?;
-        let seq = next_seq(&mut tx).await?;
+        lock_seq(&mut tx).await?;
         let existing = Self::locked_suppression(&mut tx, &entry.address_key).await?;
         let outcome = Upserted::plan(existing.as_ref(), entry);
         if let (Upserted::Unchanged, Some(existing)) = (outcome, existing) {
-            // Nothing to record: give the sequence back.
             tx.rollback().await?;
             return Ok((existing, outcome));
         }
-        // A re-added tombstone starts a new entry: its creation time is now.
-        let row = sqlx::query(concat!(
-            "insert into suppressions
-                    (address_key, email, reason, source, smtp_code, enhanced_code,
-                     diagnostic, mx_host, deleted, seq, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $10, $10)
-             on conflict (address_key) do update
-                set email = excluded.email, reason = excluded.reason,
-                    source = excluded.source, smtp_code = excluded.smtp_code,
-                    enhanced_code = excluded.enhanced_code,
-                    diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
-                    seq = excluded.seq, updated_at = excluded.updated_at,
-                    created_at = case when suppressions.deleted
-                                      then excluded.created_at
-                                      else suppressions.created_at end,
-                    deleted = false
-             returning ",
-            suppression_columns!()
-        ))
-        .bind(&entry.address_key)
-        .bind(&entry.email)
-        .bind(entry.reason.as_str())
-        .bind(entry.source.as_str())
-        .bind(entry.evidence.smtp_code.map(i32::from))
-        .bind(&entry.evidence.enhanced_code)
-        .bind(&entry.evidence.diagnostic)
-        .bind(&entry.evidence.mx_host)
-        .bind(seq)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let stored = suppression_from_row(&row)?;
+        let stored = write_suppression(&mut tx, entry, now).await?;
         tx.commit().await?;
         Ok((stored, outcome))
     }
@@ -306,26 +370,38 @@ impl Store for PgStore {
     }
 
     async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
-        let row = sqlx::query(
-            "insert into bounce_events
-                    (address_key, email, kind, origin, smtp_code, enhanced_code,
-                     diagnostic, mx_host, received_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             returning id, address_key, email, kind, origin, smtp_code, enhanced_code,
-                       diagnostic, mx_host, received_at",
-        )
-        .bind(&event.address_key)
-        .bind(&event.email)
-        .bind(event.kind.as_str())
-        .bind(event.origin.as_str())
-        .bind(event.evidence.smtp_code.map(i32::from))
-        .bind(&event.evidence.enhanced_code)
-        .bind(&event.evidence.diagnostic)
-        .bind(&event.evidence.mx_host)
-        .bind(event.received_at)
-        .fetch_one(&self.pool)
-        .await?;
-        bounce_from_row(&row)
+        let mut conn = self.pool.acquire().await?;
+        insert_bounce(&mut conn, event).await
+    }
+
+    async fn record_bounces(
+        &self,
+        bounces: &[NewBounce],
+        policy: &SoftBouncePolicy,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        lock_seq(&mut tx).await?;
+        let mut suppressed = Vec::with_capacity(bounces.len());
+        for bounce in bounces {
+            insert_bounce(&mut tx, &bounce.event).await?;
+            let key = &bounce.event.address_key;
+            let live = Self::locked_suppression(&mut tx, key)
+                .await?
+                .filter(|entry| !entry.deleted);
+            let soft_in_window = if bounce.event.kind == BounceKind::Soft {
+                count_bounces_in(&mut tx, key, BounceKind::Soft, now - policy.window).await?
+            } else {
+                0
+            };
+            let plan = bounce.plan(live.as_ref(), soft_in_window, policy);
+            if let BouncePlan::Suppress(entry) = &plan {
+                write_suppression(&mut tx, entry, now).await?;
+            }
+            suppressed.push(plan.suppressed());
+        }
+        tx.commit().await?;
+        Ok(suppressed)
     }
 
     async fn count_bounces(
@@ -334,15 +410,7 @@ impl Store for PgStore {
         kind: BounceKind,
         since: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "select count(*) from bounce_events
-              where address_key = $1 and kind = $2 and received_at >= $3",
-        )
-        .bind(address_key)
-        .bind(kind.as_str())
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        let mut conn = self.pool.acquire().await?;
+        count_bounces_in(&mut conn, address_key, kind, since).await
     }
 }

@@ -12,12 +12,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
+use super::model::BouncePlan;
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    SmtpEvidence, Store, StoreError, StoreResult, StoreSettings, Suppression, Upserted,
-    parse_stored, stored_smtp_code,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent,
+    NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, StoreError, StoreResult, StoreSettings,
+    Suppression, Upserted, parse_stored, stored_smtp_code,
 };
 use crate::bounce::BounceKind;
 
@@ -84,6 +85,108 @@ async fn next_seq(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<i64> {
             .fetch_one(&mut **tx)
             .await?;
     Ok(seq)
+}
+
+/// The entry for an address, live or tombstone.
+async fn read_suppression(
+    tx: &mut Transaction<'static, Sqlite>,
+    address_key: &str,
+) -> StoreResult<Option<Suppression>> {
+    let row = sqlx::query(concat!(
+        "select ",
+        suppression_columns!(),
+        " from suppressions where address_key = ?1"
+    ))
+    .bind(address_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(suppression_from_row).transpose()
+}
+
+/// Writes a live entry for the address with a new change sequence, inside a
+/// write transaction.
+async fn write_suppression(
+    tx: &mut Transaction<'static, Sqlite>,
+    entry: &NewSuppression,
+    now: DateTime<Utc>,
+) -> StoreResult<Suppression> {
+    let seq = next_seq(tx).await?;
+    // A re-added tombstone starts a new entry: its creation time is now.
+    let row = sqlx::query(concat!(
+        "insert into suppressions
+                (address_key, email, reason, source, smtp_code, enhanced_code,
+                 diagnostic, mx_host, deleted, seq, created_at, updated_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?10)
+         on conflict (address_key) do update
+            set email = excluded.email, reason = excluded.reason,
+                source = excluded.source, smtp_code = excluded.smtp_code,
+                enhanced_code = excluded.enhanced_code,
+                diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
+                seq = excluded.seq, updated_at = excluded.updated_at,
+                created_at = case when suppressions.deleted
+                                  then excluded.created_at
+                                  else suppressions.created_at end,
+                deleted = 0
+         returning ",
+        suppression_columns!()
+    ))
+    .bind(&entry.address_key)
+    .bind(&entry.email)
+    .bind(entry.reason.as_str())
+    .bind(entry.source.as_str())
+    .bind(entry.evidence.smtp_code.map(i64::from))
+    .bind(&entry.evidence.enhanced_code)
+    .bind(&entry.evidence.diagnostic)
+    .bind(&entry.evidence.mx_host)
+    .bind(seq)
+    .bind(millis(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    suppression_from_row(&row)
+}
+
+async fn insert_bounce(
+    conn: &mut SqliteConnection,
+    event: &NewBounceEvent,
+) -> StoreResult<BounceEvent> {
+    let row = sqlx::query(
+        "insert into bounce_events
+                (address_key, email, kind, origin, smtp_code, enhanced_code,
+                 diagnostic, mx_host, received_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         returning id, address_key, email, kind, origin, smtp_code, enhanced_code,
+                   diagnostic, mx_host, received_at",
+    )
+    .bind(&event.address_key)
+    .bind(&event.email)
+    .bind(event.kind.as_str())
+    .bind(event.origin.as_str())
+    .bind(event.evidence.smtp_code.map(i64::from))
+    .bind(&event.evidence.enhanced_code)
+    .bind(&event.evidence.diagnostic)
+    .bind(&event.evidence.mx_host)
+    .bind(millis(event.received_at))
+    .fetch_one(&mut *conn)
+    .await?;
+    bounce_from_row(&row)
+}
+
+async fn count_bounces_in(
+    conn: &mut SqliteConnection,
+    address_key: &str,
+    kind: BounceKind,
+    since: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from bounce_events
+          where address_key = ?1 and kind = ?2 and received_at >= ?3",
+    )
+    .bind(address_key)
+    .bind(kind.as_str())
+    .bind(millis(since))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 fn suppression_from_row(row: &SqliteRow) -> StoreResult<Suppression> {
@@ -205,54 +308,13 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<(Suppression, Upserted)> {
         let mut tx = self.begin_write().await?;
-        let seq = next_seq(&mut tx).await?;
-        let existing = sqlx::query(concat!(
-            "select ",
-            suppression_columns!(),
-            " from suppressions where address_key = ?1"
-        ))
-        .bind(&entry.address_key)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(suppression_from_row)
-        .transpose()?;
+        let existing = read_suppression(&mut tx, &entry.address_key).await?;
         let outcome = Upserted::plan(existing.as_ref(), entry);
         if let (Upserted::Unchanged, Some(existing)) = (outcome, existing) {
             tx.rollback().await?;
             return Ok((existing, outcome));
         }
-        let row = sqlx::query(concat!(
-            "insert into suppressions
-                    (address_key, email, reason, source, smtp_code, enhanced_code,
-                     diagnostic, mx_host, deleted, seq, created_at, updated_at)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?10)
-             on conflict (address_key) do update
-                set email = excluded.email, reason = excluded.reason,
-                    source = excluded.source, smtp_code = excluded.smtp_code,
-                    enhanced_code = excluded.enhanced_code,
-                    diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
-                    seq = excluded.seq, updated_at = excluded.updated_at,
-                    created_at = case when suppressions.deleted
-                                      then excluded.created_at
-                                      else suppressions.created_at end,
-                    deleted = 0
-             returning ",
-            suppression_columns!()
-        ))
-        .bind(&entry.address_key)
-        .bind(&entry.email)
-        .bind(entry.reason.as_str())
-        .bind(entry.source.as_str())
-        .bind(entry.evidence.smtp_code.map(i64::from))
-        .bind(&entry.evidence.enhanced_code)
-        .bind(&entry.evidence.diagnostic)
-        .bind(&entry.evidence.mx_host)
-        .bind(seq)
-        .bind(millis(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        let stored = suppression_from_row(&row)?;
+        let stored = write_suppression(&mut tx, entry, now).await?;
         tx.commit().await?;
         Ok((stored, outcome))
     }
@@ -327,26 +389,37 @@ impl Store for SqliteStore {
     }
 
     async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
-        let row = sqlx::query(
-            "insert into bounce_events
-                    (address_key, email, kind, origin, smtp_code, enhanced_code,
-                     diagnostic, mx_host, received_at)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             returning id, address_key, email, kind, origin, smtp_code, enhanced_code,
-                       diagnostic, mx_host, received_at",
-        )
-        .bind(&event.address_key)
-        .bind(&event.email)
-        .bind(event.kind.as_str())
-        .bind(event.origin.as_str())
-        .bind(event.evidence.smtp_code.map(i64::from))
-        .bind(&event.evidence.enhanced_code)
-        .bind(&event.evidence.diagnostic)
-        .bind(&event.evidence.mx_host)
-        .bind(millis(event.received_at))
-        .fetch_one(&self.pool)
-        .await?;
-        bounce_from_row(&row)
+        let mut conn = self.pool.acquire().await?;
+        insert_bounce(&mut conn, event).await
+    }
+
+    async fn record_bounces(
+        &self,
+        bounces: &[NewBounce],
+        policy: &SoftBouncePolicy,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut suppressed = Vec::with_capacity(bounces.len());
+        for bounce in bounces {
+            insert_bounce(&mut tx, &bounce.event).await?;
+            let key = &bounce.event.address_key;
+            let live = read_suppression(&mut tx, key)
+                .await?
+                .filter(|entry| !entry.deleted);
+            let soft_in_window = if bounce.event.kind == BounceKind::Soft {
+                count_bounces_in(&mut tx, key, BounceKind::Soft, now - policy.window).await?
+            } else {
+                0
+            };
+            let plan = bounce.plan(live.as_ref(), soft_in_window, policy);
+            if let BouncePlan::Suppress(entry) = &plan {
+                write_suppression(&mut tx, entry, now).await?;
+            }
+            suppressed.push(plan.suppressed());
+        }
+        tx.commit().await?;
+        Ok(suppressed)
     }
 
     async fn count_bounces(
@@ -355,15 +428,7 @@ impl Store for SqliteStore {
         kind: BounceKind,
         since: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "select count(*) from bounce_events
-              where address_key = ?1 and kind = ?2 and received_at >= ?3",
-        )
-        .bind(address_key)
-        .bind(kind.as_str())
-        .bind(millis(since))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        let mut conn = self.pool.acquire().await?;
+        count_bounces_in(&mut conn, address_key, kind, since).await
     }
 }

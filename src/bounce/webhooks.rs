@@ -1,0 +1,1 @@
+//! ESP webhooks: Amazon SES (through SNS), SendGrid, Postmark, Mailgun.

@@ -206,6 +206,19 @@ pub struct Settings {
     #[arg(long, env = "MAILVET_CACHE_TTL_UNKNOWN", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
     pub cache_ttl_unknown: Duration,
 
+    /// Soft bounces within the window that suppress an address.
+    #[arg(
+        long,
+        env = "MAILVET_SOFT_BOUNCE_LIMIT",
+        default_value_t = 3,
+        global = true
+    )]
+    pub soft_bounce_limit: u32,
+
+    /// The window in which soft bounces are counted.
+    #[arg(long, env = "MAILVET_SOFT_BOUNCE_WINDOW", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub soft_bounce_window: Duration,
+
     /// Allow probes to connect to loopback, private, link-local and metadata
     /// addresses. Off by default: an MX pointing there is an attack.
     #[arg(long, env = "MAILVET_ALLOW_PRIVATE_TARGETS", global = true)]
@@ -309,6 +322,15 @@ impl Settings {
         self.mail_from
             .clone()
             .unwrap_or_else(|| format!("postmaster@{}", self.helo_name()))
+    }
+
+    /// When repeated soft bounces suppress an address.
+    pub fn soft_bounce_policy(&self) -> crate::store::SoftBouncePolicy {
+        crate::store::SoftBouncePolicy {
+            limit: self.soft_bounce_limit,
+            window: chrono::Duration::from_std(self.soft_bounce_window)
+                .unwrap_or_else(|_| chrono::Duration::days(7)),
+        }
     }
 
     pub fn store(&self) -> StoreSettings {

@@ -95,6 +95,7 @@ impl Application {
         let state = AppState {
             store,
             verifier,
+            bounce_policy: settings.soft_bounce_policy(),
             metrics: telemetry::metrics_handle(),
         };
         let limits = HttpLimits {

@@ -5,6 +5,10 @@
 //! [`ReportedRecipient`]s, then classified with the same classifier as the
 //! verification engine.
 
+pub mod classify;
+pub mod dsn;
+pub mod intake;
+pub mod message;
 pub mod webhooks;
 
 use crate::verify::smtp::EnhancedCode;

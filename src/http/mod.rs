@@ -1,5 +1,6 @@
 //! The HTTP API: routes, middleware and the shared application state.
 
+mod bounces;
 mod error;
 mod feed;
 mod health;
@@ -35,6 +36,7 @@ use crate::verify::Verifier;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub verifier: Arc<Verifier>,
+    pub bounce_policy: crate::store::SoftBouncePolicy,
     pub metrics: PrometheusHandle,
 }
 
@@ -91,6 +93,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/suppressions", feed::feed)
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
+        .add(Method::POST, "/bounces", bounces::receive)
         .add(
             Method::DELETE,
             "/suppressions/{email}",

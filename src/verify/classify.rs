@@ -225,6 +225,19 @@ const UNKNOWN_MAILBOX_TEXTS: &[&str] = &[
     "not listed in",
     "no longer exists",
     "account not available",
+    "not our user",
+];
+
+/// Texts of a recipient domain that does not exist (in bounces, where the
+/// sending side's resolver reports it).
+const UNKNOWN_DOMAIN_TEXTS: &[&str] = &[
+    "host or domain name not found",
+    "domain name not found",
+    "no such domain",
+    "domain does not exist",
+    "unrouteable mail domain",
+    "host unknown",
+    "unknown host",
 ];
 
 /// Texts of faults of the receiving server itself.
@@ -342,6 +355,9 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if contains_any(&text, UNKNOWN_MAILBOX_TEXTS) {
         return Reason::MailboxNotFound;
     }
+    if contains_any(&text, UNKNOWN_DOMAIN_TEXTS) {
+        return Reason::NoSuchDomain;
+    }
     if code_is(enhanced, 2, 1) {
         return Reason::MailboxDisabled;
     }
@@ -423,6 +439,22 @@ mod tests {
         assert_eq!(
             classify(Stage::RcptTo, "550 5.7.1 Access denied"),
             Reason::Blocked
+        );
+    }
+
+    #[test]
+    fn a_domain_the_remote_side_cannot_find_is_no_such_domain() {
+        assert_eq!(
+            classify(
+                Stage::RcptTo,
+                "550 5.4.4 Host or domain name not found. Name service error for name=example.jp type=A: Host not found"
+            ),
+            Reason::NoSuchDomain
+        );
+        // Temporary DNS trouble stays temporary.
+        assert_eq!(
+            classify(Stage::RcptTo, "450 4.4.3 Host or domain name not found"),
+            Reason::SmtpError
         );
     }
 

@@ -1,0 +1,216 @@
+//! What a reported bounce means for its recipient: the verification
+//! engine's classifier on the report's SMTP evidence, then the provider's
+//! own hard/soft verdict when the report has no evidence of its own.
+
+use super::{BounceKind, ReportedRecipient};
+use crate::suppress::SuppressionReason;
+use crate::verify::smtp::SmtpReply;
+use crate::verify::{Reason, Stage, classify_reply};
+
+/// A reported recipient, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    pub kind: BounceKind,
+    /// The verdict the classifier gave the report's reply, if it had one.
+    pub reason: Option<Reason>,
+    /// The suppression a hard bounce or a complaint calls for.
+    pub suppress_as: Option<SuppressionReason>,
+}
+
+impl Classified {
+    fn new(kind: BounceKind, reason: Option<Reason>) -> Self {
+        Classified {
+            kind,
+            reason,
+            suppress_as: None,
+        }
+    }
+}
+
+/// The SMTP reply a report stands for: its code (or one implied by its
+/// status or the provider's verdict), its status and its text.
+fn evidence_reply(recipient: &ReportedRecipient) -> Option<SmtpReply> {
+    let code = recipient
+        .smtp_code
+        .or_else(|| {
+            recipient.status.map(|status| match status.class {
+                2 => 250,
+                4 => 450,
+                _ => 550,
+            })
+        })
+        .or(match (recipient.provider_kind, &recipient.diagnostic) {
+            (Some(BounceKind::Hard | BounceKind::Undetermined), Some(_)) => Some(550),
+            (Some(BounceKind::Soft), Some(_)) => Some(450),
+            _ => None,
+        })?;
+    let text = recipient
+        .diagnostic
+        .as_deref()
+        .map(|diagnostic| strip_codes(diagnostic, code))
+        .unwrap_or_default();
+    let status = recipient
+        .status
+        .filter(|status| u16::from(status.class) == code / 100)
+        .map(|status| format!(" {status}"))
+        .unwrap_or_default();
+    let line = format!("{code}{status} {text}");
+    SmtpReply::parse(line.replace(['\r', '\n'], " ").trim_end()).ok()
+}
+
+/// A diagnostic without its leading reply code and enhanced code (they are
+/// put back from the report's fields).
+fn strip_codes(diagnostic: &str, code: u16) -> String {
+    let text = diagnostic.trim();
+    let text = text
+        .strip_prefix(&code.to_string())
+        .map_or(text, |rest| rest.trim_start_matches(['-', ' ']));
+    match text.split_whitespace().next() {
+        Some(token) if token.parse::<crate::verify::smtp::EnhancedCode>().is_ok() => {
+            text[token.len()..].trim_start().to_owned()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// Classifies one recipient of a report. Only a failed delivery is a
+/// bounce; a rejection of the sender (blocklist, policy) is never held
+/// against the recipient, whatever the provider calls it.
+pub fn classify(recipient: &ReportedRecipient) -> Classified {
+    if recipient.complaint {
+        return Classified {
+            kind: BounceKind::Complaint,
+            reason: None,
+            suppress_as: Some(SuppressionReason::Complaint),
+        };
+    }
+    let reply = evidence_reply(recipient);
+    let reason = reply
+        .as_ref()
+        .map(|reply| classify_reply(Stage::RcptTo, reply));
+    if recipient
+        .action
+        .as_deref()
+        .is_some_and(|action| action != "failed")
+    {
+        // Delayed, delivered, relayed, expanded: not a bounce.
+        return Classified::new(BounceKind::Undetermined, reason);
+    }
+    let transient = reply.as_ref().is_some_and(SmtpReply::is_transient);
+    match reason {
+        Some(verdict) if verdict.is_permanent_recipient_failure() => Classified {
+            kind: BounceKind::Hard,
+            reason,
+            suppress_as: SuppressionReason::from_verdict(verdict),
+        },
+        Some(Reason::MailboxFull | Reason::Greylisted) => Classified::new(BounceKind::Soft, reason),
+        Some(Reason::SmtpError) if transient => Classified::new(BounceKind::Soft, reason),
+        // A permanent failure whose text names no cause: the provider's
+        // word decides.
+        Some(Reason::SmtpError) if recipient.provider_kind == Some(BounceKind::Hard) => {
+            Classified {
+                kind: BounceKind::Hard,
+                reason,
+                suppress_as: Some(SuppressionReason::HardBounce),
+            }
+        }
+        Some(_) => Classified::new(BounceKind::Undetermined, reason),
+        None => match recipient.provider_kind {
+            Some(BounceKind::Hard) => Classified {
+                kind: BounceKind::Hard,
+                reason: None,
+                suppress_as: Some(SuppressionReason::HardBounce),
+            },
+            Some(BounceKind::Soft) => Classified::new(BounceKind::Soft, None),
+            _ => Classified::new(BounceKind::Undetermined, None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(status: &str, smtp_code: Option<u16>, diagnostic: &str) -> ReportedRecipient {
+        ReportedRecipient {
+            email: "x@example.test".into(),
+            action: Some("failed".into()),
+            status: status.parse().ok(),
+            smtp_code,
+            diagnostic: (!diagnostic.is_empty()).then(|| diagnostic.to_owned()),
+            ..ReportedRecipient::default()
+        }
+    }
+
+    #[test]
+    fn an_unknown_user_is_a_hard_bounce_that_suppresses() {
+        let found = classify(&reported(
+            "5.1.1",
+            Some(550),
+            "550 5.1.1 <x@example.test>: User unknown",
+        ));
+        assert_eq!(found.kind, BounceKind::Hard);
+        assert_eq!(found.reason, Some(Reason::MailboxNotFound));
+        assert_eq!(found.suppress_as, Some(SuppressionReason::MailboxNotFound));
+    }
+
+    #[test]
+    fn a_blocklisted_sender_is_never_a_hard_bounce_even_if_the_provider_says_so() {
+        let mut recipient = reported(
+            "5.7.1",
+            Some(554),
+            "554 5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org",
+        );
+        recipient.provider_kind = Some(BounceKind::Hard);
+        let found = classify(&recipient);
+        assert_eq!(found.kind, BounceKind::Undetermined);
+        assert_eq!(found.reason, Some(Reason::Blocked));
+        assert_eq!(found.suppress_as, None);
+    }
+
+    #[test]
+    fn temporary_failures_and_full_mailboxes_are_soft() {
+        assert_eq!(
+            classify(&reported("4.4.7", None, "")).kind,
+            BounceKind::Soft
+        );
+        assert_eq!(
+            classify(&reported("5.2.2", Some(552), "552 5.2.2 Mailbox full")).kind,
+            BounceKind::Soft
+        );
+    }
+
+    #[test]
+    fn only_failed_deliveries_are_bounces() {
+        let mut delayed = reported("4.4.1", None, "");
+        delayed.action = Some("delayed".into());
+        assert_eq!(classify(&delayed).kind, BounceKind::Undetermined);
+        let mut delivered = reported("2.0.0", Some(250), "250 ok");
+        delivered.action = Some("delivered".into());
+        assert_eq!(classify(&delivered).kind, BounceKind::Undetermined);
+    }
+
+    #[test]
+    fn without_evidence_the_providers_word_decides() {
+        let mut hard = reported("", None, "");
+        hard.provider_kind = Some(BounceKind::Hard);
+        assert_eq!(
+            classify(&hard).suppress_as,
+            Some(SuppressionReason::HardBounce)
+        );
+        let nothing = reported("", None, "");
+        assert_eq!(classify(&nothing).kind, BounceKind::Undetermined);
+    }
+
+    #[test]
+    fn a_status_alone_is_enough() {
+        let found = classify(&reported("5.1.1", None, ""));
+        assert_eq!(found.kind, BounceKind::Hard);
+        let generic = classify(&reported("5.0.0", None, ""));
+        assert_eq!(
+            generic.kind,
+            BounceKind::Undetermined,
+            "5.0.0 names no cause"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod error;
 mod feed;
 mod health;
 mod meta;
+mod stats;
 mod suppressions;
 mod verify;
 
@@ -94,6 +95,7 @@ fn routes() -> Routes {
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
         .add(Method::POST, "/bounces", bounces::receive)
+        .add(Method::GET, "/stats", stats::stats)
         .add(
             Method::DELETE,
             "/suppressions/{email}",

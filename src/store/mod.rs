@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 pub use model::{
     BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression,
-    SmtpEvidence, SoftBouncePolicy, Suppression, Upserted,
+    SmtpEvidence, SoftBouncePolicy, Suppression, Upserted, WindowStats,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -141,6 +141,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a verdict, replacing any earlier one for the address.
     async fn cache_verification(&self, entry: &CachedVerification) -> StoreResult<()>;
 
+    /// Counts a fresh verdict of `status` reached at `at`, for statistics.
+    async fn count_verification(
+        &self,
+        status: crate::verify::Status,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Verifications, suppressions and bounces since `since`.
+    async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats>;
+
     /// Deletes verdicts that expired before `now`; returns how many.
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
@@ -221,4 +231,11 @@ fn stored_smtp_code(value: Option<i64>) -> StoreResult<Option<u16>> {
                 .map_err(|_| StoreError::Corrupt(format!("smtp_code: {code} out of range")))
         })
         .transpose()
+}
+
+/// Reads `(key, count)` rows into a map.
+fn counts_map(rows: Vec<(String, i64)>) -> std::collections::BTreeMap<String, u64> {
+    rows.into_iter()
+        .map(|(key, count)| (key, u64::try_from(count).unwrap_or(0)))
+        .collect()
 }

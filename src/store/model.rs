@@ -192,3 +192,21 @@ impl BouncePlan {
         !matches!(self, BouncePlan::Nothing)
     }
 }
+
+/// Counts over one window of time, for `GET /stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowStats {
+    /// Fresh verdicts by status.
+    pub verifications_by_status: std::collections::BTreeMap<String, u64>,
+    /// Live suppressions created in the window, by reason and by source.
+    pub suppressions_by_reason: std::collections::BTreeMap<String, u64>,
+    pub suppressions_by_source: std::collections::BTreeMap<String, u64>,
+    /// Bounce events received in the window, by kind.
+    pub bounces_by_kind: std::collections::BTreeMap<String, u64>,
+}
+
+/// The start of the hour `at` falls in.
+pub(crate) fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
+}

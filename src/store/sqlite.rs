@@ -14,11 +14,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
-use super::model::BouncePlan;
+use super::model::{BouncePlan, hour_of};
 use super::{
     Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent,
     NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, StoreError, StoreResult, StoreSettings,
-    Suppression, Upserted, parse_stored, stored_smtp_code,
+    Suppression, Upserted, WindowStats, counts_map, parse_stored, stored_smtp_code,
 };
 use crate::bounce::BounceKind;
 
@@ -292,6 +292,56 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn count_verification(
+        &self,
+        status: crate::verify::Status,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into verification_counts (hour, status, count) values (?1, ?2, 1)
+             on conflict (hour, status) do update set count = verification_counts.count + 1",
+        )
+        .bind(millis(hour_of(at)))
+        .bind(status.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats> {
+        // Hourly buckets: the window starts at the hour `since` falls in.
+        let verifications: Vec<(String, i64)> = sqlx::query_as(
+            "select status, sum(count) from verification_counts where hour >= ?1 group by status",
+        )
+        .bind(millis(hour_of(since)))
+        .fetch_all(&self.pool)
+        .await?;
+        let by_reason: Vec<(String, i64)> = sqlx::query_as(
+            "select reason, count(*) from suppressions where deleted = 0 and created_at >= ?1 group by reason",
+        )
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let by_source: Vec<(String, i64)> = sqlx::query_as(
+            "select source, count(*) from suppressions where deleted = 0 and created_at >= ?1 group by source",
+        )
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let bounces: Vec<(String, i64)> = sqlx::query_as(
+            "select kind, count(*) from bounce_events where received_at >= ?1 group by kind",
+        )
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(WindowStats {
+            verifications_by_status: counts_map(verifications),
+            suppressions_by_reason: counts_map(by_reason),
+            suppressions_by_source: counts_map(by_source),
+            bounces_by_kind: counts_map(bounces),
+        })
     }
 
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64> {

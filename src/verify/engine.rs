@@ -370,6 +370,13 @@ impl Verifier {
         if let Err(err) = self.store.cache_verification(&entry).await {
             warn_store("caching a verdict", &err);
         }
+        if let Err(err) = self
+            .store
+            .count_verification(result.status, result.checked_at)
+            .await
+        {
+            warn_store("counting a verdict", &err);
+        }
         let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
             return;
         };

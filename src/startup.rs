@@ -88,6 +88,7 @@ impl Application {
 
     /// Like [`Application::build`], on a store the caller opened.
     pub async fn with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        crate::install_tls_provider();
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;

@@ -10,13 +10,18 @@ use serde_json::{Value, json};
 const CORPUS: &str = "tests/fixtures/bounces/sisimai/maildir";
 
 async fn json_bounce(app: &TestApp, body: Value) -> Reply {
-    app.send(app.request(Method::POST, "/bounces").json(&body)).await
+    app.send(app.request(Method::POST, "/bounces").json(&body))
+        .await
 }
 
 async fn raw_bounce(app: &TestApp, file: &str) -> Value {
     let raw = std::fs::read(format!("{CORPUS}/{file}")).expect("a corpus file");
     let reply = app
-        .send(app.request(Method::POST, "/bounces").header("content-type", "message/rfc822").body(raw))
+        .send(
+            app.request(Method::POST, "/bounces")
+                .header("content-type", "message/rfc822")
+                .body(raw),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()
@@ -41,7 +46,9 @@ async fn a_hard_json_bounce_suppresses_with_its_evidence() {
     assert_eq!(recipient["kind"], "hard");
     assert_eq!(recipient["reason"], "mailbox_not_found");
     assert_eq!(recipient["suppressed"], true);
-    let entry = suppression(&app, "gone@example.test").await.expect("suppressed");
+    let entry = suppression(&app, "gone@example.test")
+        .await
+        .expect("suppressed");
     assert_eq!(entry["reason"], "mailbox_not_found");
     assert_eq!(entry["source"], "bounce");
     assert_eq!(entry["enhanced_code"], "5.1.1");
@@ -73,7 +80,9 @@ async fn soft_bounces_suppress_only_past_the_limit() {
         assert_eq!(recipient["kind"], "soft");
         assert_eq!(recipient["suppressed"], attempt == 3, "attempt {attempt}");
     }
-    let entry = suppression(&app, "full@example.test").await.expect("suppressed after 3");
+    let entry = suppression(&app, "full@example.test")
+        .await
+        .expect("suppressed after 3");
     assert_eq!(entry["reason"], "soft_bounce_limit");
 }
 
@@ -97,7 +106,12 @@ async fn a_complaint_report_suppresses_the_complainer() {
     let report = raw_bounce(&app, "arf-01.eml").await;
     let recipients = report["recipients"].as_array().expect("recipients");
     assert!(!recipients.is_empty(), "{report}");
-    assert!(recipients.iter().all(|r| r["kind"] == "complaint" && r["suppressed"] == true), "{report}");
+    assert!(
+        recipients
+            .iter()
+            .all(|r| r["kind"] == "complaint" && r["suppressed"] == true),
+        "{report}"
+    );
     let email = recipients[0]["email"].as_str().expect("an address");
     let entry = suppression(&app, email).await.expect("suppressed");
     assert_eq!(entry["reason"], "complaint");
@@ -112,7 +126,11 @@ async fn a_delayed_delivery_is_not_a_bounce() {
         --b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
         Final-Recipient: rfc822; slow@example.net\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n--b1--\r\n";
     let reply = app
-        .send(app.request(Method::POST, "/bounces").header("content-type", "message/rfc822").body(dsn))
+        .send(
+            app.request(Method::POST, "/bounces")
+                .header("content-type", "message/rfc822")
+                .body(dsn),
+        )
         .await;
     let recipient = &reply.json()["recipients"][0];
     assert_eq!(recipient["email"], "slow@example.net");
@@ -135,18 +153,34 @@ async fn bad_bounces_are_refused_precisely_and_write_nothing() {
     json_bounce(&app, json!({"email": "a@example.test", "colour": "red"}))
         .await
         .assert_error(422, "invalid_request");
-    app.send(app.request(Method::POST, "/bounces").header("content-type", "application/json").body("{\"email\":"))
-        .await
-        .assert_error(400, "malformed_json");
-    app.send(app.request(Method::POST, "/bounces").header("content-type", "image/png").body("\u{89}PNG"))
-        .await
-        .assert_error(415, "unsupported_media_type");
-    app.send(app.request(Method::POST, "/bounces").header("content-type", "message/rfc822").body(""))
-        .await
-        .assert_error(422, "invalid_request");
-    app.send(app.request(Method::POST, "/bounces").header("content-type", "message/rfc822").body(vec![0xffu8, 0, 1, 2]))
-        .await
-        .assert_error(422, "invalid_request");
+    app.send(
+        app.request(Method::POST, "/bounces")
+            .header("content-type", "application/json")
+            .body("{\"email\":"),
+    )
+    .await
+    .assert_error(400, "malformed_json");
+    app.send(
+        app.request(Method::POST, "/bounces")
+            .header("content-type", "image/png")
+            .body("\u{89}PNG"),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    app.send(
+        app.request(Method::POST, "/bounces")
+            .header("content-type", "message/rfc822")
+            .body(""),
+    )
+    .await
+    .assert_error(422, "invalid_request");
+    app.send(
+        app.request(Method::POST, "/bounces")
+            .header("content-type", "message/rfc822")
+            .body(vec![0xffu8, 0, 1, 2]),
+    )
+    .await
+    .assert_error(422, "invalid_request");
     assert!(suppression(&app, "a@example.test").await.is_none());
     let feed = app.get("/suppressions").await.json();
     assert_eq!(feed["data"], json!([]), "nothing was written");

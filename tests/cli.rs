@@ -132,7 +132,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start mailvet");
-    let client = reqwest::Client::new();
+    let client = common::client();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

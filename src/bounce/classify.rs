@@ -97,6 +97,16 @@ pub fn classify(recipient: &ReportedRecipient) -> Classified {
         return Classified::new(BounceKind::Undetermined, reason);
     }
     let transient = reply.as_ref().is_some_and(SmtpReply::is_transient);
+    if recipient.provider_kind == Some(BounceKind::Undetermined) {
+        // The provider says the receiving server refused the sender (a
+        // "block"): whatever the text, that is no proof against the mailbox.
+        let kind = if transient {
+            BounceKind::Soft
+        } else {
+            BounceKind::Undetermined
+        };
+        return Classified::new(kind, reason);
+    }
     match reason {
         Some(verdict) if verdict.is_permanent_recipient_failure() => Classified {
             kind: BounceKind::Hard,
@@ -188,6 +198,15 @@ mod tests {
         let mut delivered = reported("2.0.0", Some(250), "250 ok");
         delivered.action = Some("delivered".into());
         assert_eq!(classify(&delivered).kind, BounceKind::Undetermined);
+    }
+
+    #[test]
+    fn a_provider_block_never_suppresses() {
+        let mut blocked = reported("5.0.0", Some(500), "500 unknown recipient");
+        blocked.provider_kind = Some(BounceKind::Undetermined);
+        let found = classify(&blocked);
+        assert_eq!(found.kind, BounceKind::Undetermined);
+        assert_eq!(found.suppress_as, None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod meta;
 mod stats;
 mod suppressions;
 mod verify;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,7 @@ fn routes() -> Routes {
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
         .add(Method::POST, "/bounces", bounces::receive)
+        .add(Method::POST, "/bounces/{provider}", webhooks::receive)
         .add(Method::GET, "/stats", stats::stats)
         .add(
             Method::DELETE,

@@ -120,7 +120,7 @@ impl TestApp {
         }));
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: super::client(),
             shutdown: Some(shutdown),
             server: Some(server),
             _db: test_db,

@@ -9,3 +9,9 @@ pub mod probe;
 pub mod proxy;
 pub mod smtp_peer;
 pub mod spec;
+
+/// An HTTP client for tests (the TLS provider installed first).
+pub fn client() -> reqwest::Client {
+    mailvet::install_tls_provider();
+    reqwest::Client::new()
+}

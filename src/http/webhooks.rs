@@ -1,0 +1,137 @@
+//! `POST /bounces/{provider}`: the bounce and complaint webhooks of Amazon
+//! SES (through SNS), SendGrid, Postmark and Mailgun.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::bounce::webhooks::{self, SesNotice, WebhookError};
+use crate::bounce::{BounceOrigin, ReportedRecipient, intake};
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        ApiError::invalid(err.to_string())
+    }
+}
+
+/// `POST /bounces/{provider}`.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (origin, recipients): (BounceOrigin, Vec<ReportedRecipient>) = match provider.as_str() {
+        "ses" => match webhooks::parse_ses(&body)? {
+            SesNotice::SubscriptionConfirmation {
+                topic_arn,
+                subscribe_url,
+            } => {
+                confirm_sns_subscription(&topic_arn, &subscribe_url).await?;
+                return Ok(Json(json!({"status": "subscription_confirmed"})).into_response());
+            }
+            SesNotice::Recipients(recipients) => (BounceOrigin::Ses, recipients),
+            SesNotice::Ignored(what) => {
+                tracing::debug!(what, "SES notification ignored");
+                (BounceOrigin::Ses, Vec::new())
+            }
+        },
+        "sendgrid" => (BounceOrigin::Sendgrid, webhooks::parse_sendgrid(&body)?),
+        "postmark" => (BounceOrigin::Postmark, webhooks::parse_postmark(&body)?),
+        "mailgun" => (BounceOrigin::Mailgun, webhooks::parse_mailgun(&body)?),
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no webhook for provider `{other}`: use ses, sendgrid, postmark or mailgun"
+            )));
+        }
+    };
+    let report = intake::record(
+        state.store.as_ref(),
+        origin,
+        recipients,
+        &state.bounce_policy,
+    )
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+/// Whether a `SubscribeURL` is Amazon SNS's own: https on
+/// `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`). Anything else is
+/// refused, so that a forged confirmation cannot make mailvet fetch an
+/// address of the attacker's choosing.
+pub fn is_sns_url(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    parsed.scheme() == "https"
+        && parsed.port().is_none()
+        && host.starts_with("sns.")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Confirms an SNS subscription by fetching its `SubscribeURL`.
+async fn confirm_sns_subscription(topic_arn: &str, subscribe_url: &str) -> Result<(), ApiError> {
+    if !is_sns_url(subscribe_url) {
+        return Err(ApiError::invalid(
+            "the SubscribeURL is not an Amazon SNS address (https://sns.<region>.amazonaws.com/…); not fetched",
+        ));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| ApiError::internal(&err))?;
+    let response = client.get(subscribe_url).send().await.map_err(|err| {
+        tracing::warn!(topic_arn, error = %err, "confirming the SNS subscription failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("confirming the SNS subscription failed: {err}"),
+        )
+    })?;
+    if !response.status().is_success() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!(
+                "Amazon SNS answered {} to the confirmation",
+                response.status()
+            ),
+        ));
+    }
+    tracing::info!(topic_arn, "SNS subscription confirmed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_amazon_sns_urls_are_fetched() {
+        assert!(is_sns_url(
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-west-2:123456789012:MyTopic&Token=x"
+        ));
+        assert!(is_sns_url(
+            "https://sns.cn-north-1.amazonaws.com.cn/?Action=ConfirmSubscription"
+        ));
+        for forged in [
+            "http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+            "https://sns.us-west-2.amazonaws.com.evil.example/",
+            "https://evil.example/sns.us-west-2.amazonaws.com",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://sns.us-west-2.amazonaws.com:8443/",
+            "https://user@127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(!is_sns_url(forged), "{forged}");
+        }
+    }
+}

@@ -301,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn operator_additions_are_read_from_a_file_with_comments() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("disposable.txt");
+        std::fs::write(
+            &path,
+            "# our own list\nBurner.Example.\n\nthrowaway.test # added in May\n",
+        )
+        .expect("write the list");
+        let lists = Lists::from_file(&path).expect("read the list");
+        assert!(lists.is_disposable("burner.example"));
+        assert!(lists.is_disposable("x.throwaway.test"));
+        assert!(!lists.is_disposable("example.com"));
+        assert!(Lists::from_file(&dir.path().join("missing.txt")).is_err());
+    }
+
+    #[test]
     fn role_accounts_ignore_case_and_tags() {
         assert!(is_role_account("Info"));
         assert!(is_role_account("support+billing"));

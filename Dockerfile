@@ -37,8 +37,9 @@ RUN apt-get update \
 COPY --from=build /src/target/release/mailvet /usr/local/bin/mailvet
 
 # The embedded SQLite store lives on the /data volume unless DATABASE_URL
-# names a Postgres server. The container listens on all of its interfaces;
-# publish the port only where clients should reach it.
+# names a Postgres server. The container listens on all of its interfaces,
+# so mailvet refuses to start without API keys: set MAILVET_SECRET_KEYS
+# (or MAILVET_SECRET_KEYS_FILE for a Docker secret).
 ENV DATABASE_URL=sqlite:///data/mailvet.db \
     MAILVET_LISTEN=0.0.0.0:8080 \
     MAILVET_LOG_FORMAT=json \

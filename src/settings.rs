@@ -244,6 +244,15 @@ pub struct Settings {
     )]
     pub public_keys: Vec<Secret>,
 
+    /// A file of secret keys (one per line or comma separated), for Docker
+    /// secrets; added to --secret-keys.
+    #[arg(long, env = "MAILVET_SECRET_KEYS_FILE", global = true)]
+    pub secret_keys_file: Option<std::path::PathBuf>,
+
+    /// A file of public keys, added to --public-keys.
+    #[arg(long, env = "MAILVET_PUBLIC_KEYS_FILE", global = true)]
+    pub public_keys_file: Option<std::path::PathBuf>,
+
     /// Browser origins allowed to call POST /verify, comma separated.
     #[arg(
         long,
@@ -322,6 +331,33 @@ impl Settings {
         self.mail_from
             .clone()
             .unwrap_or_else(|| format!("postmaster@{}", self.helo_name()))
+    }
+
+    /// The API keys, secret and public, from the flags and the key files.
+    pub fn api_keys(&self) -> std::io::Result<(Vec<Secret>, Vec<Secret>)> {
+        let read =
+            |path: &Option<std::path::PathBuf>, keys: &[Secret]| -> std::io::Result<Vec<Secret>> {
+                let mut all = keys.to_vec();
+                if let Some(path) = path {
+                    let text = std::fs::read_to_string(path).map_err(|err| {
+                        std::io::Error::new(
+                            err.kind(),
+                            format!("reading keys from {}: {err}", path.display()),
+                        )
+                    })?;
+                    all.extend(
+                        text.split([',', '\n', '\r'])
+                            .map(str::trim)
+                            .filter(|key| !key.is_empty() && !key.starts_with('#'))
+                            .map(Secret::new),
+                    );
+                }
+                Ok(all)
+            };
+        Ok((
+            read(&self.secret_keys_file, &self.secret_keys)?,
+            read(&self.public_keys_file, &self.public_keys)?,
+        ))
     }
 
     /// When repeated soft bounces suppress an address.

@@ -89,6 +89,16 @@ impl Application {
     /// Like [`Application::build`], on a store the caller opened.
     pub async fn with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         crate::install_tls_provider();
+        let (secret_keys, public_keys) = settings.api_keys()?;
+        let keys = http::Keys::new(&secret_keys, &public_keys);
+        if keys.is_empty() && !settings.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {} without API keys: anyone who can reach it could read the \
+                 suppression list and use this server to probe mail servers. Set MAILVET_SECRET_KEYS \
+                 (or MAILVET_SECRET_KEYS_FILE), or listen on a loopback address such as 127.0.0.1:8080",
+                settings.listen
+            );
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -102,6 +112,8 @@ impl Application {
         let limits = HttpLimits {
             request_timeout: settings.request_timeout,
             max_body_bytes: settings.max_body_bytes,
+            keys,
+            cors_origins: settings.cors_origins.clone(),
         };
         Ok(Application {
             listener,

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, middleware and the shared application state.
 
+mod auth;
 mod bounces;
 mod error;
 mod feed;
@@ -16,17 +17,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::handler::Handler;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+pub use auth::Keys;
 pub use error::{ApiError, ApiJson, error_chain};
 pub use meta::OPENAPI_YAML;
 
@@ -42,11 +45,14 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
-/// Limits applied to every request.
-#[derive(Debug, Clone, Copy)]
+/// Limits and access rules applied to every request.
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    pub keys: Keys,
+    /// Browser origins allowed to call the API (CORS).
+    pub cors_origins: Vec<String>,
 }
 
 /// A route the router serves: its method and path template.
@@ -122,6 +128,10 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             limits.request_timeout,
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits.keys.clone(),
+            auth::require_key,
+        ))
         .layer(middleware::from_fn(error::json_error_bodies))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(meta::record_http_metrics))
@@ -134,6 +144,26 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(cors(&limits.cors_origins))
+}
+
+/// CORS for browser signup forms: the configured origins may call the API
+/// with a key in `Authorization`; no credentials (cookies) are allowed.
+/// Without configured origins, no CORS headers are sent at all.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin.trim().trim_end_matches('/')).ok())
+        .collect();
+    if allowed.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_credentials(false)
+        .max_age(Duration::from_secs(3600))
 }
 
 /// The route template of a request: never the concrete path, which may hold

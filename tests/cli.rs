@@ -185,15 +185,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 
 #[tokio::test]
 async fn check_prints_the_verdicts_of_the_same_engine() {
-    use common::dns::{TestDns, Zone};
+    use common::dns::{TestDns, example_zone};
     use common::smtp_peer::{Script, SmtpPeer};
 
-    let dns = TestDns::start(vec![
-        Zone::new("example.test")
-            .mx("example.test", 10, "mx.example.test")
-            .ip("mx.example.test", "127.0.0.1"),
-    ])
-    .await;
+    let dns = TestDns::start(vec![example_zone()]).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("check.db").display());

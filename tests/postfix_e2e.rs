@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::app::{Db, TestApp};
-use common::dns::{TestDns, Zone};
+use common::dns::{TestDns, Zone, example_zone};
 use common::postfix::Postfix;
 use common::probe::{probe_settings, verdict, verify};
 use reqwest::Method;
@@ -16,9 +16,7 @@ use serde_json::json;
 /// Postfix does not host) to the Postfix instance.
 async fn app_for(postfix: &Postfix) -> (TestApp, TestDns) {
     let dns = TestDns::start(vec![
-        Zone::new("example.test")
-            .mx("example.test", 10, "mx.example.test")
-            .ip("mx.example.test", "127.0.0.1"),
+        example_zone(),
         Zone::new("other.test").mx("other.test", 10, "mx.example.test"),
     ])
     .await;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::app::{Db, TestApp};
-use common::dns::{TestDns, Zone};
+use common::dns::{TestDns, example_zone};
 use common::probe::{probe_settings, verify};
 use common::smtp_peer::{Script, SmtpPeer};
 use reqwest::Method;
@@ -11,12 +11,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn stats_count_verifications_suppressions_and_bounces_per_window() {
-    let dns = TestDns::start(vec![
-        Zone::new("example.test")
-            .mx("example.test", 10, "mx.example.test")
-            .ip("mx.example.test", "127.0.0.1"),
-    ])
-    .await;
+    let dns = TestDns::start(vec![example_zone()]).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
     for db in [Db::Sqlite, Db::Postgres] {
         let app = TestApp::spawn_with(db, probe_settings(dns.addr, peer.port())).await;

@@ -6,18 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::app::{Db, Reply, TestApp};
-use common::dns::{TestDns, Zone, servfail_server, silent_server};
+use common::dns::{TestDns, Zone, example_zone, servfail_server, silent_server};
 use common::probe::{probe_settings, verdict, verify};
 use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// The zone every test uses; `mx.example.test` is 127.0.0.1.
-fn example_zone() -> Zone {
-    Zone::new("example.test")
-        .mx("example.test", 10, "mx.example.test")
-        .ip("mx.example.test", "127.0.0.1")
-}
 
 async fn app_for(dns: &TestDns, peer: &SmtpPeer) -> TestApp {
     TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, peer.port())).await

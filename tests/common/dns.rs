@@ -71,6 +71,14 @@ impl Zone {
     }
 }
 
+/// `example.test` with its MX `mx.example.test` at 127.0.0.1: the zone
+/// most tests use.
+pub fn example_zone() -> Zone {
+    Zone::new("example.test")
+        .mx("example.test", 10, "mx.example.test")
+        .ip("mx.example.test", "127.0.0.1")
+}
+
 /// A running DNS server; stops when dropped.
 pub struct TestDns {
     pub addr: SocketAddr,

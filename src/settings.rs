@@ -185,6 +185,17 @@ pub struct Settings {
     )]
     pub max_smtp_sessions_per_host: usize,
 
+    /// New SMTP probes allowed per domain per minute. Beyond it, answers
+    /// come from the cache or the domain's catch-all result, or are
+    /// `unknown / rate_limited`: never a flood of sessions at one domain.
+    #[arg(
+        long,
+        env = "MAILVET_PROBE_BUDGET_PER_DOMAIN",
+        default_value_t = 60,
+        global = true
+    )]
+    pub probe_budget_per_domain: u32,
+
     /// Extra disposable domains, one per line (# comments allowed).
     #[arg(long, env = "MAILVET_DISPOSABLE_DOMAINS_FILE", global = true)]
     pub disposable_domains_file: Option<std::path::PathBuf>,

@@ -173,10 +173,12 @@ impl Application {
 
 fn spawn_background_tasks(state: &AppState) -> Vec<JoinHandle<()>> {
     let store = state.store.clone();
+    let verifier = state.verifier.clone();
     let purge = tokio::spawn(async move {
         let mut every = tokio::time::interval(PURGE_INTERVAL);
         loop {
             every.tick().await;
+            verifier.housekeeping();
             match store.purge_expired_verifications(chrono::Utc::now()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired verdicts"),

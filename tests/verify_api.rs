@@ -602,3 +602,88 @@ async fn batch_limits_are_enforced() {
     .assert_error(422, "invalid_request");
     assert_eq!(peer.sessions(), 0);
 }
+
+#[tokio::test]
+async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        probe_settings(dns.addr, peer.port())(settings);
+        settings.probe_budget_per_domain = 20;
+        settings.secret_keys = vec![mailvet::settings::Secret::new("sk_ops")];
+        settings.public_keys = vec![mailvet::settings::Secret::new("pk_form")];
+    })
+    .await;
+    // 2,000 random addresses through a public key, 50 at a time.
+    let emails: Vec<String> = (0..2000)
+        .map(|i| format!("random{i}-{}@example.test", rand::random::<u32>()))
+        .collect();
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    let started = std::time::Instant::now();
+    for chunk in emails.chunks(50) {
+        let requests = chunk.iter().map(|email| {
+            app.request(Method::POST, "/verify")
+                .bearer_auth("pk_form")
+                .json(&json!({"email": email}))
+                .send()
+        });
+        for response in futures::future::join_all(requests).await {
+            let response = response.expect("answered");
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.expect("JSON");
+            *reasons
+                .entry(body["reason"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+    }
+    // 20 a minute: a burst of 20, then one more every 3 s.
+    let allowed = 20 + started.elapsed().as_secs() as usize / 3 + 1;
+    assert!(
+        peer.sessions() <= allowed,
+        "{} SMTP sessions, budget {allowed}",
+        peer.sessions()
+    );
+    assert_eq!(
+        reasons.get("mailbox_not_found"),
+        Some(&peer.sessions()),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.get("rate_limited").copied().unwrap_or(0),
+        2000 - peer.sessions(),
+        "{reasons:?}"
+    );
+    // Budget refusals are not verdicts about the address: nothing cached.
+    let again = app
+        .send(
+            app.request(Method::POST, "/verify")
+                .bearer_auth("sk_ops")
+                .json(&json!({"email": emails[1999]})),
+        )
+        .await
+        .json();
+    assert_eq!(again["cached"], false);
+}
+
+#[tokio::test]
+async fn past_the_budget_a_known_catch_all_domain_is_answered_without_a_probe() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        probe_settings(dns.addr, peer.port())(settings);
+        settings.probe_budget_per_domain = 1;
+    })
+    .await;
+    assert_eq!(
+        verdict(&verify(&app, "first@example.test").await),
+        ("risky", "catch_all")
+    );
+    let second = verify(&app, "second@example.test").await;
+    assert_eq!(verdict(&second), ("risky", "catch_all"), "{second}");
+    assert_eq!(second["flags"]["catch_all"], true);
+    assert_eq!(
+        peer.sessions(),
+        1,
+        "the second answer came from the catch-all result"
+    );
+}

@@ -50,6 +50,8 @@ pub struct VerifierSettings {
     pub probe: ProbeSettings,
     pub ttl: CacheTtl,
     pub lists: Lists,
+    /// New probes allowed per domain per minute.
+    pub probe_budget_per_domain: u32,
 }
 
 impl VerifierSettings {
@@ -82,9 +84,12 @@ impl VerifierSettings {
                 unknown: settings.cache_ttl_unknown,
             },
             lists,
+            probe_budget_per_domain: settings.probe_budget_per_domain,
         })
     }
 }
+
+type DomainBudget = governor::DefaultKeyedRateLimiter<String>;
 
 /// An address that passed the checks that need no network.
 struct Candidate {
@@ -110,6 +115,8 @@ pub struct Verifier {
     lists: Lists,
     ttl: CacheTtl,
     in_flight: Mutex<HashMap<String, InFlight>>,
+    budget: DomainBudget,
+    budget_per_minute: u32,
 }
 
 impl Verifier {
@@ -124,7 +131,49 @@ impl Verifier {
             lists: settings.lists,
             ttl: settings.ttl,
             in_flight: Mutex::default(),
+            budget: governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(settings.probe_budget_per_domain.max(1))
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            )),
+            budget_per_minute: settings.probe_budget_per_domain.max(1),
         })
+    }
+
+    /// Forgets the probe budgets of domains not probed lately.
+    pub fn housekeeping(&self) {
+        self.budget.retain_recent();
+        self.budget.shrink_to_fit();
+    }
+
+    /// `None` when a new probe of `domain` is within its budget; else the
+    /// answer to give instead.
+    fn over_budget(&self, domain: &str) -> Option<RecipientOutcome> {
+        use governor::clock::Clock;
+        let wait = match self.budget.check_key(&domain.to_owned()) {
+            Ok(()) => return None,
+            Err(not_until) => {
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            }
+        };
+        metrics::counter!("mailvet_probe_budget_exceeded_total").increment(1);
+        if self.prober.cached_catch_all(domain) == Some(true) {
+            return Some(RecipientOutcome {
+                reason: Reason::CatchAll,
+                smtp: None,
+                message: Some(format!(
+                    "{domain} accepts every address (known from an earlier probe)"
+                )),
+                catch_all: true,
+            });
+        }
+        Some(outcome(
+            Reason::RateLimited,
+            format!(
+                "mailvet's probe budget for {domain} ({} new probes a minute) is used up; try again in {} s",
+                self.budget_per_minute,
+                wait.as_secs().max(1)
+            ),
+        ))
     }
 
     /// Verifies one address. Requests for an address already being
@@ -299,34 +348,44 @@ impl Verifier {
         route: Result<MailRoute, super::dns::DnsError>,
         candidates: Vec<Candidate>,
     ) -> Vec<VerifyResult> {
+        let count = candidates.len();
+        let budget_refusal = match &route {
+            Ok(MailRoute::Hosts { .. }) => self.over_budget(domain),
+            _ => None,
+        };
         let outcomes: Vec<(Vec<String>, RecipientOutcome)> = match route {
             Err(err) => {
                 let outcome = outcome(Reason::DnsError, err.to_string());
-                vec![(Vec::new(), outcome); candidates.len()]
+                vec![(Vec::new(), outcome); count]
             }
             Ok(MailRoute::NoSuchDomain) => {
                 let outcome = outcome(
                     Reason::NoSuchDomain,
                     format!("{domain} does not exist (NXDOMAIN)"),
                 );
-                vec![(Vec::new(), outcome); candidates.len()]
+                vec![(Vec::new(), outcome); count]
             }
             Ok(MailRoute::NullMx) => {
                 let outcome = outcome(
                     Reason::NoMailServer,
                     format!("{domain} accepts no mail (null MX)"),
                 );
-                vec![(Vec::new(), outcome); candidates.len()]
+                vec![(Vec::new(), outcome); count]
             }
             Ok(MailRoute::NoMailServer) => {
                 let outcome = outcome(
                     Reason::NoMailServer,
                     format!("{domain} has no MX record and no address to deliver to"),
                 );
-                vec![(Vec::new(), outcome); candidates.len()]
+                vec![(Vec::new(), outcome); count]
             }
             Ok(MailRoute::Hosts { hosts, .. }) => {
                 let mx: Vec<String> = hosts.iter().map(|host| host.name.clone()).collect();
+                if let Some(refusal) = budget_refusal {
+                    return self
+                        .conclude(candidates, vec![(mx, refusal); count], false)
+                        .await;
+                }
                 let addresses: Vec<EmailAddress> = candidates
                     .iter()
                     .map(|candidate| candidate.address.clone())
@@ -339,6 +398,18 @@ impl Verifier {
                     .collect()
             }
         };
+        self.conclude(candidates, outcomes, true).await
+    }
+
+    /// Verdicts from outcomes, recorded (cached only when `cache`: an
+    /// answer that is no check of the address, such as a budget refusal,
+    /// is not kept).
+    async fn conclude(
+        &self,
+        candidates: Vec<Candidate>,
+        outcomes: Vec<(Vec<String>, RecipientOutcome)>,
+        cache: bool,
+    ) -> Vec<VerifyResult> {
         let mut results = Vec::with_capacity(candidates.len());
         for (candidate, (mx, outcome)) in candidates.into_iter().zip(outcomes) {
             let mut result = candidate.draft.with_reason(outcome.reason);
@@ -347,7 +418,11 @@ impl Verifier {
             result.message = outcome.message;
             result.flags.catch_all = outcome.catch_all;
             result.checked_at = Utc::now();
-            self.record(&candidate.address, &result).await;
+            if cache {
+                self.record(&candidate.address, &result).await;
+            } else {
+                count_verdict(&result);
+            }
             results.push(result);
         }
         results

@@ -201,7 +201,7 @@ impl Prober {
         (host_permit, session_permit)
     }
 
-    fn cached_catch_all(&self, domain: &str) -> Option<bool> {
+    pub(crate) fn cached_catch_all(&self, domain: &str) -> Option<bool> {
         let cache = self.catch_all.lock().expect("catch-all cache");
         cache
             .get(domain)

@@ -264,6 +264,34 @@ pub struct Settings {
     #[arg(long, env = "MAILVET_PUBLIC_KEYS_FILE", global = true)]
     pub public_keys_file: Option<std::path::PathBuf>,
 
+    /// Requests a minute allowed from one client IP with a public key.
+    #[arg(
+        long,
+        env = "MAILVET_RATE_LIMIT_PUBLIC",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_limit_public: u32,
+
+    /// Requests a second allowed with one secret key.
+    #[arg(
+        long,
+        env = "MAILVET_RATE_LIMIT_SECRET",
+        default_value_t = 200,
+        global = true
+    )]
+    pub rate_limit_secret: u32,
+
+    /// Proxies (IP addresses, comma separated) whose X-Forwarded-For header
+    /// names the client. Without them the header is ignored.
+    #[arg(
+        long,
+        env = "MAILVET_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Browser origins allowed to call POST /verify, comma separated.
     #[arg(
         long,

@@ -75,6 +75,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    gate: http::Gate,
     shutdown_grace: Duration,
 }
 
@@ -109,16 +110,25 @@ impl Application {
             bounce_policy: settings.soft_bounce_policy(),
             metrics: telemetry::metrics_handle(),
         };
+        let gate = http::Gate::new(
+            keys,
+            http::RateLimits {
+                public_per_minute: settings.rate_limit_public,
+                secret_per_second: settings.rate_limit_secret,
+            },
+            settings.trusted_proxies.clone(),
+        );
         let limits = HttpLimits {
             request_timeout: settings.request_timeout,
             max_body_bytes: settings.max_body_bytes,
-            keys,
+            gate: gate.clone(),
             cors_origins: settings.cors_origins.clone(),
         };
         Ok(Application {
             listener,
             router: http::router(state.clone(), limits),
             state,
+            gate,
             shutdown_grace: settings.shutdown_grace,
         })
     }
@@ -140,17 +150,21 @@ impl Application {
             listener,
             router,
             state,
+            gate,
             shutdown_grace,
         } = self;
-        let background = spawn_background_tasks(&state);
+        let background = spawn_background_tasks(&state, gate);
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                let _ = stopping_tx.send(true);
-            })
-            .into_future();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        })
+        .into_future();
         let grace_expired = async move {
             let _ = stopping_rx.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(shutdown_grace).await;
@@ -171,7 +185,7 @@ impl Application {
     }
 }
 
-fn spawn_background_tasks(state: &AppState) -> Vec<JoinHandle<()>> {
+fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<()>> {
     let store = state.store.clone();
     let verifier = state.verifier.clone();
     let purge = tokio::spawn(async move {
@@ -179,6 +193,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<JoinHandle<()>> {
         loop {
             every.tick().await;
             verifier.housekeeping();
+            gate.housekeeping();
             match store.purge_expired_verifications(chrono::Utc::now()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired verdicts"),

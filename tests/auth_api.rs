@@ -208,3 +208,88 @@ async fn webhooks_can_authenticate_with_the_key_in_the_url() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["recipients"][0]["suppressed"], true);
 }
+
+async fn rate_limited_app(trusted_proxy: bool) -> TestApp {
+    TestApp::spawn_with(Db::Sqlite, move |settings| {
+        settings.secret_keys = vec![Secret::new(SECRET)];
+        settings.public_keys = vec![Secret::new(PUBLIC)];
+        settings.rate_limit_public = 3;
+        settings.rate_limit_secret = 2;
+        if trusted_proxy {
+            settings.trusted_proxies = vec!["127.0.0.1".parse().expect("an IP")];
+        }
+    })
+    .await
+}
+
+async fn public_verify(app: &TestApp, forwarded_for: Option<&str>) -> common::app::Reply {
+    let mut request = app
+        .request(Method::POST, "/verify")
+        .bearer_auth(PUBLIC)
+        .json(&json!({"email": "x"}));
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn public_keys_are_rate_limited_per_client_and_forged_forwarding_does_not_help() {
+    let app = rate_limited_app(false).await;
+    for i in 0..3 {
+        // A different forged X-Forwarded-For each time: ignored without a
+        // trusted proxy, so all count against 127.0.0.1.
+        assert_eq!(
+            public_verify(&app, Some(&format!("203.0.113.{i}")))
+                .await
+                .status,
+            200
+        );
+    }
+    let limited = public_verify(&app, Some("203.0.113.99")).await;
+    limited.assert_error(429, "rate_limited");
+    let retry_after: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // The secret key has its own budget.
+    assert_eq!(
+        app.send(app.request(Method::GET, "/stats").bearer_auth(SECRET))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = rate_limited_app(true).await;
+    for i in 0..6 {
+        let reply = public_verify(&app, Some(&format!("198.51.100.7, 203.0.113.{i}"))).await;
+        assert_eq!(reply.status, 200, "client {i}");
+    }
+    for _ in 0..3 {
+        assert_eq!(public_verify(&app, Some("203.0.113.50")).await.status, 200);
+    }
+    public_verify(&app, Some("203.0.113.50"))
+        .await
+        .assert_error(429, "rate_limited");
+}
+
+#[tokio::test]
+async fn secret_keys_are_rate_limited_per_key() {
+    let app = rate_limited_app(false).await;
+    let statuses: Vec<u16> = futures::future::join_all(
+        (0..6).map(|_| app.send(app.request(Method::GET, "/stats").bearer_auth(SECRET))),
+    )
+    .await
+    .into_iter()
+    .map(|reply| reply.status)
+    .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 2,
+        "{statuses:?}"
+    );
+}

@@ -4,10 +4,12 @@
 //! a browser's signup form). Keys are compared in constant time, by their
 //! SHA-256 digests, so neither content nor length leaks through timing.
 
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -62,17 +64,118 @@ impl Keys {
         self.keys.is_empty()
     }
 
-    /// The scope of a presented key, checking every configured key.
-    fn scope_of(&self, presented: &str) -> Option<Scope> {
+    /// The digest and scope of a presented key, checking every configured
+    /// key.
+    fn identify(&self, presented: &str) -> Option<(KeyDigest, Scope)> {
         let presented = digest(presented);
         let mut found = None;
         for (key, scope) in self.keys.iter() {
             if same(key, &presented) && found.is_none() {
-                found = Some(*scope);
+                found = Some((presented, *scope));
             }
         }
         found
     }
+}
+
+/// Request rates allowed per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests a minute from one client IP with a public key.
+    pub public_per_minute: u32,
+    /// Requests a second with one secret key.
+    pub secret_per_second: u32,
+}
+
+/// Keys, rate limits and the proxies whose forwarded headers are believed.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    keys: Keys,
+    public: Arc<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    secret: Arc<governor::DefaultKeyedRateLimiter<KeyDigest>>,
+    trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+impl Gate {
+    pub fn new(keys: Keys, limits: RateLimits, trusted_proxies: Vec<IpAddr>) -> Self {
+        let nonzero = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Gate {
+            keys,
+            public: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                nonzero(limits.public_per_minute),
+            ))),
+            secret: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
+                nonzero(limits.secret_per_second),
+            ))),
+            trusted_proxies: Arc::new(trusted_proxies),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Forgets callers not seen lately.
+    pub fn housekeeping(&self) {
+        self.public.retain_recent();
+        self.secret.retain_recent();
+    }
+
+    /// The client's address: the TCP peer, or — only when the peer is a
+    /// trusted proxy — the last address in `X-Forwarded-For` that is not a
+    /// trusted proxy itself.
+    fn client_ip(&self, request: &Request) -> Option<IpAddr> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()?
+            .0
+            .ip();
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|item| item.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.trusted_proxies.contains(ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {seconds} s"),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The 429 answer when `key` is over its limit, `None` when it may go on.
+fn over_limit<K: std::hash::Hash + Eq + Clone>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Option<Response> {
+    use governor::clock::Clock;
+    let not_until = limiter.check_key(key).err()?;
+    metrics::counter!("mailvet_http_rate_limited_total").increment(1);
+    Some(too_many(not_until.wait_time_from(
+        governor::clock::DefaultClock::default().now(),
+    )))
 }
 
 /// Routes anyone may call: probes for orchestrators and the contract.
@@ -114,7 +217,8 @@ fn unauthorized(message: &str) -> Response {
 
 /// Checks the key of every request to a protected route. With no keys
 /// configured (only allowed on a loopback address) everything is open.
-pub async fn require_key(State(keys): State<Keys>, request: Request, next: Next) -> Response {
+pub async fn require_key(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let keys = &gate.keys;
     if keys.is_empty() {
         return next.run(request).await;
     }
@@ -132,13 +236,24 @@ pub async fn require_key(State(keys): State<Keys>, request: Request, next: Next)
     let Some(presented) = presented_key(&request) else {
         return unauthorized("this endpoint needs an API key: Authorization: Bearer <key>");
     };
-    match keys.scope_of(&presented) {
+    match keys.identify(&presented) {
         None => unauthorized("the API key is not known"),
-        Some(Scope::Secret) => next.run(request).await,
-        Some(Scope::Public) if route == "/verify" && request.method() == Method::POST => {
-            next.run(request).await
+        Some((digest, Scope::Secret)) => match over_limit(&gate.secret, &digest) {
+            None => next.run(request).await,
+            Some(limited) => limited,
+        },
+        Some((_, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
+            // Public keys are shared by every visitor of a page: the limit
+            // is per client address.
+            let client = gate
+                .client_ip(&request)
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            match over_limit(&gate.public, &client) {
+                None => next.run(request).await,
+                Some(limited) => limited,
+            }
         }
-        Some(Scope::Public) => ApiError::new(
+        Some((_, Scope::Public)) => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "a public key may only call POST /verify; use a secret key",
@@ -154,11 +269,12 @@ mod tests {
     #[test]
     fn keys_resolve_to_their_scope() {
         let keys = Keys::new(&[Secret::new("sk_1")], &[Secret::new("pk_1")]);
-        assert_eq!(keys.scope_of("sk_1"), Some(Scope::Secret));
-        assert_eq!(keys.scope_of("pk_1"), Some(Scope::Public));
-        assert_eq!(keys.scope_of("sk_"), None);
-        assert_eq!(keys.scope_of("sk_11"), None);
-        assert_eq!(keys.scope_of(""), None);
+        let scope_of = |key: &str| keys.identify(key).map(|(_, scope)| scope);
+        assert_eq!(scope_of("sk_1"), Some(Scope::Secret));
+        assert_eq!(scope_of("pk_1"), Some(Scope::Public));
+        assert_eq!(scope_of("sk_"), None);
+        assert_eq!(scope_of("sk_11"), None);
+        assert_eq!(scope_of(""), None);
         assert!(Keys::default().is_empty());
     }
 }

@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-pub use auth::Keys;
+pub use auth::{Gate, Keys, RateLimits};
 pub use error::{ApiError, ApiJson, error_chain};
 pub use meta::OPENAPI_YAML;
 
@@ -50,7 +50,7 @@ pub struct AppState {
 pub struct HttpLimits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
-    pub keys: Keys,
+    pub gate: Gate,
     /// Browser origins allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
 }
@@ -129,7 +129,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
-            limits.keys.clone(),
+            limits.gate.clone(),
             auth::require_key,
         ))
         .layer(middleware::from_fn(error::json_error_bodies))

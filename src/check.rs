@@ -16,7 +16,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = startup::open_store(settings).await?;
     let verifier = startup::build_verifier(settings, store.clone())?;
-    let results = verifier.verify_batch(emails, fresh).await;
+    let results = verifier.verify_batch(emails, fresh).await.value;
     store.close().await;
     let output = if json {
         json_lines(&results)?

@@ -2,10 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::http::header::WARNING;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
-use crate::verify::VerifyResult;
+use crate::verify::{Answer, VerifyResult};
 
 /// Most addresses in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -31,20 +34,37 @@ pub struct BatchResponse {
     results: Vec<VerifyResult>,
 }
 
+/// Said when an answer was given without the database.
+const DEGRADED_WARNING: &str =
+    "199 mailvet \"database unavailable: answered without the cache and the suppression list\"";
+
+/// The JSON answer, with a `Warning` header when it was given without the
+/// database.
+fn answer<T: Serialize>(answer: Answer<T>) -> Response {
+    let mut response = Json(answer.value).into_response();
+    if answer.degraded {
+        response
+            .headers_mut()
+            .insert(WARNING, HeaderValue::from_static(DEGRADED_WARNING));
+    }
+    response
+}
+
 /// `POST /verify`: one address. An invalid address is a verdict
-/// (`undeliverable / invalid_syntax`), not an error.
+/// (`undeliverable / invalid_syntax`), not an error. If the database is
+/// down the answer still comes, from the network, with a `Warning`.
 pub async fn verify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<VerifyRequest>,
-) -> Json<VerifyResult> {
-    Json(state.verifier.verify(&request.email, request.fresh).await)
+) -> Response {
+    answer(state.verifier.verify(&request.email, request.fresh).await)
 }
 
 /// `POST /verify/batch`: up to 1000 addresses, results in input order.
 pub async fn verify_batch(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<BatchRequest>,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     if request.emails.is_empty() {
         return Err(ApiError::invalid("`emails` is empty"));
     }
@@ -58,5 +78,10 @@ pub async fn verify_batch(
         .verifier
         .verify_batch(&request.emails, request.fresh)
         .await;
-    Ok(Json(BatchResponse { results }))
+    Ok(answer(Answer {
+        value: BatchResponse {
+            results: results.value,
+        },
+        degraded: results.degraded,
+    }))
 }

@@ -104,7 +104,30 @@ enum Early {
     Needs(Candidate),
 }
 
-type InFlight = Arc<OnceCell<VerifyResult>>;
+type InFlight = Arc<OnceCell<(VerifyResult, bool)>>;
+
+tokio::task_local! {
+    /// Set when the store failed during the current verification.
+    static STORE_TROUBLE: std::cell::Cell<bool>;
+}
+
+/// An answer, and whether it was given without the database (no cache, no
+/// suppression list) because the database failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    pub value: T,
+    pub degraded: bool,
+}
+
+/// Runs `work` noting any store failure inside it.
+async fn noting_store_trouble<T>(work: impl Future<Output = T>) -> (T, bool) {
+    STORE_TROUBLE
+        .scope(std::cell::Cell::new(false), async move {
+            let value = work.await;
+            (value, STORE_TROUBLE.with(std::cell::Cell::get))
+        })
+        .await
+}
 
 /// Verifies addresses. Cheap to share (`Arc`).
 #[derive(Debug)]
@@ -178,18 +201,23 @@ impl Verifier {
 
     /// Verifies one address. Requests for an address already being
     /// verified wait for that verification instead of probing again.
-    pub async fn verify(&self, input: &str, fresh: bool) -> VerifyResult {
+    pub async fn verify(&self, input: &str, fresh: bool) -> Answer<VerifyResult> {
         let address = match EmailAddress::parse(input) {
             Ok(address) => address,
-            Err(err) => return invalid(input, &err),
+            Err(err) => {
+                return Answer {
+                    value: invalid(input, &err),
+                    degraded: false,
+                };
+            }
         };
         let key = address.key();
         let cell = {
             let mut in_flight = self.in_flight.lock().expect("in-flight map");
             in_flight.entry(key.clone()).or_default().clone()
         };
-        let result = cell
-            .get_or_init(|| self.verify_one(input, address, fresh))
+        let (result, degraded) = cell
+            .get_or_init(|| noting_store_trouble(self.verify_one(input, address, fresh)))
             .await
             .clone();
         {
@@ -201,9 +229,12 @@ impl Verifier {
                 in_flight.remove(&key);
             }
         }
-        VerifyResult {
-            email: input.to_owned(),
-            ..result
+        Answer {
+            value: VerifyResult {
+                email: input.to_owned(),
+                ..result
+            },
+            degraded,
         }
     }
 
@@ -220,7 +251,12 @@ impl Verifier {
 
     /// Verifies up to a batch of addresses, in input order. Addresses at one
     /// domain share DNS lookups and SMTP sessions.
-    pub async fn verify_batch(&self, inputs: &[String], fresh: bool) -> Vec<VerifyResult> {
+    pub async fn verify_batch(&self, inputs: &[String], fresh: bool) -> Answer<Vec<VerifyResult>> {
+        let (value, degraded) = noting_store_trouble(self.batch(inputs, fresh)).await;
+        Answer { value, degraded }
+    }
+
+    async fn batch(&self, inputs: &[String], fresh: bool) -> Vec<VerifyResult> {
         let mut results: Vec<Option<VerifyResult>> = vec![None; inputs.len()];
         // Checks without network, and duplicates folded onto their first.
         let mut by_domain: HashMap<String, Vec<(usize, Candidate)>> = HashMap::new();
@@ -514,5 +550,6 @@ fn count_verdict(result: &VerifyResult) {
 }
 
 fn warn_store(what: &str, err: &store::StoreError) {
+    let _ = STORE_TROUBLE.try_with(|trouble| trouble.set(true));
     tracing::warn!(error = %error_chain(err), "{what} failed; answering without the database");
 }

@@ -14,7 +14,7 @@ mod verdict;
 pub(crate) use verdict::snake_case_enum;
 
 pub use classify::{Stage, classify_reply};
-pub use engine::{CacheTtl, Verifier, VerifierSettings};
+pub use engine::{Answer, CacheTtl, Verifier, VerifierSettings};
 pub use result::VerifyResult;
 pub use smtp::SmtpReply;
 pub use syntax::{EmailAddress, SyntaxError};

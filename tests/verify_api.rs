@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::app::{Db, Reply, TestApp};
-use common::dns::{TestDns, Zone, example_zone, servfail_server, silent_server};
+use common::dns::{TestDns, Zone, example_zone, garbage_server, servfail_server, silent_server};
 use common::probe::{probe_settings, verdict, verify};
 use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
 use reqwest::Method;
@@ -274,7 +274,8 @@ async fn dns_answers_decide_domains_without_mail() {
 async fn a_failing_dns_server_is_unknown_never_undeliverable() {
     let servfail = servfail_server().await;
     let (silent, _socket) = silent_server().await;
-    for server in [servfail, silent] {
+    let garbage = garbage_server().await;
+    for server in [servfail, silent, garbage] {
         let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
             settings.dns_servers = vec![server];
             settings.dns_timeout = Duration::from_millis(300);
@@ -393,6 +394,12 @@ async fn garbage_from_the_server_is_an_smtp_error() {
         b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
         vec![b'A'; 100_000],
         b"220-multi\r\n550 mixed codes\r\n".to_vec(),
+        // A greeting, then 10 MB of reply lines that never end.
+        [
+            b"220 mx.example.test ESMTP\r\n".to_vec(),
+            b"250-x\r\n".repeat(1_500_000),
+        ]
+        .concat(),
     ] {
         let addr = raw_peer(garbage).await;
         let app = TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, addr.port())).await;

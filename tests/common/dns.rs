@@ -167,3 +167,27 @@ pub async fn silent_server() -> (SocketAddr, UdpSocket) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
     (socket.local_addr().expect("address"), socket)
 }
+
+/// A DNS server that answers every query with bytes that are not DNS (the
+/// query's id, then noise), or with a header cut short.
+pub async fn garbage_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+    let addr = socket.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        let mut toggle = false;
+        while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
+            toggle = !toggle;
+            let reply: Vec<u8> = if toggle || len < 2 {
+                // A truncated header.
+                buffer[..len.min(5)].to_vec()
+            } else {
+                let mut noise = buffer[..2].to_vec();
+                noise.extend(std::iter::repeat_n(0xAB, 300));
+                noise
+            };
+            let _ = socket.send_to(&reply, peer).await;
+        }
+    });
+    addr
+}

@@ -185,3 +185,24 @@ async fn bad_bounces_are_refused_precisely_and_write_nothing() {
     let feed = app.get("/suppressions").await.json();
     assert_eq!(feed["data"], json!([]), "nothing was written");
 }
+
+#[tokio::test]
+async fn a_message_that_trips_the_mime_parser_is_answered_and_the_service_keeps_serving() {
+    let app = TestApp::spawn().await;
+    let raw = std::fs::read("tests/fixtures/fuzz/bounce_message-mail-parser-panic.eml")
+        .expect("the fuzz finding");
+    let reply = app
+        .send(
+            app.request(Method::POST, "/bounces")
+                .header("content-type", "message/rfc822")
+                .body(raw),
+        )
+        .await;
+    assert!(
+        matches!(reply.status, 200 | 422),
+        "{} {}",
+        reply.status,
+        reply.text()
+    );
+    assert_eq!(app.get("/healthz").await.status, 200);
+}

@@ -32,6 +32,8 @@ pub enum MessageError {
     Empty,
     #[error("the body is not an email message (no header fields)")]
     NotAMessage,
+    #[error("the message's MIME structure cannot be read")]
+    Unreadable,
 }
 
 /// Longest text scanned for human-readable bounces.
@@ -55,8 +57,12 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
     if !starts_with_header_field(raw) {
         return Err(MessageError::NotAMessage);
     }
-    let message = MessageParser::default()
-        .parse(raw)
+    // mail-parser can panic on some malformed MIME structures (a debug
+    // assertion, found by fuzzing); such a message is refused rather than
+    // allowed to take the request down with it.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .map_err(|_| MessageError::Unreadable)?;
+    let message = parsed
         .filter(|message| !message.headers().is_empty())
         .ok_or(MessageError::NotAMessage)?;
 
@@ -433,6 +439,18 @@ mod tests {
         assert_eq!(
             recipient.status.map(|s| s.to_string()).as_deref(),
             Some("5.1.1")
+        );
+    }
+
+    #[test]
+    fn a_structure_that_trips_mail_parser_never_takes_the_request_down() {
+        // Found by `cargo fuzz run bounce_message`: mail-parser's debug
+        // assertion fires on it (debug builds); release builds read on.
+        let raw = include_bytes!("../../tests/fixtures/fuzz/bounce_message-mail-parser-panic.eml");
+        let outcome = parse(raw);
+        assert!(
+            matches!(outcome, Ok(_) | Err(MessageError::Unreadable)),
+            "{outcome:?}"
         );
     }
 

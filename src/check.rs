@@ -1,11 +1,22 @@
-//! `mailvet check EMAIL…`: the verification engine from the command line.
+//! `mailvet check EMAIL…` and `mailvet check --file list.csv`: the
+//! verification engine from the command line.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::settings::Settings;
 use crate::startup;
-use crate::verify::VerifyResult;
+use crate::verify::export::CsvResults;
+use crate::verify::{Reason, Status, VerifyResult};
 
 /// Verifies the addresses and prints a table (or JSON lines) on stdout.
 pub async fn run(
@@ -27,6 +38,521 @@ pub async fn run(
     stdout.write_all(output.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Addresses verified at once: one `verify_batch`, so that a chunk's
+/// addresses at one domain share a DNS lookup and SMTP sessions.
+const CHUNK_SIZE: usize = 500;
+
+/// Verifies the addresses of a CSV file (`-`: standard input) with the
+/// service's engine, settings and database, and writes one result per
+/// address, in input order: CSV with every `VerifyResult` field
+/// (`CsvResults`), or JSON lines with `json`; to `output`, or standard
+/// output when it is absent or `-`. A progress bar and, at the end, a
+/// summary go to standard error.
+///
+/// Which column holds the addresses, decided on the first non-blank row:
+/// - a cell named `email` (ignoring case and any space, `-` or `_`, so
+///   `E-mail` and `Email Address` count) makes that row the header and
+///   that cell's column the addresses;
+/// - otherwise the first column holds the addresses, and the first row is a
+///   header only when its first cell has no `@` (a list without a header
+///   starts with an address). Such a header must be followed by an address
+///   with an `@` in the first column, or the file is refused as having no
+///   usable column.
+///
+/// Cells are trimmed; rows may have different lengths; blank rows are
+/// skipped, and so are rows whose address cell is empty (counted in the
+/// summary). Bytes that are not UTF-8 become U+FFFD (and the address
+/// `invalid_syntax`). The input is streamed, `CHUNK_SIZE` rows at a time;
+/// a regular file is read once beforehand to count its addresses for the
+/// progress bar. Duplicates are folded within a chunk; a later repetition
+/// is answered from the cache (unless `fresh`).
+pub async fn run_file(
+    settings: &Settings,
+    file: &Path,
+    output: Option<&Path>,
+    json: bool,
+    fresh: bool,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let input = Input::new(file);
+    if let (Input::File(input), Some(output)) = (&input, output)
+        && same_file(input, output)
+    {
+        anyhow::bail!(
+            "--output {} would overwrite the input file",
+            output.display()
+        );
+    }
+    // The cheap pass: the total for the progress bar, and any problem with
+    // the file found before the database is touched.
+    let total = match &input {
+        Input::File(path) if std::fs::metadata(path).is_ok_and(|meta| meta.is_file()) => {
+            let reader = input.open()?;
+            Some(tokio::task::spawn_blocking(move || reader.count()).await??)
+        }
+        _ => None,
+    };
+    let mut chunks = read_chunks(input.open()?);
+    // The first chunk (header checks included) before any side effect.
+    let first = chunks.recv().await.transpose()?;
+    let mut sink = Sink::open(output, json)?;
+
+    let store = startup::open_store(settings).await?;
+    let outcome = async {
+        let verifier = startup::build_verifier(settings, store.clone())?;
+        let progress = progress_bar(total);
+        let mut tally = Tally::default();
+        let mut next = first;
+        while let Some(chunk) = next {
+            let answer = verifier.verify_batch(&chunk, fresh).await;
+            tally.degraded |= answer.degraded;
+            tally.add(&answer.value);
+            // The bar steps aside while results go to a terminal too.
+            progress.suspend(|| sink.write(&answer.value))?;
+            progress.inc(answer.value.len() as u64);
+            next = chunks.recv().await.transpose()?;
+        }
+        progress.finish_and_clear();
+        anyhow::Ok(tally)
+    }
+    .await;
+    store.close().await;
+    let mut tally = outcome?;
+    tally.skipped = chunks.skipped();
+    let written = sink.finish()?;
+
+    let mut report = summary(&tally, started.elapsed());
+    if let Some(path) = written {
+        let _ = writeln!(report, "results written to {}", path.display());
+    }
+    let mut stderr = std::io::stderr().lock();
+    stderr
+        .write_all(report.as_bytes())
+        .and_then(|()| stderr.flush())
+        .context("writing the summary to standard error")?;
+    Ok(())
+}
+
+/// Where the addresses come from.
+#[derive(Debug, Clone)]
+enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    fn new(path: &Path) -> Self {
+        if path.as_os_str() == "-" {
+            Input::Stdin
+        } else {
+            Input::File(path.to_owned())
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Input::Stdin => "standard input".to_owned(),
+            Input::File(path) => path.display().to_string(),
+        }
+    }
+
+    fn open(&self) -> anyhow::Result<Addresses<Box<dyn Read + Send>>> {
+        let reader: Box<dyn Read + Send> = match self {
+            Input::Stdin => Box::new(std::io::stdin()),
+            Input::File(path) => Box::new(
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+        };
+        Ok(Addresses::new(reader, self.name()))
+    }
+}
+
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The addresses of a CSV, one by one; see `run_file` for the column rule.
+struct Addresses<R: Read> {
+    rows: csv::Reader<R>,
+    record: csv::ByteRecord,
+    name: String,
+    /// Set once the first non-blank row has been looked at.
+    column: Option<usize>,
+    /// The first row, when it held an address rather than a header.
+    first: Option<String>,
+    /// The header named no `email` column: the first address must have an
+    /// `@`, or the first column holds something else.
+    header_without_email: Option<String>,
+    /// Non-blank rows without an address.
+    skipped: u64,
+}
+
+impl<R: Read> Addresses<R> {
+    fn new(input: R, name: String) -> Self {
+        let rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        Addresses {
+            rows,
+            record: csv::ByteRecord::new(),
+            name,
+            column: None,
+            first: None,
+            header_without_email: None,
+            skipped: 0,
+        }
+    }
+
+    /// Reads the next row; false at the end.
+    fn read_row(&mut self) -> anyhow::Result<bool> {
+        self.rows
+            .read_byte_record(&mut self.record)
+            .with_context(|| format!("{} is not readable as CSV", self.name))
+    }
+
+    fn line(&self) -> u64 {
+        self.record.position().map_or(0, csv::Position::line)
+    }
+
+    /// Finds the address column on the first non-blank row.
+    fn start(&mut self) -> anyhow::Result<usize> {
+        loop {
+            if !self.read_row()? {
+                anyhow::bail!("{} is empty: no header and no addresses", self.name);
+            }
+            if self.record.position().is_some_and(|at| at.byte() == 0) {
+                strip_bom(&mut self.record);
+            }
+            if !is_blank(&self.record) {
+                break;
+            }
+        }
+        let first_cell = self.record.get(0).unwrap_or_default();
+        let column = if let Some(column) = self
+            .record
+            .iter()
+            .position(crate::jobs::input::is_email_header)
+        {
+            column
+        } else if first_cell.contains(&b'@') {
+            self.first = Some(String::from_utf8_lossy(first_cell).into_owned());
+            0
+        } else {
+            self.header_without_email = Some(String::from_utf8_lossy(first_cell).into_owned());
+            0
+        };
+        self.column = Some(column);
+        Ok(column)
+    }
+
+    /// The next address, or `None` at the end.
+    fn next_address(&mut self) -> anyhow::Result<Option<String>> {
+        let column = match self.column {
+            Some(column) => column,
+            None => self.start()?,
+        };
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        loop {
+            if !self.read_row()? {
+                if let Some(header) = self.header_without_email.take() {
+                    anyhow::bail!(
+                        "{} has no usable column: no column is named `email`, and no address follows the first column's header `{header}`",
+                        self.name
+                    );
+                }
+                return Ok(None);
+            }
+            match self.record.get(column) {
+                Some(cell) if !cell.is_empty() => {
+                    if let Some(header) = self.header_without_email.take()
+                        && !cell.contains(&b'@')
+                    {
+                        anyhow::bail!(
+                            "{} has no usable column: no column is named `email`, and the first column (`{header}`) holds no address at line {}",
+                            self.name,
+                            self.line()
+                        );
+                    }
+                    return Ok(Some(String::from_utf8_lossy(cell).into_owned()));
+                }
+                _ if is_blank(&self.record) => {}
+                _ => self.skipped += 1,
+            }
+        }
+    }
+
+    /// Up to `size` addresses; empty at the end.
+    fn next_chunk(&mut self, size: usize) -> anyhow::Result<Vec<String>> {
+        let mut chunk = Vec::with_capacity(size);
+        while chunk.len() < size {
+            match self.next_address()? {
+                Some(address) => chunk.push(address),
+                None => break,
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// How many addresses there are (reads to the end).
+    fn count(mut self) -> anyhow::Result<u64> {
+        let mut count = 0;
+        while self.next_address()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    record.iter().all(<[u8]>::is_empty)
+}
+
+/// Removes a UTF-8 byte order mark (as spreadsheets write) from the first
+/// cell.
+fn strip_bom(record: &mut csv::ByteRecord) {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let Some(rest) = record.get(0).and_then(|cell| cell.strip_prefix(BOM)) else {
+        return;
+    };
+    let mut fixed = csv::ByteRecord::new();
+    fixed.push_field(rest.trim_ascii());
+    for cell in record.iter().skip(1) {
+        fixed.push_field(cell);
+    }
+    fixed.set_position(record.position().cloned());
+    *record = fixed;
+}
+
+/// Chunks of addresses read on a thread of their own, at most two ahead of
+/// the verifier: memory stays bounded whatever the input's size, and a
+/// stalled standard input never holds up the runtime's shutdown.
+struct Chunks {
+    receiver: tokio::sync::mpsc::Receiver<anyhow::Result<Vec<String>>>,
+    skipped: Arc<AtomicU64>,
+}
+
+impl Chunks {
+    /// The next chunk; `None` at the end.
+    async fn recv(&mut self) -> Option<anyhow::Result<Vec<String>>> {
+        self.receiver.recv().await
+    }
+
+    /// Rows without an address, so far.
+    fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::SeqCst)
+    }
+}
+
+fn read_chunks(mut addresses: Addresses<Box<dyn Read + Send>>) -> Chunks {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let skipped = Arc::new(AtomicU64::new(0));
+    let counter = skipped.clone();
+    std::thread::spawn(move || {
+        loop {
+            let chunk = addresses.next_chunk(CHUNK_SIZE);
+            counter.store(addresses.skipped, Ordering::SeqCst);
+            match chunk {
+                Ok(chunk) if chunk.is_empty() => return,
+                Ok(chunk) => {
+                    if sender.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    let _ = sender.blocking_send(Err(err));
+                    return;
+                }
+            }
+        }
+    });
+    Chunks { receiver, skipped }
+}
+
+/// Where the results go.
+struct Sink {
+    format: Format,
+    path: Option<PathBuf>,
+}
+
+enum Format {
+    Csv(Box<CsvResults<Box<dyn Write + Send>>>),
+    Json(BufWriter<Box<dyn Write + Send>>),
+}
+
+impl Sink {
+    fn open(output: Option<&Path>, json: bool) -> anyhow::Result<Self> {
+        let path = output.filter(|path| path.as_os_str() != "-");
+        let out: Box<dyn Write + Send> = match path {
+            Some(path) => Box::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        let format = if json {
+            Format::Json(BufWriter::new(out))
+        } else {
+            let out =
+                CsvResults::new(out).map_err(|err| sink_error(&sink_name(path), err.into()))?;
+            Format::Csv(Box::new(out))
+        };
+        Ok(Sink {
+            format,
+            path: path.map(Path::to_owned),
+        })
+    }
+
+    fn name(&self) -> String {
+        sink_name(self.path.as_deref())
+    }
+
+    /// Writes the results and flushes them, so that a reader of the output
+    /// sees each chunk as it is done.
+    fn write(&mut self, results: &[VerifyResult]) -> anyhow::Result<()> {
+        let outcome = match &mut self.format {
+            Format::Csv(out) => results
+                .iter()
+                .try_for_each(|result| out.write(result))
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(out.flush()?)),
+            Format::Json(out) => results
+                .iter()
+                .try_for_each(|result| {
+                    serde_json::to_writer(&mut *out, result)?;
+                    out.write_all(b"\n")?;
+                    anyhow::Ok(())
+                })
+                .and_then(|()| Ok(out.flush()?)),
+        };
+        outcome.map_err(|err| sink_error(&self.name(), err))
+    }
+
+    /// Flushes everything; the output file, if there is one.
+    fn finish(self) -> anyhow::Result<Option<PathBuf>> {
+        let name = self.name();
+        let flushed = match self.format {
+            Format::Csv(out) => out.into_inner().and_then(|mut out| out.flush()),
+            Format::Json(out) => out
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)
+                .and_then(|mut out| out.flush()),
+        };
+        flushed.map_err(|err| sink_error(&name, err.into()))?;
+        Ok(self.path)
+    }
+}
+
+fn sink_name(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "standard output".to_owned(),
+        |path| path.display().to_string(),
+    )
+}
+
+fn sink_error(name: &str, err: anyhow::Error) -> anyhow::Error {
+    err.context(format!("cannot write the results to {name}"))
+}
+
+/// A bar with done/total, rate and ETA on standard error; a counter when
+/// the total is unknown. Hidden when standard error is not a terminal.
+fn progress_bar(total: Option<u64>) -> ProgressBar {
+    let (bar, template) = match total {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{spinner} {human_pos}/{human_len} [{wide_bar}] {per_sec:1}, ETA {eta}",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {human_pos} addresses, {per_sec:1}, {elapsed}",
+        ),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// What a file run found.
+#[derive(Debug, Default)]
+struct Tally {
+    total: u64,
+    statuses: HashMap<Status, u64>,
+    reasons: HashMap<Reason, u64>,
+    /// Non-blank rows without an address.
+    skipped: u64,
+    /// Some verdicts were reached without the database.
+    degraded: bool,
+}
+
+impl Tally {
+    fn add(&mut self, results: &[VerifyResult]) {
+        for result in results {
+            self.total += 1;
+            *self.statuses.entry(result.status).or_default() += 1;
+            *self.reasons.entry(result.reason).or_default() += 1;
+        }
+    }
+}
+
+/// The end-of-run table: every status, the reasons that occurred, the
+/// total and the time taken.
+fn summary(tally: &Tally, elapsed: Duration) -> String {
+    let mut rows: Vec<(&str, String)> = vec![("STATUS", "COUNT".to_owned())];
+    for status in Status::ALL {
+        let count = tally.statuses.get(status).copied().unwrap_or_default();
+        rows.push((status.as_str(), count.to_string()));
+    }
+    rows.push(("", String::new()));
+    rows.push(("REASON", "COUNT".to_owned()));
+    for reason in Reason::ALL {
+        if let Some(count) = tally.reasons.get(reason) {
+            rows.push((reason.as_str(), count.to_string()));
+        }
+    }
+    rows.push(("", String::new()));
+    rows.push(("TOTAL", tally.total.to_string()));
+    let label = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    let count = rows.iter().map(|(_, count)| count.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, value) in &rows {
+        let line = format!("{name:<label$}  {value:>count$}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let seconds = elapsed.as_secs_f64();
+    let time = if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else {
+        humantime::format_duration(Duration::from_secs(elapsed.as_secs())).to_string()
+    };
+    let rate = if seconds > 0.0 {
+        tally.total as f64 / seconds
+    } else {
+        0.0
+    };
+    let _ = writeln!(out, "elapsed {time} ({rate:.1} addresses/s)");
+    if tally.skipped > 0 {
+        let rows = if tally.skipped == 1 { "row" } else { "rows" };
+        let _ = writeln!(out, "skipped {} {rows} without an address", tally.skipped);
+    }
+    if tally.degraded {
+        out.push_str(
+            "warning: the database failed during the run; some verdicts were reached without the cache and the suppression list\n",
+        );
+    }
+    out
 }
 
 fn json_lines(results: &[VerifyResult]) -> anyhow::Result<String> {
@@ -92,7 +618,125 @@ pub fn table(results: &[VerifyResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::Reason;
+
+    fn addresses(text: &[u8]) -> anyhow::Result<Vec<String>> {
+        let mut reader = Addresses::new(text, "list.csv".to_owned());
+        let mut all = Vec::new();
+        loop {
+            let chunk = reader.next_chunk(2)?;
+            if chunk.is_empty() {
+                return Ok(all);
+            }
+            all.extend(chunk);
+        }
+    }
+
+    #[test]
+    fn a_column_named_email_is_read_wherever_it_is() {
+        let text = b"name,EMAIL,city\nAlice, alice@example.test ,Paris\n\n,,\nBob,bob@example.test\nNobody,,Rome\nShort\n";
+        assert_eq!(
+            addresses(text).expect("read"),
+            ["alice@example.test", "bob@example.test"]
+        );
+        let mut reader = Addresses::new(&text[..], "list.csv".to_owned());
+        assert_eq!(reader.next_chunk(10).expect("read").len(), 2);
+        assert_eq!(
+            reader.skipped, 2,
+            "the rows without an address, not the blank ones"
+        );
+    }
+
+    #[test]
+    fn spreadsheet_headers_with_a_bom_and_other_spellings_count() {
+        for header in ["\u{feff}Email", "E-mail", "Email Address", "email_address"] {
+            let text = format!("{header},name\nalice@example.test,Alice\n");
+            assert_eq!(
+                addresses(text.as_bytes()).expect("read"),
+                ["alice@example.test"],
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_email_column_the_first_column_is_read() {
+        // No header: the first row is an address.
+        let text = b"alice@example.test,Alice\nnot-an-address,Nobody\nbob@example.test\n";
+        assert_eq!(
+            addresses(text).expect("read"),
+            ["alice@example.test", "not-an-address", "bob@example.test"]
+        );
+        // A header of another name: skipped.
+        let text = b"address\nalice@example.test\n";
+        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
+        // A BOM before a first address does not stick to it.
+        let text = b"\xEF\xBB\xBFalice@example.test\n";
+        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
+    }
+
+    #[test]
+    fn a_file_without_a_usable_column_is_refused() {
+        for (text, expected) in [
+            (&b""[..], "list.csv is empty"),
+            (b"\n,,\n", "list.csv is empty"),
+            (b"name,phone\nAlice,555 0100\n", "no usable column"),
+            (b"name,phone\n", "no usable column"),
+        ] {
+            let err = addresses(text).expect_err("refused");
+            assert!(format!("{err:#}").contains(expected), "{err:#}");
+        }
+        // A header named email with no rows is an empty list, not an error.
+        assert_eq!(addresses(b"email\n").expect("read"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_do_not_stop_the_file() {
+        let text = b"email,name\nal\xE9@example.test,Ren\xE9\nbob@example.test,Bob\n";
+        assert_eq!(
+            addresses(text).expect("read"),
+            ["al\u{fffd}@example.test", "bob@example.test"]
+        );
+    }
+
+    #[test]
+    fn counting_agrees_with_reading() {
+        let text = b"name,email\nA,a@example.test\nB,\n\nC,c@example.test\n";
+        let count = Addresses::new(&text[..], "list.csv".to_owned())
+            .count()
+            .expect("count");
+        assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn the_summary_counts_every_status_and_the_reasons_seen() {
+        let mut tally = Tally::default();
+        tally.add(&[
+            VerifyResult::new("a@example.test", None, Reason::Accepted),
+            VerifyResult::new("b@example.test", None, Reason::MailboxNotFound),
+            VerifyResult::new("c@example.test", None, Reason::MailboxNotFound),
+            VerifyResult::new("nope", None, Reason::InvalidSyntax),
+        ]);
+        tally.skipped = 1;
+        let text = summary(&tally, Duration::from_secs(2));
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        let count = |name: &str| {
+            rows.iter()
+                .find(|row| row.first() == Some(&name))
+                .map(|row| row[1])
+        };
+        assert_eq!(count("deliverable"), Some("1"), "{text}");
+        assert_eq!(count("undeliverable"), Some("3"), "{text}");
+        assert_eq!(count("risky"), Some("0"), "{text}");
+        assert_eq!(count("mailbox_not_found"), Some("2"), "{text}");
+        assert_eq!(count("invalid_syntax"), Some("1"), "{text}");
+        assert_eq!(count("timeout"), None, "only the reasons seen: {text}");
+        assert_eq!(count("TOTAL"), Some("4"), "{text}");
+        assert!(text.contains("elapsed 2.0s (2.0 addresses/s)"), "{text}");
+        assert!(text.contains("skipped 1 row without an address"), "{text}");
+    }
 
     #[test]
     fn the_table_aligns_columns_and_shows_suggestions() {

@@ -4,6 +4,7 @@
 pub mod bounce;
 pub mod check;
 pub mod http;
+pub mod jobs;
 pub mod settings;
 pub mod startup;
 pub mod store;

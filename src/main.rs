@@ -12,9 +12,18 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&cli).await,
         Command::Check {
             emails,
+            file: None,
             json,
             fresh,
+            ..
         } => check::run(&cli.settings, &emails, json, fresh).await,
+        Command::Check {
+            file: Some(file),
+            output,
+            json,
+            fresh,
+            ..
+        } => check::run_file(&cli.settings, &file, output.as_deref(), json, fresh).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

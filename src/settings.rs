@@ -81,9 +81,19 @@ pub enum Command {
     /// the verdicts.
     Check {
         /// The addresses to verify.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
         emails: Vec<String>,
-        /// Print JSON (one VerifyResult per line) instead of a table.
+        /// Verify the addresses of a CSV file: the column named `email` (or
+        /// `E-mail`, `Email Address`…), or else the first column, whose first
+        /// row is a header unless it holds an `@`. `-` reads standard input.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
+        /// With --file: where to write the results, as CSV with every
+        /// VerifyResult field (JSON lines with --json); `-` or no value
+        /// writes standard output.
+        #[arg(long, value_name = "PATH", requires = "file")]
+        output: Option<std::path::PathBuf>,
+        /// Print JSON (one VerifyResult per line) instead of a table or CSV.
         #[arg(long)]
         json: bool,
         /// Skip cached verdicts.
@@ -229,6 +239,52 @@ pub struct Settings {
     /// The window in which soft bounces are counted.
     #[arg(long, env = "MAILVET_SOFT_BOUNCE_WINDOW", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub soft_bounce_window: Duration,
+
+    /// Bulk jobs: chunks of addresses verified at once by this process.
+    #[arg(long, env = "MAILVET_JOB_WORKERS", default_value_t = 4, global = true)]
+    pub job_workers: usize,
+
+    /// Bulk jobs: addresses claimed per chunk (grouped by domain, so that a
+    /// domain's addresses share one SMTP session).
+    #[arg(
+        long,
+        env = "MAILVET_JOB_CHUNK_SIZE",
+        default_value_t = 500,
+        global = true
+    )]
+    pub job_chunk_size: usize,
+
+    /// Bulk jobs: how long a claimed chunk belongs to its replica; a chunk
+    /// not finished by then (its replica died) is claimed again.
+    #[arg(long, env = "MAILVET_JOB_LEASE", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub job_lease: Duration,
+
+    /// Bulk jobs: the wait before a greylisted address is tried again.
+    #[arg(long, env = "MAILVET_JOB_GREYLIST_DELAY", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub job_greylist_delay: Duration,
+
+    /// Bulk jobs: tries of a greylisted address before the job reports it
+    /// `unknown / greylisted`.
+    #[arg(
+        long,
+        env = "MAILVET_JOB_GREYLIST_ATTEMPTS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub job_greylist_attempts: u32,
+
+    /// Bulk jobs: the most addresses one job may hold.
+    #[arg(
+        long,
+        env = "MAILVET_MAX_JOB_ADDRESSES",
+        default_value_t = 1_000_000,
+        global = true
+    )]
+    pub max_job_addresses: u64,
+
+    /// Bulk jobs: the largest upload accepted by POST /jobs, in bytes.
+    #[arg(long, env = "MAILVET_MAX_JOB_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
+    pub max_job_upload_bytes: usize,
 
     /// Allow probes to connect to loopback, private, link-local and metadata
     /// addresses. Off by default: an MX pointing there is an attack.

@@ -9,6 +9,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::JobRunner;
 
 use crate::http::{self, AppState, HttpLimits};
 use crate::settings::{Settings, redact_url};
@@ -20,6 +23,10 @@ use crate::verify::{Verifier, VerifierSettings};
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 /// How often expired cached verdicts are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+/// Finished jobs, and their results, are kept this long.
+const JOB_RETENTION: chrono::Duration = chrono::Duration::days(30);
+/// An upload still unfinished after this was abandoned (its process died).
+const STALE_UPLOAD: chrono::Duration = chrono::Duration::days(1);
 /// How often the metrics recorder drains its histograms.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -109,6 +116,7 @@ impl Application {
             verifier,
             bounce_policy: settings.soft_bounce_policy(),
             metrics: telemetry::metrics_handle(),
+            jobs: crate::jobs::JobSettings::from_settings(settings),
         };
         let gate = http::Gate::new(
             keys,
@@ -154,6 +162,13 @@ impl Application {
             shutdown_grace,
         } = self;
         let background = spawn_background_tasks(&state, gate);
+        let runner = Arc::new(JobRunner::new(
+            state.store.clone(),
+            state.verifier.clone(),
+            state.jobs.clone(),
+        ));
+        let stop_jobs = CancellationToken::new();
+        let mut job_tasks = runner.spawn(&stop_jobs);
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let server = axum::serve(
             listener,
@@ -179,6 +194,20 @@ impl Application {
         for task in background {
             task.abort();
         }
+        // Job workers finish the chunk in hand (within the grace period);
+        // what they still hold is handed back for the next process.
+        stop_jobs.cancel();
+        let finishing = futures::future::join_all(job_tasks.iter_mut());
+        if tokio::time::timeout(shutdown_grace, finishing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("job workers outlived the shutdown grace period");
+        }
+        for task in &job_tasks {
+            task.abort();
+        }
+        runner.release().await;
         state.store.close().await;
         tracing::info!("stopped");
         result
@@ -199,6 +228,17 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
                 Ok(purged) => tracing::debug!(purged, "purged expired verdicts"),
                 Err(err) => {
                     tracing::warn!(error = %http::error_chain(&err), "purging expired verdicts failed");
+                }
+            }
+            let now = chrono::Utc::now();
+            match store
+                .purge_jobs(now - JOB_RETENTION, now - STALE_UPLOAD)
+                .await
+            {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged old jobs"),
+                Err(err) => {
+                    tracing::warn!(error = %http::error_chain(&err), "purging old jobs failed");
                 }
             }
         }

@@ -272,3 +272,367 @@ async fn check_prints_the_verdicts_of_the_same_engine() {
         "the same store as the service: the first run cached it"
     );
 }
+
+/// `mailvet check` pointed at a loopback DNS server and SMTP peer, with its
+/// own SQLite file.
+fn check_command(dns: std::net::SocketAddr, smtp_port: u16, database: &std::path::Path) -> Command {
+    let mut command = mailvet();
+    command.args([
+        "check",
+        "--database-url",
+        &format!("sqlite://{}", database.display()),
+        "--dns-servers",
+        &dns.to_string(),
+        "--smtp-port",
+        &smtp_port.to_string(),
+        "--allow-private-targets",
+        "--helo-name",
+        "verifier.example.test",
+    ]);
+    command
+}
+
+/// The second cell of the stderr line whose first cell is `name` (a row of
+/// the summary table).
+fn summary_count(stderr: &str, name: &str) -> Option<String> {
+    stderr.lines().find_map(|line| {
+        let mut cells = line.split_whitespace();
+        (cells.next() == Some(name)).then(|| cells.next().unwrap_or_default().to_owned())
+    })
+}
+
+/// The recipients the peer was asked about, sorted, without the catch-all
+/// test's random `mailvet-…` address.
+fn probed(peer: &common::smtp_peer::SmtpPeer) -> Vec<String> {
+    let mut rcpts: Vec<String> = peer
+        .rcpts()
+        .into_iter()
+        .filter(|rcpt| !rcpt.starts_with("mailvet-"))
+        .map(|rcpt| rcpt.to_ascii_lowercase())
+        .collect();
+    rcpts.sort();
+    rcpts
+}
+
+#[tokio::test]
+async fn check_file_writes_a_csv_row_per_address_in_input_order_and_a_summary() {
+    use common::dns::{TestDns, example_zone};
+    use common::smtp_peer::{Script, SmtpPeer};
+
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = dir.path().join("list.csv");
+    std::fs::write(
+        &list,
+        "name,email\n\
+         Alice,alice@example.test\n\
+         Bob,bob@example.test\n\
+         Nobody,not-an-address\n\
+         \n\
+         Carol,\n\
+         Alice again,Alice@Example.test\n",
+    )
+    .expect("write the list");
+    let results = dir.path().join("results.csv");
+    let mut command = check_command(dns.addr, peer.port(), &dir.path().join("check.db"));
+    command
+        .arg("--file")
+        .arg(&list)
+        .arg("--output")
+        .arg(&results);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run mailvet check"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "results go to --output only: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    let mut reader = csv::Reader::from_path(&results).expect("the results file");
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, mailvet::verify::export::CSV_COLUMNS, "every field");
+    let column = |name: &str| header.iter().position(|cell| cell == name).expect(name);
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|row| {
+            let row = row.expect("a valid row");
+            [
+                "email",
+                "status",
+                "reason",
+                "smtp_code",
+                "smtp_enhanced_code",
+            ]
+            .iter()
+            .map(|name| row[column(name)].to_owned())
+            .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [
+                "alice@example.test",
+                "deliverable",
+                "accepted",
+                "250",
+                "2.1.5"
+            ],
+            [
+                "bob@example.test",
+                "undeliverable",
+                "mailbox_not_found",
+                "550",
+                "5.1.1"
+            ],
+            ["not-an-address", "undeliverable", "invalid_syntax", "", ""],
+            [
+                "Alice@Example.test",
+                "deliverable",
+                "accepted",
+                "250",
+                "2.1.5"
+            ],
+        ]
+        .map(|row| row.map(str::to_owned).to_vec())
+    );
+    assert_eq!(
+        probed(&peer),
+        ["alice@example.test", "bob@example.test"],
+        "the duplicate is folded onto the first, not probed again"
+    );
+
+    for (name, count) in [
+        ("deliverable", "2"),
+        ("undeliverable", "2"),
+        ("risky", "0"),
+        ("unknown", "0"),
+        ("accepted", "2"),
+        ("mailbox_not_found", "1"),
+        ("invalid_syntax", "1"),
+        ("TOTAL", "4"),
+    ] {
+        assert_eq!(
+            summary_count(&stderr, name).as_deref(),
+            Some(count),
+            "{name}: {stderr}"
+        );
+    }
+    assert_eq!(summary_count(&stderr, "timeout"), None, "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 row without an address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("addresses/s)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("results written to {}", results.display())),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn check_file_reads_standard_input_in_chunks_and_writes_json_lines() {
+    use common::dns::{TestDns, example_zone};
+    use common::smtp_peer::{Script, SmtpPeer};
+
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No header; more rows than one chunk (500), with the real addresses at
+    // both ends and at the start of the second chunk.
+    let mut inputs: Vec<String> = (0..1100).map(|row| format!("row-{row}")).collect();
+    inputs[0] = "alice@example.test".into();
+    inputs[1] = "bob@example.test".into();
+    inputs[500] = "alice@example.test".into();
+    inputs[1099] = "bob@example.test".into();
+    let list = inputs.join("\n") + "\n";
+    let mut command = check_command(dns.addr, peer.port(), &dir.path().join("check.db"));
+    command
+        .args(["--file", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = command.spawn().expect("start mailvet check");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(list.as_bytes()).expect("write the list");
+        drop(stdin);
+        child.wait_with_output().expect("run mailvet check")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+    let results: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON result"))
+        .collect();
+    let emails: Vec<&str> = results
+        .iter()
+        .map(|result| result["email"].as_str().expect("an email"))
+        .collect();
+    assert_eq!(emails, inputs, "one result per row, in input order");
+    let verdict = |row: usize| {
+        let result = &results[row];
+        (
+            result["status"].as_str().unwrap_or_default(),
+            result["reason"].as_str().unwrap_or_default(),
+            result["cached"].as_bool().unwrap_or_default(),
+        )
+    };
+    assert_eq!(verdict(0), ("deliverable", "accepted", false));
+    assert_eq!(verdict(1), ("undeliverable", "mailbox_not_found", false));
+    assert_eq!(verdict(2), ("undeliverable", "invalid_syntax", false));
+    assert_eq!(
+        verdict(500),
+        ("deliverable", "accepted", true),
+        "a later chunk answers from the store the first one filled"
+    );
+    assert_eq!(
+        verdict(1099),
+        ("undeliverable", "suppressed", false),
+        "the first chunk's 550 put bob on the suppression list"
+    );
+    assert_eq!(
+        probed(&peer),
+        ["alice@example.test", "bob@example.test"],
+        "each address asked once over the whole run"
+    );
+    assert_eq!(
+        summary_count(&stderr, "TOTAL").as_deref(),
+        Some("1100"),
+        "{stderr}"
+    );
+    assert_eq!(
+        summary_count(&stderr, "invalid_syntax").as_deref(),
+        Some("1096"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_file_reports_a_missing_file_and_touches_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("check.db");
+    let missing = dir.path().join("missing.csv");
+    let output = mailvet()
+        .args(["check", "--dns-servers", "127.0.0.1:9", "--database-url"])
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--file")
+        .arg(&missing)
+        .output()
+        .expect("run mailvet check");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot open {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("No such file or directory"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(!database.exists(), "the database is not opened for nothing");
+}
+
+#[test]
+fn check_file_refuses_a_csv_without_an_address_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("check.db");
+    let list = dir.path().join("people.csv");
+    std::fs::write(&list, "name,phone\nAlice,555 0100\n").expect("write the list");
+    let output = mailvet()
+        .args(["check", "--dns-servers", "127.0.0.1:9", "--database-url"])
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--file")
+        .arg(&list)
+        .output()
+        .expect("run mailvet check");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("people.csv has no usable column"),
+        "{stderr}"
+    );
+    assert!(!database.exists());
+}
+
+/// The peak resident memory of a running process, in KiB (Linux).
+#[cfg(target_os = "linux")]
+fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn check_file_streams_a_million_rows_in_bounded_memory() {
+    use std::io::{BufRead as _, Write as _};
+
+    let dns = common::dns::TestDns::start(Vec::new()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = dir.path().join("big.csv");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&list).expect("create"));
+        writeln!(file, "email").expect("write");
+        // Addresses without an @: answered locally, so the run measures the
+        // reading and writing rather than the network.
+        for row in 0..1_000_000 {
+            writeln!(file, "user{row}.example.test").expect("write");
+        }
+    }
+    let mut command = check_command(dns.addr, 25, &dir.path().join("check.db"));
+    command
+        .arg("--file")
+        .arg(&list)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (rows, peak, status, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("start mailvet check");
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("stdout");
+        let counter = std::thread::spawn(move || {
+            let mut rows = 0u64;
+            let mut last = String::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                last = line.expect("a line");
+                rows += 1;
+            }
+            (rows, last)
+        });
+        let mut peak = 0;
+        while child.try_wait().expect("wait").is_none() {
+            peak = peak.max(peak_memory_kib(pid).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("collect");
+        let (rows, last) = counter.join().expect("count");
+        (
+            (rows, last),
+            peak,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(rows.0, 1_000_001, "a header and a row per address");
+    assert!(rows.1.starts_with("user999999.example.test,"), "{}", rows.1);
+    assert_eq!(summary_count(&stderr, "TOTAL").as_deref(), Some("1000000"));
+    assert!(peak > 0, "the memory was measured");
+    // Holding the list (27 MB of text) and its results would take hundreds
+    // of megabytes; streaming stays near the process's baseline.
+    assert!(peak < 100 * 1024, "peak resident memory {peak} KiB");
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::bounce::{BounceKind, BounceOrigin};
 use mailvet::store::{
-    CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression, SmtpEvidence,
-    SoftBouncePolicy, Store, Upserted,
+    CachedVerification, ChangeFilter, ItemOutcome, JobStatus, NewBounce, NewBounceEvent,
+    NewJobItem, NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, Upserted,
 };
 use mailvet::suppress::{SuppressionReason, SuppressionSource};
 use mailvet::verify::{Reason, Status};
@@ -55,6 +55,8 @@ on_every_backend!(
     bounces_are_counted_by_kind_and_window,
     the_feed_filters_by_reason_and_source,
     bounces_suppress_hard_failures_complaints_and_repeated_soft_ones,
+    job_claims_are_exclusive_leased_and_counted_once,
+    uploads_and_finished_jobs_are_purged,
 );
 
 /// Times round-trip to the millisecond on every backend.
@@ -112,7 +114,10 @@ async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
         t0,
         Duration::hours(1),
     );
-    store.cache_verification(&entry).await.expect("cache");
+    store
+        .record_verifications(std::slice::from_ref(&entry))
+        .await
+        .expect("cache");
 
     let hit = store
         .cached_verification("alice@example.test", t0 + Duration::minutes(59))
@@ -148,9 +153,12 @@ async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
         t0 + Duration::minutes(1),
         Duration::days(7),
     );
-    store.cache_verification(&first).await.expect("cache");
     store
-        .cache_verification(&second)
+        .record_verifications(std::slice::from_ref(&first))
+        .await
+        .expect("cache");
+    store
+        .record_verifications(std::slice::from_ref(&second))
         .await
         .expect("cache again");
     let hit = store
@@ -167,7 +175,12 @@ async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Store>) {
     for (i, ttl) in [1, 2, 30, 60].into_iter().enumerate() {
         let key = format!("user{i}@example.test");
         store
-            .cache_verification(&verdict(&key, Reason::Accepted, t0, Duration::minutes(ttl)))
+            .record_verifications(std::slice::from_ref(&verdict(
+                &key,
+                Reason::Accepted,
+                t0,
+                Duration::minutes(ttl),
+            )))
             .await
             .expect("cache");
     }
@@ -700,5 +713,178 @@ async fn bounces_suppress_hard_failures_complaints_and_repeated_soft_ones(store:
             .expect("count"),
         1,
         "the event itself is still recorded"
+    );
+}
+
+/// A queued job of `count` addresses over three domains.
+async fn queued_job(store: &dyn Store, count: u64, at: DateTime<Utc>) -> uuid::Uuid {
+    let id = uuid::Uuid::new_v4();
+    store.create_job(id, at).await.expect("create");
+    let items: Vec<NewJobItem> = (0..count)
+        .map(|n| NewJobItem {
+            email: format!("u{n}@d{}.test", n % 3),
+            domain: format!("d{}.test", n % 3),
+        })
+        .collect();
+    store.add_job_items(id, 0, &items, at).await.expect("items");
+    assert_eq!(
+        store.job(id).await.expect("read"),
+        None,
+        "uploading jobs are not shown"
+    );
+    let job = store.seal_job(id, count, None, at).await.expect("seal");
+    assert_eq!((job.status, job.total), (JobStatus::Queued, count));
+    id
+}
+
+fn done(seq: u64) -> ItemOutcome {
+    ItemOutcome::Done {
+        seq,
+        status: Status::Deliverable,
+        result: format!("{{\"seq\": {seq}}}"),
+    }
+}
+
+async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Store>) {
+    let t0 = now();
+    let lease = Duration::minutes(5);
+    let id = queued_job(&*store, 9, t0).await;
+
+    // Grouped by domain: the first chunk is d0's addresses, then d1's.
+    let a = store
+        .claim_job_items("a", 4, t0, t0 + lease)
+        .await
+        .expect("claim")
+        .expect("work");
+    assert_eq!(a.job_id, id);
+    let seqs: Vec<u64> = a.items.iter().map(|item| item.seq).collect();
+    assert_eq!(
+        seqs,
+        [0, 1, 3, 6],
+        "d0's three addresses, then d1's first, in input order"
+    );
+    assert_eq!(
+        store.job(id).await.expect("read").expect("job").status,
+        JobStatus::Running
+    );
+    let b = store
+        .claim_job_items("b", 10, t0, t0 + Duration::hours(1))
+        .await
+        .expect("claim")
+        .expect("work");
+    assert_eq!(b.items.len(), 5, "the rest, nothing of a's");
+    assert!(
+        store
+            .claim_job_items("c", 10, t0, t0 + lease)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    // a dies; once its lease ends, c takes its items over.
+    let later = t0 + lease + Duration::seconds(1);
+    let c = store
+        .claim_job_items("c", 10, later, later + lease)
+        .await
+        .expect("claim")
+        .expect("work");
+    assert_eq!(c.items.len(), 4);
+    // a's late results are ignored; c's count.
+    let outcomes: Vec<ItemOutcome> = a.items.iter().map(|item| done(item.seq)).collect();
+    assert_eq!(
+        store
+            .finish_job_items("a", id, &outcomes, later)
+            .await
+            .expect("finish"),
+        None
+    );
+    assert_eq!(
+        store.job(id).await.expect("read").expect("job").processed,
+        0
+    );
+    let outcomes: Vec<ItemOutcome> = c.items.iter().map(|item| done(item.seq)).collect();
+    store
+        .finish_job_items("c", id, &outcomes, later)
+        .await
+        .expect("finish");
+    assert_eq!(
+        store.job(id).await.expect("read").expect("job").processed,
+        4
+    );
+
+    // b retries one item later (greylisting) and finishes the others.
+    let mut outcomes: Vec<ItemOutcome> = b.items[1..].iter().map(|item| done(item.seq)).collect();
+    outcomes.push(ItemOutcome::Retry {
+        seq: b.items[0].seq,
+        at: later + Duration::minutes(5),
+        counts_as_attempt: true,
+    });
+    assert_eq!(
+        store
+            .finish_job_items("b", id, &outcomes, later)
+            .await
+            .expect("finish"),
+        None
+    );
+    assert!(
+        store
+            .claim_job_items("b", 10, later, later + lease)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let retry_at = later + Duration::minutes(5);
+    let retry = store
+        .claim_job_items("b", 10, retry_at, retry_at + lease)
+        .await
+        .expect("claim")
+        .expect("the retry is due");
+    assert_eq!(retry.items.len(), 1);
+    assert_eq!(retry.items[0].attempts, 1);
+    let completed = store
+        .finish_job_items("b", id, &[done(retry.items[0].seq)], retry_at)
+        .await
+        .expect("finish")
+        .expect("the last item completes the job");
+    assert_eq!(
+        (completed.status, completed.processed),
+        (JobStatus::Completed, 9)
+    );
+    assert_eq!(completed.counts.deliverable, 9);
+
+    let results = store.job_results(id, None, 5).await.expect("results");
+    assert_eq!(
+        results.iter().map(|row| row.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    let rest = store.job_results(id, Some(4), 100).await.expect("results");
+    assert_eq!(rest.len(), 4);
+    assert_eq!(rest[0].result, "{\"seq\": 5}");
+}
+
+async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Store>) {
+    let long_ago = now() - Duration::days(40);
+    let old = queued_job(&*store, 1, long_ago).await;
+    let item = store
+        .claim_job_items("w", 1, long_ago, long_ago + Duration::minutes(1))
+        .await
+        .expect("claim")
+        .expect("work");
+    store
+        .finish_job_items("w", old, &[done(item.items[0].seq)], long_ago)
+        .await
+        .expect("finish");
+    let abandoned = uuid::Uuid::new_v4();
+    store.create_job(abandoned, long_ago).await.expect("create");
+    let running = queued_job(&*store, 1, long_ago).await;
+    let purged = store
+        .purge_jobs(now() - Duration::days(30), now() - Duration::days(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "the finished job and the abandoned upload");
+    assert_eq!(store.job(old).await.expect("read"), None);
+    assert!(
+        store.job(running).await.expect("read").is_some(),
+        "a job still to do is kept"
     );
 }

@@ -5,6 +5,7 @@ mod bounces;
 mod error;
 mod feed;
 mod health;
+mod jobs;
 mod meta;
 mod stats;
 mod suppressions;
@@ -19,13 +20,12 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -43,6 +43,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub bounce_policy: crate::store::SoftBouncePolicy,
     pub metrics: PrometheusHandle,
+    pub jobs: crate::jobs::JobSettings,
 }
 
 /// Limits and access rules applied to every request.
@@ -104,6 +105,10 @@ fn routes() -> Routes {
         .add(Method::POST, "/bounces", bounces::receive)
         .add(Method::POST, "/bounces/{provider}", webhooks::receive)
         .add(Method::GET, "/stats", stats::stats)
+        .add(Method::POST, "/jobs", jobs::create)
+        .add(Method::GET, "/jobs/{id}", jobs::get)
+        .add(Method::DELETE, "/jobs/{id}", jobs::cancel)
+        .add(Method::GET, "/jobs/{id}/results", jobs::results)
         .add(
             Method::DELETE,
             "/suppressions/{email}",
@@ -123,9 +128,9 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .fallback(error::not_found)
         .with_state(state)
         // Innermost first: each layer wraps all that is above it.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             limits.request_timeout,
+            deadline,
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
@@ -145,6 +150,23 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(cors(&limits.cors_origins))
+}
+
+/// Answers 504 when a request takes longer than `limit` to answer. Job
+/// uploads are exempt: a list of a million addresses may take minutes to
+/// arrive, and an upload that stalls is stopped by its own idle timeout.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    if request.method() == Method::POST && request.uri().path() == "/jobs" {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::GATEWAY_TIMEOUT.into_response(),
+    }
 }
 
 /// CORS for browser signup forms: the configured origins may call the API

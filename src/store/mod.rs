@@ -2,9 +2,12 @@
 //! bounce events. One [`Store`] trait, one implementation per backend; the
 //! database URL's scheme picks the backend.
 
+mod jobs;
 mod model;
+mod pg_jobs;
 mod postgres;
 mod sqlite;
+mod sqlite_jobs;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use jobs::{
+    ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStatus, JobStore, NewJobItem,
+    StatusCounts,
+};
 pub use model::{
     BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression,
     SmtpEvidence, SoftBouncePolicy, Suppression, Upserted, WindowStats,
@@ -117,7 +124,7 @@ pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
 /// Everything mailvet keeps. Implementations must make each method atomic:
 /// a write either happens whole or not at all.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Store: JobStore + Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers a trivial query.
@@ -138,15 +145,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<CachedVerification>>;
 
-    /// Stores a verdict, replacing any earlier one for the address.
-    async fn cache_verification(&self, entry: &CachedVerification) -> StoreResult<()>;
-
-    /// Counts a fresh verdict of `status` reached at `at`, for statistics.
-    async fn count_verification(
-        &self,
-        status: crate::verify::Status,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    /// Stores fresh verdicts, each replacing any earlier one for its
+    /// address, and counts them by status and hour for statistics; all in
+    /// one transaction (a batch costs one commit).
+    async fn record_verifications(&self, entries: &[CachedVerification]) -> StoreResult<()>;
 
     /// Verifications, suppressions and bounces since `since`.
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats>;

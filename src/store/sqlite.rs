@@ -65,16 +65,16 @@ impl SqliteStore {
     /// Begins a write transaction that holds SQLite's write lock from its
     /// first statement, so that it never has to upgrade a read lock (which
     /// fails at once under contention instead of waiting).
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(super) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("begin immediate").await?)
     }
 }
 
-fn millis(at: DateTime<Utc>) -> i64 {
+pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-fn from_millis(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
+pub(super) fn from_millis(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_millis(value)
         .ok_or_else(|| StoreError::Corrupt(format!("{column}: {value} is not a time")))
 }
@@ -272,41 +272,51 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn cache_verification(&self, entry: &CachedVerification) -> StoreResult<()> {
-        sqlx::query(
-            "insert into verifications
-                    (address_key, email, status, reason, result, checked_at, expires_at)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             on conflict (address_key) do update
-                set email = excluded.email, status = excluded.status,
-                    reason = excluded.reason, result = excluded.result,
-                    checked_at = excluded.checked_at, expires_at = excluded.expires_at",
-        )
-        .bind(&entry.address_key)
-        .bind(&entry.email)
-        .bind(entry.status.as_str())
-        .bind(entry.reason.as_str())
-        .bind(entry.result.to_string())
-        .bind(millis(entry.checked_at))
-        .bind(millis(entry.expires_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn count_verification(
-        &self,
-        status: crate::verify::Status,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "insert into verification_counts (hour, status, count) values (?1, ?2, 1)
-             on conflict (hour, status) do update set count = verification_counts.count + 1",
-        )
-        .bind(millis(hour_of(at)))
-        .bind(status.as_str())
-        .execute(&self.pool)
-        .await?;
+    async fn record_verifications(&self, entries: &[CachedVerification]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut counts: std::collections::BTreeMap<(DateTime<Utc>, &'static str), i64> =
+            std::collections::BTreeMap::new();
+        let mut tx = self.begin_write().await?;
+        // One lock order for every writer: no deadlocks between batches.
+        let mut ordered: Vec<&CachedVerification> = entries.iter().collect();
+        ordered.sort_by(|a, b| a.address_key.cmp(&b.address_key));
+        for entry in ordered {
+            sqlx::query(
+                "insert into verifications
+                        (address_key, email, status, reason, result, checked_at, expires_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 on conflict (address_key) do update
+                    set email = excluded.email, status = excluded.status,
+                        reason = excluded.reason, result = excluded.result,
+                        checked_at = excluded.checked_at, expires_at = excluded.expires_at",
+            )
+            .bind(&entry.address_key)
+            .bind(&entry.email)
+            .bind(entry.status.as_str())
+            .bind(entry.reason.as_str())
+            .bind(entry.result.to_string())
+            .bind(millis(entry.checked_at))
+            .bind(millis(entry.expires_at))
+            .execute(&mut *tx)
+            .await?;
+            *counts
+                .entry((hour_of(entry.checked_at), entry.status.as_str()))
+                .or_default() += 1;
+        }
+        for ((hour, status), count) in counts {
+            sqlx::query(
+                "insert into verification_counts (hour, status, count) values (?1, ?2, ?3)
+                 on conflict (hour, status) do update set count = verification_counts.count + excluded.count",
+            )
+            .bind(millis(hour))
+            .bind(status)
+            .bind(count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

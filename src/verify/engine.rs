@@ -446,6 +446,7 @@ impl Verifier {
         outcomes: Vec<(Vec<String>, RecipientOutcome)>,
         cache: bool,
     ) -> Vec<VerifyResult> {
+        let mut addresses = Vec::with_capacity(candidates.len());
         let mut results = Vec::with_capacity(candidates.len());
         for (candidate, (mx, outcome)) in candidates.into_iter().zip(outcomes) {
             let mut result = candidate.draft.with_reason(outcome.reason);
@@ -454,40 +455,53 @@ impl Verifier {
             result.message = outcome.message;
             result.flags.catch_all = outcome.catch_all;
             result.checked_at = Utc::now();
-            if cache {
-                self.record(&candidate.address, &result).await;
-            } else {
-                count_verdict(&result);
-            }
+            addresses.push(candidate.address);
             results.push(result);
+        }
+        if cache {
+            let verdicts: Vec<(&EmailAddress, &VerifyResult)> =
+                addresses.iter().zip(&results).collect();
+            self.record_all(&verdicts).await;
+        } else {
+            results.iter().for_each(count_verdict);
         }
         results
     }
 
-    /// Caches a fresh verdict and suppresses permanent recipient failures.
+    /// Caches a fresh verdict and suppresses a permanent recipient failure.
     async fn record(&self, address: &EmailAddress, result: &VerifyResult) {
-        count_verdict(result);
-        let ttl = chrono::Duration::from_std(self.ttl.for_status(result.status))
-            .unwrap_or(chrono::Duration::zero());
-        let entry = CachedVerification {
-            address_key: address.key(),
-            email: address.normalized(),
-            status: result.status,
-            reason: result.reason,
-            result: serde_json::to_value(result).unwrap_or_default(),
-            checked_at: result.checked_at,
-            expires_at: result.checked_at + ttl,
-        };
-        if let Err(err) = self.store.cache_verification(&entry).await {
-            warn_store("caching a verdict", &err);
+        self.record_all(&[(address, result)]).await;
+    }
+
+    /// Caches fresh verdicts (one transaction for the lot) and suppresses
+    /// permanent recipient failures.
+    async fn record_all(&self, verdicts: &[(&EmailAddress, &VerifyResult)]) {
+        let entries: Vec<CachedVerification> = verdicts
+            .iter()
+            .map(|(address, result)| {
+                count_verdict(result);
+                let ttl = chrono::Duration::from_std(self.ttl.for_status(result.status))
+                    .unwrap_or(chrono::Duration::zero());
+                CachedVerification {
+                    address_key: address.key(),
+                    email: address.normalized(),
+                    status: result.status,
+                    reason: result.reason,
+                    result: serde_json::to_value(result).unwrap_or_default(),
+                    checked_at: result.checked_at,
+                    expires_at: result.checked_at + ttl,
+                }
+            })
+            .collect();
+        if let Err(err) = self.store.record_verifications(&entries).await {
+            warn_store("caching verdicts", &err);
         }
-        if let Err(err) = self
-            .store
-            .count_verification(result.status, result.checked_at)
-            .await
-        {
-            warn_store("counting a verdict", &err);
+        for (address, result) in verdicts {
+            self.suppress_if_permanent(address, result).await;
         }
+    }
+
+    async fn suppress_if_permanent(&self, address: &EmailAddress, result: &VerifyResult) {
         let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
             return;
         };

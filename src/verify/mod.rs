@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod dns;
 mod engine;
+pub mod export;
 pub mod guard;
 pub mod lists;
 pub mod probe;

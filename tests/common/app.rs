@@ -24,6 +24,8 @@ pub enum Db {
 enum TestDb {
     Sqlite(SqliteTestDb),
     Postgres(PgTestDb),
+    /// Another app's database, which that app owns.
+    Shared,
 }
 
 pub struct TestApp {
@@ -31,6 +33,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    pub database_url: String,
     _db: TestDb,
 }
 
@@ -108,6 +111,16 @@ impl TestApp {
                 (TestDb::Postgres(db), url)
             }
         };
+        Self::serve(test_db, url, configure).await
+    }
+
+    /// Starts another mailvet on this app's database (a second replica, or
+    /// the same service restarted). The database lives as long as `self`.
+    pub async fn spawn_sharing(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::serve(TestDb::Shared, self.database_url.clone(), configure).await
+    }
+
+    async fn serve(test_db: TestDb, url: String, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = test_settings(&url);
         configure(&mut settings);
         let app = Application::build(&settings)
@@ -123,6 +136,7 @@ impl TestApp {
             client: super::client(),
             shutdown: Some(shutdown),
             server: Some(server),
+            database_url: url,
             _db: test_db,
         }
     }

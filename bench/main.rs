@@ -1,0 +1,3 @@
+//! Benchmarks: see bench/README.md.
+
+fn main() {}

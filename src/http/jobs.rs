@@ -1,0 +1,397 @@
+//! `/jobs`: bulk verification. Uploads stream into the store in batches;
+//! results stream back out in input order.
+
+use std::io;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::jobs::JobView;
+use crate::jobs::input::{self, InputError};
+use crate::store::{JobResultRow, NewJobItem};
+use crate::verify::EmailAddress;
+use crate::verify::VerifyResult;
+use crate::verify::export::CsvResults;
+
+/// An upload that sends nothing for this long is abandoned.
+const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Results read from the store per round trip while streaming.
+const RESULTS_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    webhook_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum UploadFormat {
+    Csv,
+    Json,
+}
+
+fn upload_format(headers: &HeaderMap) -> Result<UploadFormat, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "text/csv" | "application/csv" => Ok(UploadFormat::Csv),
+        "application/json" => Ok(UploadFormat::Json),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the list as `text/csv` (a column named `email`, or else the first column) or as `application/json` (`{\"emails\": [...]}`)",
+        )),
+    }
+}
+
+fn check_webhook_url(url: &str) -> Result<(), ApiError> {
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook_url",
+            "`webhook_url` must be an absolute http:// or https:// URL",
+        )),
+    }
+}
+
+/// The upload body as a byte stream that fails once it passes `limit`
+/// bytes, or when no data comes for [`UPLOAD_IDLE_TIMEOUT`].
+fn bounded(body: Body, limit: usize) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
+    let chunks = body.into_data_stream().map_err(io::Error::other);
+    Box::pin(futures::stream::unfold(
+        (chunks, 0usize, false),
+        move |(mut chunks, seen, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, chunks.next()).await {
+                Err(_) => Some((
+                    Err(io::Error::new(io::ErrorKind::TimedOut, UploadFailure::Idle)),
+                    (chunks, seen, true),
+                )),
+                Ok(None) => None,
+                Ok(Some(Err(err))) => Some((Err(err), (chunks, seen, true))),
+                Ok(Some(Ok(bytes))) => {
+                    let seen = seen + bytes.len();
+                    if seen > limit {
+                        Some((
+                            Err(io::Error::other(UploadFailure::TooLarge)),
+                            (chunks, seen, true),
+                        ))
+                    } else {
+                        Some((Ok(bytes), (chunks, seen, false)))
+                    }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UploadFailure {
+    #[error("the upload is larger than this server accepts")]
+    TooLarge,
+    #[error("the upload stalled: no data for 60 s")]
+    Idle,
+}
+
+/// `POST /jobs`: takes the list in as it streams, then queues the job.
+pub async fn create(
+    State(state): State<AppState>,
+    Query(query): Query<CreateQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format = upload_format(&headers)?;
+    if let Some(url) = &query.webhook_url {
+        check_webhook_url(url)?;
+    }
+    let limits = &state.jobs;
+    let reader = SyncIoBridge::new(StreamReader::new(bounded(body, limits.max_upload_bytes)));
+    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<String>>(4);
+    let parser = tokio::task::spawn_blocking(move || {
+        let sink = |batch| batches.blocking_send(batch).is_ok();
+        match format {
+            UploadFormat::Csv => input::read_csv(reader, sink).map(|()| None),
+            UploadFormat::Json => input::read_json(reader, sink),
+        }
+    });
+
+    let id = Uuid::new_v4();
+    let store = &state.store;
+    store.create_job(id, Utc::now()).await?;
+    let mut total: u64 = 0;
+    let mut failure: Option<ApiError> = None;
+    while let Some(batch) = incoming.recv().await {
+        if total + batch.len() as u64 > limits.max_addresses {
+            failure = Some(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_addresses",
+                format!("a job holds at most {} addresses", limits.max_addresses),
+            ));
+            break;
+        }
+        let items: Vec<NewJobItem> = batch
+            .into_iter()
+            .map(|email| NewJobItem {
+                domain: EmailAddress::parse(&email)
+                    .map(|address| address.domain().to_owned())
+                    .unwrap_or_default(),
+                email,
+            })
+            .collect();
+        if let Err(err) = store.add_job_items(id, total, &items, Utc::now()).await {
+            failure = Some(err.into());
+            break;
+        }
+        total += items.len() as u64;
+    }
+    // Dropping the receiver stops the parser at its next batch.
+    drop(incoming);
+    let parsed = parser.await;
+    let webhook_url = match (failure, parsed) {
+        (Some(failure), _) => Err(failure),
+        (None, Ok(Ok(url))) => Ok(url.or(query.webhook_url)),
+        (None, Ok(Err(err))) => Err(input_error(err)),
+        (None, Err(join)) => Err(ApiError::internal(&join)),
+    };
+    let webhook_url = match webhook_url.and_then(|url| {
+        url.as_deref().map(check_webhook_url).transpose()?;
+        Ok(url)
+    }) {
+        Ok(url) => url,
+        Err(err) => {
+            if let Err(discard) = store.discard_job(id).await {
+                tracing::warn!(error = %super::error_chain(&discard), job = %id, "discarding a failed upload failed; it is purged later");
+            }
+            return Err(err);
+        }
+    };
+    let job = store
+        .seal_job(id, total, webhook_url.as_deref(), Utc::now())
+        .await?;
+    state.jobs.wake.notify_waiters();
+    tracing::info!(job = %id, total, "job queued");
+    let location =
+        HeaderValue::from_str(&format!("/jobs/{id}")).map_err(|err| ApiError::internal(&err))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        Json(JobView::new(&job, Utc::now())),
+    )
+        .into_response())
+}
+
+fn input_error(err: InputError) -> ApiError {
+    match err {
+        InputError::Malformed(message) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", message)
+        }
+        InputError::Invalid(message) => ApiError::invalid(message),
+        InputError::Io(err) => {
+            let failure = err
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<UploadFailure>());
+            match failure {
+                Some(UploadFailure::TooLarge) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    UploadFailure::TooLarge.to_string(),
+                ),
+                Some(UploadFailure::Idle) => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "upload_stalled",
+                    UploadFailure::Idle.to_string(),
+                ),
+                None => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "upload_failed",
+                    format!("reading the upload failed: {err}"),
+                ),
+            }
+        }
+        InputError::Stopped => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "upload_failed",
+            "the upload was stopped",
+        ),
+    }
+}
+
+fn job_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::not_found(format!("no job `{text}`")))
+}
+
+/// `GET /jobs/{id}`: counts, progress and ETA.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    let job = state
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+    Ok(Json(JobView::new(&job, Utc::now())))
+}
+
+/// `DELETE /jobs/{id}`: stops a queued or running job; its results so far
+/// stay readable. A finished job cannot be cancelled (409).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    let job = state
+        .store
+        .cancel_job(id, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+    if job.status != crate::store::JobStatus::Cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_finished",
+            format!("the job is already {}", job.status),
+        ));
+    }
+    tracing::info!(job = %id, "job cancelled");
+    Ok(Json(JobView::new(&job, Utc::now())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResultsQuery {
+    format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultsFormat {
+    Csv,
+    Ndjson,
+}
+
+fn results_format(query: &ResultsQuery, headers: &HeaderMap) -> Result<ResultsFormat, ApiError> {
+    match query.format.as_deref() {
+        Some("csv") => return Ok(ResultsFormat::Csv),
+        Some("ndjson") => return Ok(ResultsFormat::Ndjson),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("`format` must be `csv` or `ndjson`, not `{other}`"),
+            ));
+        }
+        None => {}
+    }
+    let accepts = |kind: &str| {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|accept| accept.split(',').any(|item| item.trim().starts_with(kind)))
+    };
+    if accepts("application/x-ndjson") && !accepts("text/csv") {
+        Ok(ResultsFormat::Ndjson)
+    } else {
+        Ok(ResultsFormat::Csv)
+    }
+}
+
+/// `GET /jobs/{id}/results`: every result so far, in input order, streamed
+/// page by page from the store.
+pub async fn results(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ResultsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = results_format(&query, &headers)?;
+    let id = job_id(&id)?;
+    if state.store.job(id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no job `{id}`")));
+    }
+    let store = state.store.clone();
+    let pages = futures::stream::try_unfold(
+        (None::<u64>, true, false),
+        move |(after, first, finished)| {
+            let store = store.clone();
+            async move {
+                if finished {
+                    return Ok::<_, io::Error>(None);
+                }
+                let rows = store
+                    .job_results(id, after, RESULTS_PAGE)
+                    .await
+                    .map_err(|err| {
+                        tracing::warn!(error = %super::error_chain(&err), job = %id, "streaming job results failed");
+                        io::Error::other(err)
+                    })?;
+                let finished = rows.len() < RESULTS_PAGE;
+                let next = rows.last().map(|row| row.seq).or(after);
+                let bytes = render(format, &rows, first)?;
+                Ok(Some((Bytes::from(bytes), (next, false, finished))))
+            }
+        },
+    );
+    let (content_type, disposition) = match format {
+        ResultsFormat::Csv => (
+            "text/csv; charset=utf-8",
+            Some(format!("attachment; filename=\"mailvet-job-{id}.csv\"")),
+        ),
+        ResultsFormat::Ndjson => ("application/x-ndjson", None),
+    };
+    let mut response = Body::from_stream(pages).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(value) = disposition.and_then(|text| HeaderValue::from_str(&text).ok()) {
+        response.headers_mut().insert(CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+fn render(format: ResultsFormat, rows: &[JobResultRow], first: bool) -> io::Result<Vec<u8>> {
+    match format {
+        ResultsFormat::Ndjson => {
+            let mut out = Vec::with_capacity(rows.len() * 400);
+            for row in rows {
+                out.extend_from_slice(row.result.as_bytes());
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        ResultsFormat::Csv => {
+            let out = Vec::with_capacity(rows.len() * 200);
+            let mut writer = if first {
+                CsvResults::new(out).map_err(io::Error::other)?
+            } else {
+                CsvResults::without_header(out)
+            };
+            for row in rows {
+                let result: VerifyResult =
+                    serde_json::from_str(&row.result).map_err(io::Error::other)?;
+                writer.write(&result).map_err(io::Error::other)?;
+            }
+            writer.into_inner()
+        }
+    }
+}

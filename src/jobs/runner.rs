@@ -1,0 +1,251 @@
+//! The job workers of one process: each claims a chunk of addresses,
+//! verifies it with the engine (one SMTP session per domain), records the
+//! results, and goes again. Greylisted addresses wait and are tried again;
+//! the completion webhook is sent once a job finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{JobSettings, JobView};
+use crate::http::error_chain;
+use crate::store::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
+use crate::verify::{Reason, Verifier, VerifyResult};
+
+/// How often an idle worker looks for work (a new job also wakes it).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The wait after the database failed.
+const ERROR_BACKOFF: Duration = Duration::from_secs(2);
+/// The wait before an address refused by mailvet's own probe budget is
+/// tried again.
+const BUDGET_RETRY: Duration = Duration::from_secs(30);
+/// Tries of a completion webhook before giving up.
+const WEBHOOK_ATTEMPTS: u32 = 6;
+/// How long a replica holds a webhook it is sending.
+const WEBHOOK_CLAIM: Duration = Duration::from_secs(60);
+
+/// Works the jobs in the store. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct JobRunner {
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    settings: JobSettings,
+    /// This process's name on its claims.
+    worker: String,
+    webhook_due: Notify,
+    client: reqwest::Client,
+}
+
+impl JobRunner {
+    pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, settings: JobSettings) -> Self {
+        crate::install_tls_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mailvet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        JobRunner {
+            store,
+            verifier,
+            settings,
+            worker: uuid::Uuid::new_v4().to_string(),
+            webhook_due: Notify::new(),
+            client,
+        }
+    }
+
+    /// Starts the workers and the webhook sender; they stop when `stop` is
+    /// cancelled, each after the chunk in hand.
+    pub fn spawn(self: &Arc<Self>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks: Vec<JoinHandle<()>> = (0..self.settings.workers)
+            .map(|_| tokio::spawn(self.clone().work(stop.clone())))
+            .collect();
+        tasks.push(tokio::spawn(self.clone().send_webhooks(stop.clone())));
+        tasks
+    }
+
+    /// Hands back the addresses this process still holds, so that another
+    /// replica (or this one, restarted) takes them at once instead of
+    /// waiting for the lease to run out.
+    pub async fn release(&self) {
+        match self.store.release_job_items(&self.worker, Utc::now()).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "handed back unfinished job addresses"),
+            Err(err) => tracing::warn!(
+                error = %error_chain(&err),
+                "handing back job addresses failed; they are taken again when their lease ends"
+            ),
+        }
+    }
+
+    async fn work(self: Arc<Self>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let now = Utc::now();
+            let lease = chrono::Duration::from_std(self.settings.lease)
+                .unwrap_or(chrono::Duration::minutes(5));
+            let claimed = self
+                .store
+                .claim_job_items(&self.worker, self.settings.chunk_size, now, now + lease)
+                .await;
+            let pause = match claimed {
+                Ok(Some(chunk)) => {
+                    self.verify_chunk(chunk).await;
+                    continue;
+                }
+                Ok(None) => IDLE_POLL,
+                Err(err) => {
+                    tracing::warn!(error = %error_chain(&err), "claiming job addresses failed");
+                    ERROR_BACKOFF
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.settings.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn verify_chunk(&self, chunk: ClaimedChunk) {
+        let ClaimedChunk { job_id, items } = chunk;
+        // Retries skip the cache: it holds the greylisting answer.
+        let (retries, first_tries): (Vec<ClaimedItem>, Vec<ClaimedItem>) =
+            items.into_iter().partition(|item| item.attempts > 0);
+        let mut outcomes = Vec::new();
+        for (group, fresh) in [(first_tries, false), (retries, true)] {
+            if group.is_empty() {
+                continue;
+            }
+            let emails: Vec<String> = group.iter().map(|item| item.email.clone()).collect();
+            let results = self.verifier.verify_batch(&emails, fresh).await.value;
+            outcomes.extend(
+                group
+                    .iter()
+                    .zip(results)
+                    .map(|(item, result)| self.outcome(item, &result)),
+            );
+        }
+        let mut tries = 0;
+        loop {
+            match self
+                .store
+                .finish_job_items(&self.worker, job_id, &outcomes, Utc::now())
+                .await
+            {
+                Ok(Some(job)) => {
+                    tracing::info!(job = %job.id, total = job.total, "job completed");
+                    self.webhook_due.notify_one();
+                    return;
+                }
+                Ok(None) => return,
+                Err(err) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %error_chain(&err), tries, "recording job results failed; trying again");
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = %error_chain(&err),
+                        job = %job_id,
+                        "recording job results failed; the addresses are verified again when their lease ends"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A verdict, or a retry for an answer that says "later".
+    fn outcome(&self, item: &ClaimedItem, result: &VerifyResult) -> ItemOutcome {
+        let now = Utc::now();
+        let later = |wait: Duration| now + chrono::Duration::from_std(wait).unwrap_or_default();
+        match result.reason {
+            Reason::Greylisted if item.attempts + 1 < self.settings.greylist_attempts => {
+                ItemOutcome::Retry {
+                    seq: item.seq,
+                    at: later(self.settings.greylist_delay),
+                    counts_as_attempt: true,
+                }
+            }
+            Reason::RateLimited => ItemOutcome::Retry {
+                seq: item.seq,
+                at: later(BUDGET_RETRY),
+                counts_as_attempt: false,
+            },
+            _ => ItemOutcome::Done {
+                seq: item.seq,
+                status: result.status,
+                result: serde_json::to_string(result).unwrap_or_default(),
+            },
+        }
+    }
+
+    async fn send_webhooks(self: Arc<Self>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let now = Utc::now();
+            let hold = chrono::Duration::from_std(WEBHOOK_CLAIM).unwrap_or_default();
+            let pause = match self.store.claim_due_webhook(now, now + hold).await {
+                Ok(Some(job)) => {
+                    self.send_webhook(&job).await;
+                    continue;
+                }
+                Ok(None) => Duration::from_secs(5),
+                Err(err) => {
+                    tracing::warn!(error = %error_chain(&err), "looking for due job webhooks failed");
+                    ERROR_BACKOFF
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.webhook_due.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// POSTs the finished job to its webhook URL; a failure is tried again
+    /// later with a growing wait (30 s, 1 min, 2 min…), up to six tries.
+    async fn send_webhook(&self, job: &Job) {
+        let Some(url) = job.webhook_url.as_deref() else {
+            return;
+        };
+        let view = JobView::new(job, Utc::now());
+        let sent = self
+            .client
+            .post(url)
+            .header("x-mailvet-job", job.id.to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&view).unwrap_or_default())
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) if response.status().is_success() => None,
+            Ok(response) => Some(format!("answered {}", response.status())),
+            Err(err) => Some(err.to_string()),
+        };
+        let attempt = job.webhook_attempts + 1;
+        let next = match &failure {
+            None => {
+                tracing::info!(job = %job.id, "job webhook delivered");
+                None
+            }
+            Some(why) if attempt >= WEBHOOK_ATTEMPTS => {
+                tracing::warn!(job = %job.id, %why, attempt, "job webhook failed; giving up");
+                None
+            }
+            Some(why) => {
+                let wait = chrono::Duration::seconds(30 << (attempt - 1).min(8));
+                tracing::warn!(job = %job.id, %why, attempt, "job webhook failed; will try again");
+                Some(Utc::now() + wait)
+            }
+        };
+        if let Err(err) = self.store.webhook_attempted(job.id, next).await {
+            tracing::warn!(error = %error_chain(&err), "recording a webhook attempt failed");
+        }
+    }
+}

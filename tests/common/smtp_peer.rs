@@ -58,6 +58,21 @@ impl Script {
         }
     }
 
+    /// Knows every mailbox whose local part starts with `prefix`; every
+    /// other recipient (mailvet's catch-all check included) is `550 5.1.1`.
+    pub fn mailboxes_starting_with(prefix: &'static str) -> Self {
+        Script {
+            rcpt: Arc::new(move |address: &str| {
+                if address.starts_with(prefix) {
+                    "250 2.1.5 Ok".into()
+                } else {
+                    format!("550 5.1.1 <{address}>: Recipient address rejected: User unknown")
+                }
+            }),
+            ..Script::mailboxes(&[])
+        }
+    }
+
     /// Accepts every recipient (a catch-all domain).
     pub fn catch_all() -> Self {
         Script {

@@ -316,6 +316,22 @@ pub struct Settings {
     #[arg(long, env = "MAILVET_SECRET_KEYS_FILE", global = true)]
     pub secret_keys_file: Option<std::path::PathBuf>,
 
+    /// Mailgun's webhook signing key: when set, `POST /bounces/mailgun`
+    /// accepts only events signed with it (401 otherwise).
+    #[arg(
+        long,
+        env = "MAILVET_MAILGUN_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub mailgun_signing_key: Option<Secret>,
+
+    /// SendGrid's signed event webhook verification key (base64): when
+    /// set, `POST /bounces/sendgrid` accepts only signed events (401
+    /// otherwise).
+    #[arg(long, env = "MAILVET_SENDGRID_VERIFICATION_KEY", global = true)]
+    pub sendgrid_verification_key: Option<String>,
+
     /// A file of public keys, added to --public-keys.
     #[arg(long, env = "MAILVET_PUBLIC_KEYS_FILE", global = true)]
     pub public_keys_file: Option<std::path::PathBuf>,

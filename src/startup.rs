@@ -117,6 +117,10 @@ impl Application {
             bounce_policy: settings.soft_bounce_policy(),
             metrics: telemetry::metrics_handle(),
             jobs: crate::jobs::JobSettings::from_settings(settings),
+            webhook_signing: http::WebhookSigning {
+                mailgun: settings.mailgun_signing_key.clone(),
+                sendgrid: settings.sendgrid_verification_key.clone(),
+            },
         };
         let gate = http::Gate::new(
             keys,

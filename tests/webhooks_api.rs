@@ -217,3 +217,85 @@ async fn bad_webhook_bodies_and_unknown_providers_are_refused() {
         serde_json::json!([])
     );
 }
+
+/// A Mailgun body as Mailgun signs it: HMAC-SHA256 of timestamp + token.
+fn signed_mailgun(key: &str, timestamp: i64) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&fixture("mailgun-failed-permanent.json")).expect("JSON");
+    let token = "e0b5477167110d68991efc6b9f89f0a11066af27834600e123";
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes()),
+        format!("{timestamp}{token}").as_bytes(),
+    );
+    let hex: String = tag
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    body["signature"] = serde_json::json!({
+        "timestamp": timestamp.to_string(),
+        "token": token,
+        "signature": hex,
+    });
+    serde_json::to_vec(&body).expect("JSON")
+}
+
+#[tokio::test]
+async fn with_a_signing_key_only_signed_mailgun_webhooks_are_taken() {
+    let app = TestApp::spawn_with(common::app::Db::Sqlite, |settings| {
+        settings.mailgun_signing_key = Some(mailvet::settings::Secret::new("mg-signing-key"));
+    })
+    .await;
+    let now = chrono::Utc::now().timestamp();
+
+    // The fixture's own signature was made with another key.
+    post(
+        &app,
+        "mailgun",
+        "application/json",
+        fixture("mailgun-failed-permanent.json"),
+    )
+    .await
+    .assert_error(401, "invalid_signature");
+    post(
+        &app,
+        "mailgun",
+        "application/json",
+        signed_mailgun("another-key", now),
+    )
+    .await
+    .assert_error(401, "invalid_signature");
+    post(
+        &app,
+        "mailgun",
+        "application/json",
+        signed_mailgun("mg-signing-key", now - 7200),
+    )
+    .await
+    .assert_error(401, "invalid_signature");
+    let found = fixture_recipient();
+    assert!(
+        suppressed(&app, &found).await.is_none(),
+        "nothing refused was recorded"
+    );
+
+    let reply = post(
+        &app,
+        "mailgun",
+        "application/json",
+        signed_mailgun("mg-signing-key", now),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(suppressed(&app, &found).await.is_some());
+}
+
+/// The recipient of the Mailgun permanent-failure fixture.
+fn fixture_recipient() -> String {
+    let body: Value =
+        serde_json::from_slice(&fixture("mailgun-failed-permanent.json")).expect("JSON");
+    body["event-data"]["recipient"]
+        .as_str()
+        .expect("a recipient")
+        .to_owned()
+}

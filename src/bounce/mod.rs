@@ -9,6 +9,7 @@ pub mod classify;
 pub mod dsn;
 pub mod intake;
 pub mod message;
+pub mod signature;
 pub mod webhooks;
 
 use crate::verify::smtp::EnhancedCode;

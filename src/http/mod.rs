@@ -44,6 +44,15 @@ pub struct AppState {
     pub bounce_policy: crate::store::SoftBouncePolicy,
     pub metrics: PrometheusHandle,
     pub jobs: crate::jobs::JobSettings,
+    /// Keys that ESP webhooks must be signed with, when configured.
+    pub webhook_signing: WebhookSigning,
+}
+
+/// The keys ESP webhooks are signed with.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSigning {
+    pub mailgun: Option<crate::settings::Secret>,
+    pub sendgrid: Option<String>,
 }
 
 /// Limits and access rules applied to every request.

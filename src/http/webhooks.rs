@@ -4,11 +4,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, WebhookSigning};
+use crate::bounce::signature;
 use crate::bounce::webhooks::{self, SesNotice, WebhookError};
 use crate::bounce::{BounceOrigin, ReportedRecipient, intake};
 
@@ -22,8 +23,10 @@ impl From<WebhookError> for ApiError {
 pub async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    check_signature(&state, &provider, &headers, &body)?;
     let (origin, recipients): (BounceOrigin, Vec<ReportedRecipient>) = match provider.as_str() {
         "ses" => match webhooks::parse_ses(&body)? {
             SesNotice::SubscriptionConfirmation {
@@ -56,6 +59,50 @@ pub async fn receive(
     )
     .await?;
     Ok(Json(report).into_response())
+}
+
+/// With a signing key configured for the provider, refuses (401
+/// `invalid_signature`) a webhook that is not signed with it.
+fn check_signature(
+    state: &AppState,
+    provider: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let now = chrono::Utc::now();
+    let checked = match (provider, &state.webhook_signing) {
+        (
+            "mailgun",
+            WebhookSigning {
+                mailgun: Some(key), ..
+            },
+        ) => signature::verify_mailgun(body, key.expose(), now),
+        (
+            "sendgrid",
+            WebhookSigning {
+                sendgrid: Some(key),
+                ..
+            },
+        ) => {
+            let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+            signature::verify_sendgrid(
+                body,
+                header("x-twilio-email-event-webhook-signature"),
+                header("x-twilio-email-event-webhook-timestamp"),
+                key,
+                now,
+            )
+        }
+        _ => return Ok(()),
+    };
+    checked.map_err(|err| {
+        tracing::warn!(provider, error = %err, "webhook refused");
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            err.to_string(),
+        )
+    })
 }
 
 /// Whether a `SubscribeURL` is Amazon SNS's own: https on

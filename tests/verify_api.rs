@@ -647,19 +647,19 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
     }
     // 20 a minute: a burst of 20, then one more every 3 s.
     let allowed = 20 + started.elapsed().as_secs() as usize / 3 + 1;
-    assert!(
-        peer.sessions() <= allowed,
-        "{} SMTP sessions, budget {allowed}",
-        peer.sessions()
-    );
-    assert_eq!(
-        reasons.get("mailbox_not_found"),
-        Some(&peer.sessions()),
-        "{reasons:?}"
-    );
+    // What the mail server was asked: one RCPT per probed address (plus
+    // mailvet's catch-all checks, which are not addresses of the caller).
+    let probed = peer
+        .rcpts()
+        .iter()
+        .filter(|rcpt| !rcpt.starts_with("mailvet-"))
+        .count();
+    assert!(probed <= allowed, "{probed} addresses probed, budget {allowed}");
+    assert!(peer.sessions() <= probed, "{} sessions", peer.sessions());
+    assert_eq!(reasons.get("mailbox_not_found"), Some(&probed), "{reasons:?}");
     assert_eq!(
         reasons.get("rate_limited").copied().unwrap_or(0),
-        2000 - peer.sessions(),
+        2000 - probed,
         "{reasons:?}"
     );
     // Budget refusals are not verdicts about the address: nothing cached.
@@ -694,5 +694,71 @@ async fn past_the_budget_a_known_catch_all_domain_is_answered_without_a_probe() 
         peer.sessions(),
         1,
         "the second answer came from the catch-all result"
+    );
+}
+
+#[tokio::test]
+async fn domains_sharing_a_mail_host_reuse_its_sessions() {
+    // Eight domains hosted by one provider: every MX is mx.provider.test.
+    let mut zones: Vec<Zone> = (0..8)
+        .map(|n| {
+            let domain = format!("customer{n}.test");
+            Zone::new(&domain).mx(&domain, 10, "mx.provider.test")
+        })
+        .collect();
+    zones.push(Zone::new("provider.test").ip("mx.provider.test", "127.0.0.1"));
+    let dns = TestDns::start(zones).await;
+    let known: Vec<String> = (0..8).map(|n| format!("alice@customer{n}.test")).collect();
+    let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    let peer = SmtpPeer::start(Script {
+        delay: Duration::from_millis(5),
+        ..Script::mailboxes(&known_refs)
+    })
+    .await;
+    let app = app_for(&dns, &peer).await;
+    let emails: Vec<String> = (0..8)
+        .flat_map(|n| {
+            [
+                format!("alice@customer{n}.test"),
+                format!("bob@customer{n}.test"),
+            ]
+        })
+        .collect();
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify/batch")
+                .json(&json!({"emails": emails})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let results = reply.json()["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (result, email) in results.iter().zip(&emails) {
+        let expected = if email.starts_with("alice") {
+            ("deliverable", "accepted")
+        } else {
+            ("undeliverable", "mailbox_not_found")
+        };
+        assert_eq!(verdict(result), expected, "{email}: {result}");
+    }
+    // Each domain had its own transaction (and catch-all check), but the
+    // host's two sessions carried them all instead of one session each.
+    let commands = peer.commands();
+    let mail_froms = commands
+        .iter()
+        .filter(|c| c.starts_with("MAIL FROM"))
+        .count();
+    let catch_all_checks = commands
+        .iter()
+        .filter(|c| c.starts_with("RCPT TO:<mailvet-"))
+        .count();
+    assert_eq!(mail_froms, 8, "{commands:?}");
+    assert_eq!(catch_all_checks, 8);
+    assert!(
+        peer.sessions() <= 3,
+        "{} sessions for 8 domains on one host: {commands:?}",
+        peer.sessions()
     );
 }

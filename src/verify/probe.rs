@@ -21,6 +21,95 @@ use super::{EmailAddress, Reason};
 
 /// How long a domain's catch-all answer is reused.
 const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
+/// How long a session handed off to the next probe of its host waits to be
+/// taken before it is closed.
+const HANDOFF_WAIT: Duration = Duration::from_secs(2);
+
+/// A session left open for the next probe of the same host.
+struct IdleSession {
+    id: u64,
+    session: Session,
+    /// Recipients the server rejected in this session so far.
+    rejections: usize,
+}
+
+/// One mail host: its session limit, the probes that want it, and sessions
+/// handed off between them.
+#[derive(Default)]
+struct HostState {
+    limit: Option<Arc<Semaphore>>,
+    /// Probes of this host in progress or waiting.
+    wanted: std::sync::atomic::AtomicUsize,
+    idle: Mutex<Vec<IdleSession>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("wanted", &self.wanted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostState {
+    /// A session to `addr` handed off by an earlier probe, if any.
+    fn take_idle(&self, addr: SocketAddr) -> Option<IdleSession> {
+        let mut idle = self.idle.lock().expect("idle sessions");
+        let at = idle.iter().position(|entry| entry.session.peer() == addr)?;
+        Some(idle.swap_remove(at))
+    }
+
+    /// Leaves a session open for the next probe of this host; closes it if
+    /// no probe takes it within [`HANDOFF_WAIT`].
+    fn hand_off(self: &Arc<Self>, session: Session, rejections: usize) {
+        use std::sync::atomic::Ordering;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.idle.lock().expect("idle sessions").push(IdleSession {
+            id,
+            session,
+            rejections,
+        });
+        let state = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(HANDOFF_WAIT).await;
+            let expired = {
+                let mut idle = state.idle.lock().expect("idle sessions");
+                idle.iter()
+                    .position(|entry| entry.id == id)
+                    .map(|at| idle.swap_remove(at))
+            };
+            if let Some(entry) = expired {
+                entry.session.quit().await;
+            }
+        });
+    }
+}
+
+/// Counts a probe as wanting a host while it lives.
+struct Wanting(Arc<HostState>);
+
+impl Wanting {
+    fn new(state: Arc<HostState>) -> Self {
+        state
+            .wanted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Wanting(state)
+    }
+
+    /// Whether another probe wants the host too.
+    fn shared(&self) -> bool {
+        self.0.wanted.load(std::sync::atomic::Ordering::SeqCst) > 1
+    }
+}
+
+impl Drop for Wanting {
+    fn drop(&mut self) {
+        self.0
+            .wanted
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// Settings of the prober.
 #[derive(Debug, Clone)]
@@ -100,7 +189,7 @@ pub struct Prober {
     settings: ProbeSettings,
     session: SessionConfig,
     sessions: Arc<Semaphore>,
-    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_host: Mutex<HashMap<String, Arc<HostState>>>,
     catch_all: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
@@ -176,16 +265,23 @@ impl Prober {
         )
     }
 
-    async fn permits(&self, host: &str) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
-        let host_limit = {
-            let mut per_host = self.per_host.lock().expect("per-host limits");
-            per_host
-                .entry(host.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(self.settings.max_sessions_per_host.max(1)))
+    fn host_state(&self, host: &str) -> Arc<HostState> {
+        let mut per_host = self.per_host.lock().expect("per-host limits");
+        per_host
+            .entry(host.to_owned())
+            .or_insert_with(|| {
+                Arc::new(HostState {
+                    limit: Some(Arc::new(Semaphore::new(
+                        self.settings.max_sessions_per_host.max(1),
+                    ))),
+                    ..HostState::default()
                 })
-                .clone()
-        };
+            })
+            .clone()
+    }
+
+    async fn permits(&self, state: &HostState) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+        let host_limit = state.limit.clone().expect("every host state has a limit");
         // The host's permit first, so that waiting for a busy host does not
         // hold one of the global sessions.
         let host_permit = host_limit
@@ -225,6 +321,7 @@ impl Prober {
         recipients: &[EmailAddress],
         outcomes: &mut [Option<RecipientOutcome>],
     ) -> HostAttempt {
+        let wanting = Wanting::new(self.host_state(&host.name));
         loop {
             let pending: Vec<usize> = (0..recipients.len())
                 .filter(|&i| outcomes[i].is_none())
@@ -232,10 +329,10 @@ impl Prober {
             if pending.is_empty() {
                 return HostAttempt::Done;
             }
-            let _permits = self.permits(&host.name).await;
+            let _permits = self.permits(&wanting.0).await;
             let started = Instant::now();
             let result = self
-                .session(domain, host, addr, recipients, &pending, outcomes)
+                .session(domain, host, &wanting, addr, recipients, &pending, outcomes)
                 .await;
             metrics::histogram!("mailvet_smtp_session_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -247,42 +344,69 @@ impl Prober {
         }
     }
 
-    #[allow(clippy::too_many_lines)]
-    async fn session(
+    /// Connects, reads the greeting and says EHLO: a session ready for a
+    /// mail transaction, or how the attempt ended.
+    async fn open(
         &self,
-        domain: &str,
-        host: &MailHost,
+        name: &str,
         addr: SocketAddr,
-        recipients: &[EmailAddress],
         pending: &[usize],
         outcomes: &mut [Option<RecipientOutcome>],
-    ) -> SessionEnd {
-        let name = host.name.as_str();
+    ) -> Result<Session, SessionEnd> {
         let (mut session, greeting) = match Session::connect(addr, name, self.session.clone()).await
         {
             Ok(connected) => connected,
             Err(err) => {
                 count_probe("connect_failed");
                 let failure = RecipientOutcome::from_session_error(name, &err);
-                return SessionEnd::Failed(HostAttempt::NextAddress(failure));
+                return Err(SessionEnd::Failed(HostAttempt::NextAddress(failure)));
             }
         };
         if !greeting.is_positive() {
             count_probe("refused_at_greeting");
             session.quit().await;
             let failure = RecipientOutcome::from_reply(Stage::Greeting, name, &greeting);
-            return SessionEnd::Failed(HostAttempt::NextHost(failure));
+            return Err(SessionEnd::Failed(HostAttempt::NextHost(failure)));
         }
         let hello = match session.hello().await {
             Ok(reply) => reply,
-            Err(err) => return self.fail_session(name, &err, pending, outcomes),
+            Err(err) => return Err(self.fail_session(name, &err, pending, outcomes)),
         };
         if !hello.is_positive() {
             count_probe("refused_at_ehlo");
             session.quit().await;
             let failure = RecipientOutcome::from_reply(Stage::Ehlo, name, &hello);
-            return SessionEnd::Failed(HostAttempt::NextHost(failure));
+            return Err(SessionEnd::Failed(HostAttempt::NextHost(failure)));
         }
+        Ok(session)
+    }
+
+    /// One SMTP session for the pending recipients: a session handed off by
+    /// another probe of the host when there is one, else a new one. At the
+    /// end the session is handed off to the next probe of the host if one
+    /// is waiting, else closed.
+    #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        domain: &str,
+        host: &MailHost,
+        wanting: &Wanting,
+        addr: SocketAddr,
+        recipients: &[EmailAddress],
+        pending: &[usize],
+        outcomes: &mut [Option<RecipientOutcome>],
+    ) -> SessionEnd {
+        let name = host.name.as_str();
+        let (mut session, mut rejections, reused) = match wanting.0.take_idle(addr) {
+            Some(idle) => {
+                count_probe("session_reused");
+                (idle.session, idle.rejections, true)
+            }
+            None => match self.open(name, addr, pending, outcomes).await {
+                Ok(session) => (session, 0, false),
+                Err(end) => return end,
+            },
+        };
 
         // Recipients with a UTF-8 local part need SMTPUTF8.
         let mut to_ask: Vec<usize> = Vec::with_capacity(pending.len());
@@ -304,7 +428,17 @@ impl Prober {
         }
         let smtputf8 = to_ask.iter().any(|&i| recipients[i].needs_smtputf8());
 
-        let mut mail = match session.mail_from(&self.settings.mail_from, smtputf8).await {
+        let mut mail = session.mail_from(&self.settings.mail_from, smtputf8).await;
+        if reused && mail.is_err() {
+            // The server closed the session while it waited: a new one.
+            session = match self.open(name, addr, pending, outcomes).await {
+                Ok(session) => session,
+                Err(end) => return end,
+            };
+            rejections = 0;
+            mail = session.mail_from(&self.settings.mail_from, smtputf8).await;
+        }
+        let mut mail = match mail {
             Ok(reply) => reply,
             Err(err) => return self.fail_session(name, &err, &to_ask, outcomes),
         };
@@ -339,7 +473,6 @@ impl Prober {
             return SessionEnd::Finished;
         }
 
-        let mut rejections = 0;
         let mut accepted = Vec::new();
         for (position, &i) in to_ask.iter().enumerate() {
             let reply = match session.rcpt_to(&recipients[i].normalized()).await {
@@ -374,8 +507,17 @@ impl Prober {
         }
         self.check_catch_all(domain, Some(&mut session), &accepted, outcomes)
             .await;
-        let _ = session.rset().await;
-        session.quit().await;
+        // The catch-all check may have added a rejection.
+        let rejections = rejections + 1;
+        let reset = session.rset().await;
+        if reset.is_ok_and(|reply| reply.is_positive())
+            && rejections < self.settings.max_rejections_per_session
+            && wanting.shared()
+        {
+            wanting.0.hand_off(session, rejections);
+        } else {
+            session.quit().await;
+        }
         SessionEnd::Finished
     }
 

@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! bound = max( replies × delay / C ,  longest session's replies × delay )
-//! C     = min( --max-smtp-sessions , --job-workers × 16 )
+//! C     = min( --max-smtp-sessions , --job-workers )
 //! ```
 //!
 //! Every reply costs `delay` inside a session, and at most `C` sessions can
-//! be open at once: the global cap, and each job worker's batch verifies at
-//! most 16 domains (one session each) at a time. No session can be shorter
-//! than its own replies in a row.
+//! be open at once: the global cap, and the job scheduler verifies at most
+//! `--job-workers` domain groups (one session each) at a time. No session
+//! can be shorter than its own replies in a row.
 
 use std::time::{Duration, Instant};
 
@@ -22,16 +22,13 @@ use crate::jobs::{self, AddressList};
 use crate::smtp::Peer;
 use crate::support::{self, MailvetCommand, Outcome, env_duration, env_number};
 
-/// Domains a batch verifies at once (`BATCH_DOMAIN_CONCURRENCY` in
-/// `src/verify/engine.rs`).
-const BATCH_DOMAIN_CONCURRENCY: u64 = 16;
 /// The settings the job runs with (mailvet's defaults, given explicitly so
 /// that the bound is computed from what was really set). Workers and chunk
 /// size can be changed with `MAILVET_BENCH_BULK_WORKERS` and
 /// `MAILVET_BENCH_BULK_CHUNK_SIZE`.
 const MAX_SMTP_SESSIONS: u64 = 64;
 const MAX_SMTP_SESSIONS_PER_HOST: u64 = 2;
-const JOB_WORKERS: u64 = 4;
+const JOB_WORKERS: u64 = MAX_SMTP_SESSIONS * 3 / 4;
 const JOB_CHUNK_SIZE: u64 = 500;
 /// Wall time within this factor of the bound.
 const GOAL: f64 = 1.3;
@@ -98,7 +95,7 @@ pub async fn run() -> Result<Outcome> {
     let queries = dns.queries() - dns_before;
 
     let n = list.len() as f64;
-    let concurrency = MAX_SMTP_SESSIONS.min(workers * BATCH_DOMAIN_CONCURRENCY);
+    let concurrency = MAX_SMTP_SESSIONS.min(workers);
     let throughput_bound = delay.mul_f64(smtp.replies as f64 / concurrency as f64);
     let serial_bound = delay * smtp.longest_session as u32;
     let bound = throughput_bound.max(serial_bound);
@@ -128,7 +125,7 @@ pub async fn run() -> Result<Outcome> {
         smtp.rcpts as f64 / n
     );
     println!(
-        "  sessions open at once{:>8}     (cap C = min({MAX_SMTP_SESSIONS}, {workers} workers × {BATCH_DOMAIN_CONCURRENCY}) = {concurrency})",
+        "  sessions open at once{:>8}     (cap C = min({MAX_SMTP_SESSIONS} sessions, {workers} job workers) = {concurrency})",
         smtp.most_open
     );
     if let (Some(first), Some(last)) = (smtp.first_open, smtp.last_close) {

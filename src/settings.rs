@@ -240,9 +240,12 @@ pub struct Settings {
     #[arg(long, env = "MAILVET_SOFT_BOUNCE_WINDOW", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub soft_bounce_window: Duration,
 
-    /// Bulk jobs: chunks of addresses verified at once by this process.
-    #[arg(long, env = "MAILVET_JOB_WORKERS", default_value_t = 4, global = true)]
-    pub job_workers: usize,
+    /// Bulk jobs: domain groups this process verifies at once, each one
+    /// SMTP session. Default: three quarters of --max-smtp-sessions, so
+    /// that POST /verify always finds sessions free. 0 takes no job work
+    /// (a replica that only serves the API).
+    #[arg(long, env = "MAILVET_JOB_WORKERS", global = true)]
+    pub job_workers: Option<usize>,
 
     /// Bulk jobs: addresses claimed per chunk (grouped by domain, so that a
     /// domain's addresses share one SMTP session).

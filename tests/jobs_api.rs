@@ -454,7 +454,7 @@ async fn a_cancelled_job_stops_and_keeps_its_results() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
-            settings.job_workers = 1;
+            settings.job_workers = Some(1);
             settings.job_chunk_size = 2;
         }),
     )
@@ -519,7 +519,7 @@ async fn a_restarted_service_resumes_the_job_where_it_left_off() {
     })
     .await;
     let configure = |settings: &mut Settings| {
-        settings.job_workers = 1;
+        settings.job_workers = Some(1);
         settings.job_chunk_size = 3;
     };
     let mut first = TestApp::spawn_with(Db::Sqlite, job_settings(&dns, &peer, configure)).await;
@@ -572,7 +572,7 @@ async fn addresses_held_by_a_dead_replica_are_taken_over_when_its_lease_ends() {
     // A replica that only takes uploads.
     let intake = TestApp::spawn_with(
         Db::Postgres,
-        job_settings(&dns, &peer, |settings| settings.job_workers = 0),
+        job_settings(&dns, &peer, |settings| settings.job_workers = Some(0)),
     )
     .await;
     let emails: Vec<String> = (0..20).map(|n| format!("u{n}@d{}.test", n % 4)).collect();
@@ -623,7 +623,7 @@ async fn replicas_on_one_postgres_share_a_job_without_doing_anything_twice() {
     .await;
     let replica = |name: &'static str| {
         job_settings(&dns, &peer, move |settings| {
-            settings.job_workers = 2;
+            settings.job_workers = Some(2);
             settings.job_chunk_size = 5;
             settings.helo_name = Some(format!("{name}.example.test"));
         })

@@ -34,7 +34,9 @@ pub struct JobSettings {
 impl JobSettings {
     pub fn from_settings(settings: &Settings) -> Self {
         JobSettings {
-            workers: settings.job_workers,
+            workers: settings
+                .job_workers
+                .unwrap_or((settings.max_smtp_sessions * 3 / 4).max(1)),
             chunk_size: settings.job_chunk_size.max(1),
             lease: settings.job_lease,
             greylist_delay: settings.job_greylist_delay,

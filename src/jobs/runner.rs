@@ -59,14 +59,13 @@ impl JobRunner {
         }
     }
 
-    /// Starts the workers and the webhook sender; they stop when `stop` is
-    /// cancelled, each after the chunk in hand.
+    /// Starts the scheduler and the webhook sender; they stop when `stop`
+    /// is cancelled, the scheduler after the groups in hand.
     pub fn spawn(self: &Arc<Self>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
-        let mut tasks: Vec<JoinHandle<()>> = (0..self.settings.workers)
-            .map(|_| tokio::spawn(self.clone().work(stop.clone())))
-            .collect();
-        tasks.push(tokio::spawn(self.clone().send_webhooks(stop.clone())));
-        tasks
+        vec![
+            tokio::spawn(self.clone().schedule(stop.clone())),
+            tokio::spawn(self.clone().send_webhooks(stop.clone())),
+        ]
     }
 
     /// Hands back the addresses this process still holds, so that another
@@ -83,40 +82,91 @@ impl JobRunner {
         }
     }
 
-    async fn work(self: Arc<Self>, stop: CancellationToken) {
+    /// Keeps up to `--job-workers` domain groups verifying at once: claims
+    /// a chunk whenever there is room, splits it by domain, and starts each
+    /// group on its own, so that a slow domain holds up no other. Each group
+    /// records its results when it finishes.
+    async fn schedule(self: Arc<Self>, stop: CancellationToken) {
+        // Spawned, not merely polled from here: a group must make progress
+        // (and release the store's write turn) while this loop awaits a claim.
+        let mut running = tokio::task::JoinSet::new();
+        // Claimed addresses not yet recorded: bounded so that claims do not
+        // outrun the mail servers (a lease must not end while its addresses
+        // wait for a busy host).
+        let max_items = self.settings.chunk_size.saturating_mul(4);
+        let mut items = 0usize;
+        // Claimed groups waiting for a free worker.
+        let mut waiting = std::collections::VecDeque::new();
         while !stop.is_cancelled() {
-            let now = Utc::now();
-            let lease = chrono::Duration::from_std(self.settings.lease)
-                .unwrap_or(chrono::Duration::minutes(5));
-            let claimed = self
-                .store
-                .claim_job_items(&self.worker, self.settings.chunk_size, now, now + lease)
-                .await;
-            let pause = match claimed {
-                Ok(Some(chunk)) => {
-                    self.verify_chunk(chunk).await;
+            let mut pause = None;
+            while running.len() < self.settings.workers {
+                if let Some((job_id, group)) = waiting.pop_front() {
+                    running.spawn(self.clone().run_group(job_id, group));
                     continue;
                 }
-                Ok(None) => IDLE_POLL,
-                Err(err) => {
-                    tracing::warn!(error = %error_chain(&err), "claiming job addresses failed");
-                    ERROR_BACKOFF
+                if items >= max_items {
+                    break;
                 }
-            };
+                match self.claim().await {
+                    Ok(Some(chunk)) => {
+                        for group in by_domain(chunk) {
+                            items += group.1.len();
+                            waiting.push_back(group);
+                        }
+                    }
+                    Ok(None) => {
+                        pause = Some(IDLE_POLL);
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %error_chain(&err), "claiming job addresses failed");
+                        pause = Some(ERROR_BACKOFF);
+                        break;
+                    }
+                }
+            }
+            if running.is_empty() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = self.settings.wake.notified() => {}
+                    () = tokio::time::sleep(pause.unwrap_or(IDLE_POLL)) => {}
+                }
+                continue;
+            }
+            // Wait for a group to finish; when there was no work to claim,
+            // also for new work to appear.
+            let wait = pause.unwrap_or(Duration::MAX);
             tokio::select! {
+                Some(done) = running.join_next() => {
+                    items = items.saturating_sub(done.unwrap_or_default());
+                }
                 () = stop.cancelled() => break,
-                () = self.settings.wake.notified() => {}
-                () = tokio::time::sleep(pause) => {}
+                () = self.settings.wake.notified(), if pause.is_some() => {}
+                () = tokio::time::sleep(wait), if pause.is_some() => {}
             }
         }
+        // The groups in hand finish (the shutdown grace bounds this); the
+        // claimed groups not started are handed back by `release`.
+        while running.join_next().await.is_some() {}
     }
 
-    async fn verify_chunk(&self, chunk: ClaimedChunk) {
-        let ClaimedChunk { job_id, items } = chunk;
+    async fn claim(&self) -> crate::store::StoreResult<Option<ClaimedChunk>> {
+        let now = Utc::now();
+        let lease =
+            chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+        self.store
+            .claim_job_items(&self.worker, self.settings.chunk_size, now, now + lease)
+            .await
+    }
+
+    /// Verifies one domain's claimed addresses (one SMTP session) and
+    /// records the results; returns how many addresses it held.
+    async fn run_group(self: Arc<Self>, job_id: uuid::Uuid, items: Vec<ClaimedItem>) -> usize {
+        let count = items.len();
         // Retries skip the cache: it holds the greylisting answer.
         let (retries, first_tries): (Vec<ClaimedItem>, Vec<ClaimedItem>) =
             items.into_iter().partition(|item| item.attempts > 0);
-        let mut outcomes = Vec::new();
+        let mut outcomes = Vec::with_capacity(count);
         for (group, fresh) in [(first_tries, false), (retries, true)] {
             if group.is_empty() {
                 continue;
@@ -130,11 +180,16 @@ impl JobRunner {
                     .map(|(item, result)| self.outcome(item, &result)),
             );
         }
+        self.record(job_id, &outcomes).await;
+        count
+    }
+
+    async fn record(&self, job_id: uuid::Uuid, outcomes: &[ItemOutcome]) {
         let mut tries = 0;
         loop {
             match self
                 .store
-                .finish_job_items(&self.worker, job_id, &outcomes, Utc::now())
+                .finish_job_items(&self.worker, job_id, outcomes, Utc::now())
                 .await
             {
                 Ok(Some(job)) => {
@@ -248,4 +303,21 @@ impl JobRunner {
             tracing::warn!(error = %error_chain(&err), "recording a webhook attempt failed");
         }
     }
+}
+
+/// A chunk's addresses grouped by domain, in input order within each group.
+fn by_domain(chunk: ClaimedChunk) -> Vec<(uuid::Uuid, Vec<ClaimedItem>)> {
+    let mut groups: Vec<(String, Vec<ClaimedItem>)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for item in chunk.items {
+        let at = *index.entry(item.domain.clone()).or_insert_with(|| {
+            groups.push((item.domain.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(item);
+    }
+    groups
+        .into_iter()
+        .map(|(_, items)| (chunk.job_id, items))
+        .collect()
 }

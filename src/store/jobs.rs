@@ -87,6 +87,8 @@ pub struct NewJobItem {
 pub struct ClaimedItem {
     pub seq: u64,
     pub email: String,
+    /// The domain the address is grouped by.
+    pub domain: String,
     /// Earlier tries that ended in a retry (greylisting).
     pub attempts: u32,
 }

@@ -172,7 +172,7 @@ impl JobStore for PgStore {
                      select seq from job_items \
                      where job_id = $1 and state <> 'done' and available_at <= $2 \
                      order by domain, seq limit $3 for update skip locked) \
-                 returning seq, email, attempts",
+                 returning seq, email, domain, attempts",
             )
             .bind(id)
             .bind(now)
@@ -200,6 +200,7 @@ impl JobStore for PgStore {
                     Ok(ClaimedItem {
                         seq: row.try_get::<i64, _>("seq")?.max(0) as u64,
                         email: row.try_get("email")?,
+                        domain: row.try_get("domain")?,
                         attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
                     })
                 })

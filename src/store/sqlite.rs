@@ -5,6 +5,9 @@
 //! client survives a crash of the process or of the machine.
 
 use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +41,40 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers queue here, holding no
+    /// pooled connection while they wait, so that a burst of writes (a bulk
+    /// job) cannot take every connection and starve the readers.
+    writes: Arc<Semaphore>,
+}
+
+/// A write transaction and its turn at the write lock.
+pub(super) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Sqlite>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub(super) async fn commit(self) -> StoreResult<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub(super) async fn rollback(self) -> StoreResult<()> {
+        Ok(self.tx.rollback().await?)
+    }
 }
 
 impl SqliteStore {
@@ -54,7 +91,10 @@ impl SqliteStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writes: Arc::new(Semaphore::new(1)),
+        })
     }
 
     /// The pool, for tests and tools that need raw access.
@@ -65,8 +105,21 @@ impl SqliteStore {
     /// Begins a write transaction that holds SQLite's write lock from its
     /// first statement, so that it never has to upgrade a read lock (which
     /// fails at once under contention instead of waiting).
-    pub(super) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("begin immediate").await?)
+    pub(super) async fn begin_write(&self) -> StoreResult<WriteTx> {
+        let turn = self.write_turn().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("begin immediate").await?,
+            _turn: turn,
+        })
+    }
+
+    /// Waits for this process's turn to write (see `writes`).
+    pub(super) async fn write_turn(&self) -> OwnedSemaphorePermit {
+        self.writes
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the write semaphore is never closed")
     }
 }
 
@@ -299,7 +352,7 @@ impl Store for SqliteStore {
             .bind(entry.result.to_string())
             .bind(millis(entry.checked_at))
             .bind(millis(entry.expires_at))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             *counts
                 .entry((hour_of(entry.checked_at), entry.status.as_str()))
@@ -313,7 +366,7 @@ impl Store for SqliteStore {
             .bind(millis(hour))
             .bind(status)
             .bind(count)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
@@ -355,6 +408,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("delete from verifications where expires_at <= ?1")
             .bind(millis(now))
             .execute(&self.pool)
@@ -396,7 +450,7 @@ impl Store for SqliteStore {
         .bind(address_key)
         .bind(seq)
         .bind(millis(now))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         match row {
             Some(row) => {

@@ -62,6 +62,7 @@ fn seq_param(seq: u64) -> i64 {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn create_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "insert into jobs (id, status, created_at, updated_at) values (?1, 'uploading', ?2, ?2)",
         )
@@ -93,7 +94,7 @@ impl JobStore for SqliteStore {
                     .push_bind(item.domain.as_str())
                     .push_bind(millis(now));
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.build().execute(&mut **tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -106,6 +107,7 @@ impl JobStore for SqliteStore {
         webhook_url: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Job> {
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "update jobs set total = ?2, webhook_url = ?3, updated_at = ?4, \
                  status = case when ?2 = 0 then 'completed' else 'queued' end, \
@@ -125,6 +127,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn discard_job(&self, id: Uuid) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("delete from jobs where id = ?1")
             .bind(id.to_string())
             .execute(self.pool())
@@ -145,6 +148,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "update jobs set status = 'cancelled', completed_at = ?2, updated_at = ?2, \
                  webhook_due_at = case when webhook_url is not null then ?2 end \
@@ -182,14 +186,14 @@ impl JobStore for SqliteStore {
                      select seq from job_items \
                      where job_id = ?1 and state <> 'done' and available_at <= ?2 \
                      order by domain, seq limit ?3) \
-                 returning seq, email, attempts",
+                 returning seq, email, domain, attempts",
             )
             .bind(id.as_str())
             .bind(millis(now))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(millis(lease_until))
             .bind(worker)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
             if rows.is_empty() {
                 tx.rollback().await?;
@@ -201,7 +205,7 @@ impl JobStore for SqliteStore {
             )
             .bind(id.as_str())
             .bind(millis(now))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             tx.commit().await?;
             let mut items = rows
@@ -210,6 +214,7 @@ impl JobStore for SqliteStore {
                     Ok(ClaimedItem {
                         seq: row.try_get::<i64, _>("seq")?.max(0) as u64,
                         email: row.try_get("email")?,
+                        domain: row.try_get("domain")?,
                         attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
                     })
                 })
@@ -249,7 +254,7 @@ impl JobStore for SqliteStore {
                     .bind(status.as_str())
                     .bind(result.as_str())
                     .bind(worker)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                     if updated.rows_affected() == 1 {
                         counts.add(*status);
@@ -270,7 +275,7 @@ impl JobStore for SqliteStore {
                     .bind(millis(*at))
                     .bind(i64::from(*counts_as_attempt))
                     .bind(worker)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
             }
@@ -288,7 +293,7 @@ impl JobStore for SqliteStore {
         .bind(as_param(counts.risky))
         .bind(as_param(counts.unknown))
         .bind(millis(now))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let completed = sqlx::query(concat!(
             "update jobs set status = 'completed', completed_at = ?2, \
@@ -300,13 +305,14 @@ impl JobStore for SqliteStore {
         ))
         .bind(id.as_str())
         .bind(millis(now))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         tx.commit().await?;
         completed.as_ref().map(job_from_row).transpose()
     }
 
     async fn release_job_items(&self, worker: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let released = sqlx::query(
             "update job_items set state = 'pending', available_at = ?2, claimed_by = null \
              where state = 'claimed' and claimed_by = ?1",
@@ -350,6 +356,7 @@ impl JobStore for SqliteStore {
         now: DateTime<Utc>,
         retry_at: DateTime<Utc>,
     ) -> StoreResult<Option<Job>> {
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "update jobs set webhook_due_at = ?2 where id = ( \
                  select id from jobs where webhook_due_at <= ?1 \
@@ -366,6 +373,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn webhook_attempted(&self, id: Uuid, next: Option<DateTime<Utc>>) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "update jobs set webhook_attempts = webhook_attempts + 1, webhook_due_at = ?2 \
              where id = ?1",
@@ -382,6 +390,7 @@ impl JobStore for SqliteStore {
         before: DateTime<Utc>,
         stale_upload: DateTime<Utc>,
     ) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let purged = sqlx::query(
             "delete from jobs where (completed_at < ?1 and webhook_due_at is null) \
                  or (status = 'uploading' and created_at < ?2)",

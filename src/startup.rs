@@ -23,6 +23,8 @@ use crate::verify::{Verifier, VerifierSettings};
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 /// How often expired cached verdicts are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the suppression list's change sequence is read.
+const SUPPRESSION_POLL: Duration = Duration::from_secs(1);
 /// Finished jobs, and their results, are kept this long.
 const JOB_RETENTION: chrono::Duration = chrono::Duration::days(30);
 /// An upload still unfinished after this was abandoned (its process died).
@@ -111,7 +113,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let verifier = build_verifier(settings, store.clone())?;
-        let state = AppState {
+        let state = AppState::new(http::SharedState {
             store,
             verifier,
             bounce_policy: settings.soft_bounce_policy(),
@@ -121,7 +123,7 @@ impl Application {
                 mailgun: settings.mailgun_signing_key.clone(),
                 sendgrid: settings.sendgrid_verification_key.clone(),
             },
-        };
+        });
         let gate = http::Gate::new(
             keys,
             http::RateLimits {
@@ -247,6 +249,22 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
             }
         }
     });
+    // Another replica's suppression changes empty this one's memory of
+    // recent answers within a second.
+    let store = state.store.clone();
+    let verifier = state.verifier.clone();
+    let watch_list = tokio::spawn(async move {
+        let mut every = tokio::time::interval(SUPPRESSION_POLL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match store.suppression_seq().await {
+                Ok(seq) => verifier.saw_suppression_seq(seq),
+                // Unsure what changed: forget rather than answer stale.
+                Err(_) => verifier.suppressions_changed(),
+            }
+        }
+    });
     let metrics = state.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut every = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
@@ -255,7 +273,7 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
             metrics.run_upkeep();
         }
     });
-    vec![purge, upkeep]
+    vec![purge, upkeep, watch_list]
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

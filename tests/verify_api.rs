@@ -654,9 +654,16 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
         .iter()
         .filter(|rcpt| !rcpt.starts_with("mailvet-"))
         .count();
-    assert!(probed <= allowed, "{probed} addresses probed, budget {allowed}");
+    assert!(
+        probed <= allowed,
+        "{probed} addresses probed, budget {allowed}"
+    );
     assert!(peer.sessions() <= probed, "{} sessions", peer.sessions());
-    assert_eq!(reasons.get("mailbox_not_found"), Some(&probed), "{reasons:?}");
+    assert_eq!(
+        reasons.get("mailbox_not_found"),
+        Some(&probed),
+        "{reasons:?}"
+    );
     assert_eq!(
         reasons.get("rate_limited").copied().unwrap_or(0),
         2000 - probed,
@@ -760,5 +767,53 @@ async fn domains_sharing_a_mail_host_reuse_its_sessions() {
         peer.sessions() <= 3,
         "{} sessions for 8 domains on one host: {commands:?}",
         peer.sessions()
+    );
+}
+
+#[tokio::test]
+async fn a_suppression_made_by_another_replica_reaches_answers_kept_in_memory() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let a = TestApp::spawn_with(Db::Postgres, probe_settings(dns.addr, peer.port())).await;
+    let b = a.spawn_sharing(probe_settings(dns.addr, peer.port())).await;
+
+    assert_eq!(
+        verdict(&verify(&a, "alice@example.test").await),
+        ("deliverable", "accepted")
+    );
+    let again = verify(&a, "alice@example.test").await;
+    assert_eq!(again["cached"], true, "answered from what a remembers");
+
+    // Suppressed through replica b: a notices within about a second.
+    let added = b
+        .send(
+            b.request(Method::POST, "/suppressions")
+                .json(&json!({"email": "alice@example.test", "reason": "manual"})),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let result = verify(&a, "alice@example.test").await;
+        if result["reason"] == "suppressed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a still answers {result}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // On the replica that made the change, at once.
+    assert_eq!(
+        verify(&b, "alice@example.test").await["reason"],
+        "suppressed"
+    );
+    assert_eq!(
+        peer.rcpts()
+            .iter()
+            .filter(|r| *r == "alice@example.test")
+            .count(),
+        1
     );
 }

@@ -106,5 +106,6 @@ pub async fn receive(
         &state.bounce_policy,
     )
     .await?;
+    state.verifier.suppressions_changed();
     Ok(Json(report))
 }

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,15 +28,25 @@ pub async fn openapi() -> impl IntoResponse {
 
 /// Counts requests and times them, labelled by route template.
 pub async fn record_http_metrics(request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
-    let route = super::route_of(&request).to_owned();
+    let method = match *request.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
+        | Method::HEAD
+        | Method::OPTIONS => intern(request.method().as_str()),
+        // Any token is a method to HTTP: others share one label.
+        _ => "other",
+    };
+    let route = intern(super::route_of(&request));
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = intern(response.status().as_str());
     metrics::histogram!(
         "mailvet_http_request_duration_seconds",
-        "method" => method.clone(),
-        "route" => route.clone(),
+        "method" => method,
+        "route" => route,
     )
     .record(started.elapsed().as_secs_f64());
     metrics::counter!(
@@ -46,4 +57,27 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
     )
     .increment(1);
     response
+}
+
+/// A label value as a `&'static str`, so that recording a request's
+/// metrics allocates nothing. The values are methods, route templates and
+/// status codes: a small, bounded set (unmatched paths are one value, and
+/// unusual methods another).
+fn intern(value: &str) -> &'static str {
+    static SEEN: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    if let Some(found) = SEEN
+        .read()
+        .expect("interned labels")
+        .iter()
+        .find(|seen| **seen == value)
+    {
+        return found;
+    }
+    let mut seen = SEEN.write().expect("interned labels");
+    if let Some(found) = seen.iter().find(|seen| **seen == value) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    seen.push(leaked);
+    leaked
 }

@@ -129,6 +129,7 @@ pub async fn add(
         },
     };
     let (stored, outcome) = state.store.upsert_suppression(&entry, Utc::now()).await?;
+    state.verifier.suppressions_changed();
     let status = if outcome == Upserted::Created {
         metrics::counter!("mailvet_suppressions_added_total", "source" => "api").increment(1);
         StatusCode::CREATED
@@ -163,6 +164,7 @@ pub async fn remove(
         .await?
     {
         Some(_) => {
+            state.verifier.suppressions_changed();
             metrics::counter!("mailvet_suppressions_removed_total").increment(1);
             Ok(StatusCode::NO_CONTENT)
         }

@@ -58,6 +58,7 @@ pub async fn receive(
         &state.bounce_policy,
     )
     .await?;
+    state.verifier.suppressions_changed();
     Ok(Json(report).into_response())
 }
 

@@ -179,6 +179,10 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
     /// The live entry for an address (tombstones are not returned).
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>>;
 
+    /// The suppression list's change sequence: it moves with every change,
+    /// whichever replica made it.
+    async fn suppression_seq(&self) -> StoreResult<i64>;
+
     /// Entries (live and tombstones) whose last change comes after
     /// `after_seq`, in change order, at most `limit` of them, optionally
     /// only those with a reason or source.

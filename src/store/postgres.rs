@@ -392,6 +392,12 @@ impl Store for PgStore {
         }
     }
 
+    async fn suppression_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("select last_seq from suppression_seq")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>> {
         let row = sqlx::query(concat!(
             "select ",

@@ -465,6 +465,12 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn suppression_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("select last_seq from suppression_seq")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>> {
         let row = sqlx::query(concat!(
             "select ",

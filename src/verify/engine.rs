@@ -140,6 +140,7 @@ pub struct Verifier {
     in_flight: Mutex<HashMap<String, InFlight>>,
     budget: DomainBudget,
     budget_per_minute: u32,
+    memo: super::memo::Memo,
 }
 
 impl Verifier {
@@ -159,6 +160,29 @@ impl Verifier {
                     .unwrap_or(std::num::NonZeroU32::MIN),
             )),
             budget_per_minute: settings.probe_budget_per_domain.max(1),
+            memo: super::memo::Memo::new(),
+        })
+    }
+
+    /// Forgets the answers kept in memory: the suppression list changed.
+    pub fn suppressions_changed(&self) {
+        self.memo.clear();
+    }
+
+    /// Notes the suppression list's change sequence (polled from the
+    /// database): a change by another replica empties the memory too.
+    pub fn saw_suppression_seq(&self, seq: i64) {
+        self.memo.saw_suppression_seq(seq);
+    }
+
+    /// An answer kept in memory for the address, as an answer to `input`.
+    fn remembered(&self, input: &str, key: &str) -> Option<VerifyResult> {
+        let result = self.memo.get(key)?;
+        metrics::counter!("mailvet_verify_cache_hits_total").increment(1);
+        count_verdict(&result);
+        Some(VerifyResult {
+            email: input.to_owned(),
+            ..result
         })
     }
 
@@ -212,6 +236,12 @@ impl Verifier {
             }
         };
         let key = address.key();
+        if !fresh && let Some(result) = self.remembered(input, &key) {
+            return Answer {
+                value: result,
+                degraded: false,
+            };
+        }
         let cell = {
             let mut in_flight = self.in_flight.lock().expect("in-flight map");
             in_flight.entry(key.clone()).or_default().clone()
@@ -317,6 +347,9 @@ impl Verifier {
     /// The suppression list, the cache and the local checks.
     async fn early(&self, input: &str, address: EmailAddress, fresh: bool) -> Early {
         let key = address.key();
+        if !fresh && let Some(result) = self.remembered(input, &key) {
+            return Early::Done(result);
+        }
         let normalized = address.normalized();
         match self.store.suppression(&key).await {
             Ok(Some(entry)) => {
@@ -331,6 +364,9 @@ impl Verifier {
                 });
                 result.checked_at = entry.updated_at;
                 count_verdict(&result);
+                // Good until the list changes (which empties the memo).
+                self.memo
+                    .put(key, result.clone(), Utc::now() + chrono::Duration::days(1));
                 return Early::Done(result);
             }
             Ok(None) => {}
@@ -347,6 +383,7 @@ impl Verifier {
                             ..result
                         };
                         count_verdict(&result);
+                        self.memo.put(key, result.clone(), cached.expires_at);
                         return Early::Done(result);
                     }
                     Err(err) => tracing::warn!(%err, "unreadable cached verdict; verifying again"),
@@ -493,8 +530,19 @@ impl Verifier {
                 }
             })
             .collect();
-        if let Err(err) = self.store.record_verifications(&entries).await {
-            warn_store("caching verdicts", &err);
+        match self.store.record_verifications(&entries).await {
+            Ok(()) => {
+                for ((_, result), entry) in verdicts.iter().zip(entries) {
+                    if SuppressionReason::from_verdict(result.reason).is_none() {
+                        let kept = VerifyResult {
+                            cached: true,
+                            ..(*result).clone()
+                        };
+                        self.memo.put(entry.address_key, kept, entry.expires_at);
+                    }
+                }
+            }
+            Err(err) => warn_store("caching verdicts", &err),
         }
         for (address, result) in verdicts {
             self.suppress_if_permanent(address, result).await;
@@ -530,6 +578,7 @@ impl Verifier {
             .await
         {
             Ok(_) => {
+                self.suppressions_changed();
                 metrics::counter!("mailvet_suppressions_added_total", "source" => "verify")
                     .increment(1);
             }

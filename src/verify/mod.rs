@@ -6,6 +6,7 @@ mod engine;
 pub mod export;
 pub mod guard;
 pub mod lists;
+pub mod memo;
 pub mod probe;
 pub mod result;
 pub mod smtp;

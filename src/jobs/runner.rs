@@ -95,16 +95,26 @@ impl JobRunner {
         // wait for a busy host).
         let max_items = self.settings.chunk_size.saturating_mul(4);
         let mut items = 0usize;
-        // Claimed groups waiting for a free worker.
+        // Claimed groups waiting for a free worker, and how many to keep.
         let mut waiting = std::collections::VecDeque::new();
+        // (None at all for a replica with no workers: it takes no job work.)
+        let ahead = match self.settings.workers {
+            0 => 0,
+            workers => (workers / 2).max(1),
+        };
         while !stop.is_cancelled() {
             let mut pause = None;
-            while running.len() < self.settings.workers {
-                if let Some((job_id, group)) = waiting.pop_front() {
+            loop {
+                while running.len() < self.settings.workers {
+                    let Some((job_id, group)) = waiting.pop_front() else {
+                        break;
+                    };
                     running.spawn(self.clone().run_group(job_id, group));
-                    continue;
                 }
-                if items >= max_items {
+                // Keep groups claimed ahead, so that a finished group's
+                // worker starts the next at once instead of waiting for a
+                // claim (which queues behind the groups' own writes).
+                if waiting.len() >= ahead || items >= max_items {
                     break;
                 }
                 match self.claim().await {

@@ -257,8 +257,9 @@ pub struct Settings {
     )]
     pub job_chunk_size: usize,
 
-    /// Bulk jobs: how long a claimed chunk belongs to its replica; a chunk
-    /// not finished by then (its replica died) is claimed again.
+    /// Bulk jobs: how long a claim lasts unless renewed. A live replica
+    /// renews its claims every third of this; a dead one's are claimed
+    /// again when they run out.
     #[arg(long, env = "MAILVET_JOB_LEASE", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
     pub job_lease: Duration,
 

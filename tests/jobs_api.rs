@@ -668,3 +668,42 @@ async fn replicas_on_one_postgres_share_a_job_without_doing_anything_twice() {
     );
     drop(b);
 }
+
+#[tokio::test]
+async fn a_live_worker_keeps_its_lease_on_a_slow_server() {
+    let dns = TestDns::start(domains(2)).await;
+    // A group takes about 1.2 s (10 replies 120 ms late): far past the
+    // 300 ms lease, which the worker renews every 100 ms.
+    let peer = SmtpPeer::start(Script {
+        delay: Duration::from_millis(120),
+        ..Script::catch_all()
+    })
+    .await;
+    let slow = |settings: &mut Settings| {
+        settings.job_lease = Duration::from_millis(300);
+        settings.job_chunk_size = 4;
+        settings.job_workers = Some(1);
+    };
+    let a = TestApp::spawn_with(Db::Postgres, job_settings(&dns, &peer, slow)).await;
+    let b = a.spawn_sharing(job_settings(&dns, &peer, slow)).await;
+    let emails: Vec<String> = (0..8).map(|n| format!("u{n}@d{}.test", n % 2)).collect();
+    let id = upload_json(&a, &json!({ "emails": emails })).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let job = wait_finished(&b, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["processed"], 8);
+    let mut asked: HashMap<String, usize> = HashMap::new();
+    for rcpt in peer
+        .rcpts()
+        .into_iter()
+        .filter(|r| !r.starts_with("mailvet-"))
+    {
+        *asked.entry(rcpt).or_default() += 1;
+    }
+    assert_eq!(asked.len(), 8);
+    assert!(
+        asked.values().all(|&n| n == 1),
+        "no address was taken from a live worker and asked again: {asked:?}"
+    );
+}

@@ -768,7 +768,7 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Store>)
         JobStatus::Running
     );
     let b = store
-        .claim_job_items("b", 10, t0, t0 + Duration::hours(1))
+        .claim_job_items("b", 10, t0, t0 + lease)
         .await
         .expect("claim")
         .expect("work");
@@ -781,6 +781,13 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Store>)
             .is_none()
     );
 
+    // A live worker renews its lease: b's items stay b's past its first
+    // lease, while a's (not renewed) go to c.
+    let renewed = store
+        .renew_job_claims("b", t0 + Duration::hours(2))
+        .await
+        .expect("renew");
+    assert_eq!(renewed, 5);
     // a dies; once its lease ends, c takes its items over.
     let later = t0 + lease + Duration::seconds(1);
     let c = store

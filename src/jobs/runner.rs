@@ -65,6 +65,7 @@ impl JobRunner {
         vec![
             tokio::spawn(self.clone().schedule(stop.clone())),
             tokio::spawn(self.clone().send_webhooks(stop.clone())),
+            tokio::spawn(self.clone().keep_leases(stop.clone())),
         ]
     }
 
@@ -79,6 +80,28 @@ impl JobRunner {
                 error = %error_chain(&err),
                 "handing back job addresses failed; they are taken again when their lease ends"
             ),
+        }
+    }
+
+    /// Renews the lease on everything this process holds every third of
+    /// the lease, so that a slow mail server never makes a live replica's
+    /// addresses look abandoned; a dead replica's leases run out.
+    async fn keep_leases(self: Arc<Self>, stop: CancellationToken) {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        let lease =
+            chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(err) = self
+                .store
+                .renew_job_claims(&self.worker, Utc::now() + lease)
+                .await
+            {
+                tracing::warn!(error = %error_chain(&err), "renewing job leases failed");
+            }
         }
     }
 

@@ -182,6 +182,10 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Job>>;
 
+    /// Extends the lease of every address `worker` holds to `until` (the
+    /// worker is alive); returns how many.
+    async fn renew_job_claims(&self, worker: &str, until: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Hands back the addresses `worker` holds, for another worker to take
     /// at once (on shutdown).
     async fn release_job_items(&self, worker: &str, now: DateTime<Utc>) -> StoreResult<u64>;

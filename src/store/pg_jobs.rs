@@ -309,6 +309,18 @@ impl JobStore for PgStore {
         completed.as_ref().map(job_from_row).transpose()
     }
 
+    async fn renew_job_claims(&self, worker: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        let renewed = sqlx::query(
+            "update job_items set available_at = $2 \
+             where state = 'claimed' and claimed_by = $1",
+        )
+        .bind(worker)
+        .bind(until)
+        .execute(self.pool())
+        .await?;
+        Ok(renewed.rows_affected())
+    }
+
     async fn release_job_items(&self, worker: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         let released = sqlx::query(
             "update job_items set state = 'pending', available_at = $2, claimed_by = null \

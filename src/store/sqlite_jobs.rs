@@ -311,6 +311,19 @@ impl JobStore for SqliteStore {
         completed.as_ref().map(job_from_row).transpose()
     }
 
+    async fn renew_job_claims(&self, worker: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
+        let renewed = sqlx::query(
+            "update job_items set available_at = ?2 \
+             where state = 'claimed' and claimed_by = ?1",
+        )
+        .bind(worker)
+        .bind(millis(until))
+        .execute(self.pool())
+        .await?;
+        Ok(renewed.rows_affected())
+    }
+
     async fn release_job_items(&self, worker: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         let _turn = self.write_turn().await;
         let released = sqlx::query(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::app::{Db, Reply, TestApp};
 use common::dns::{TestDns, Zone, example_zone, garbage_server, servfail_server, silent_server};
-use common::probe::{probe_settings, verdict, verify};
+use common::probe::{probe_settings, verdict, verify, verify_batch};
 use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -546,17 +546,7 @@ async fn a_batch_shares_sessions_and_answers_in_input_order() {
             }
         })
         .collect();
-    let reply = app
-        .send(
-            app.request(Method::POST, "/verify/batch")
-                .json(&json!({"emails": emails})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let results = reply.json()["results"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let results = verify_batch(&app, &emails).await;
     assert_eq!(results.len(), 200);
     for (i, result) in results.iter().enumerate() {
         assert_eq!(result["email"], emails[i]);
@@ -731,17 +721,7 @@ async fn domains_sharing_a_mail_host_reuse_its_sessions() {
             ]
         })
         .collect();
-    let reply = app
-        .send(
-            app.request(Method::POST, "/verify/batch")
-                .json(&json!({"emails": emails})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let results = reply.json()["results"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let results = verify_batch(&app, &emails).await;
     for (result, email) in results.iter().zip(&emails) {
         let expected = if email.starts_with("alice") {
             ("deliverable", "accepted")

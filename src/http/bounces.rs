@@ -36,6 +36,24 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// Records a report's recipients; the suppression list may have changed,
+/// so answers kept in memory are forgotten.
+pub(crate) async fn record(
+    state: &AppState,
+    origin: BounceOrigin,
+    recipients: Vec<ReportedRecipient>,
+) -> Result<BounceReport, ApiError> {
+    let report = intake::record(
+        state.store.as_ref(),
+        origin,
+        recipients,
+        &state.bounce_policy,
+    )
+    .await?;
+    state.verifier.suppressions_changed();
+    Ok(report)
+}
+
 fn json_recipient(body: &[u8]) -> Result<ReportedRecipient, ApiError> {
     let bounce: JsonBounce = serde_json::from_slice(body).map_err(|err| {
         if err.is_syntax() || err.is_eof() {
@@ -99,13 +117,5 @@ pub async fn receive(
             ));
         }
     };
-    let report = intake::record(
-        state.store.as_ref(),
-        origin,
-        recipients,
-        &state.bounce_policy,
-    )
-    .await?;
-    state.verifier.suppressions_changed();
-    Ok(Json(report))
+    Ok(Json(record(&state, origin, recipients).await?))
 }

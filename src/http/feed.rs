@@ -72,15 +72,16 @@ fn parse_query(query: &FeedQuery) -> Result<(u32, Cursor, ChangeFilter), ApiErro
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
+    accepts(headers, "text/csv")
+}
+
+/// Whether the `Accept` header names the media type `kind`.
+pub(crate) fn accepts(headers: &HeaderMap, kind: &str) -> bool {
     headers
         .get_all(ACCEPT)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .any(|accept| {
-            accept
-                .split(',')
-                .any(|item| item.trim().starts_with("text/csv"))
-        })
+        .any(|accept| accept.split(',').any(|item| item.trim().starts_with(kind)))
 }
 
 /// `GET /suppressions?limit=&cursor=&reason=&source=`: the entries changed

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -41,16 +41,7 @@ enum UploadFormat {
 }
 
 fn upload_format(headers: &HeaderMap) -> Result<UploadFormat, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = super::bounces::media_type(headers).unwrap_or_default();
     match essence.as_str() {
         "text/csv" | "application/csv" => Ok(UploadFormat::Csv),
         "application/json" => Ok(UploadFormat::Json),
@@ -238,7 +229,11 @@ fn input_error(err: InputError) -> ApiError {
 }
 
 fn job_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::not_found(format!("no job `{text}`")))
+    Uuid::parse_str(text).map_err(|_| no_job(text))
+}
+
+fn no_job(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("no job `{id}`"))
 }
 
 /// `GET /jobs/{id}`: counts, progress and ETA.
@@ -247,11 +242,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
-    let job = state
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+    let job = state.store.job(id).await?.ok_or_else(|| no_job(id))?;
     Ok(Json(JobView::new(&job, Utc::now())))
 }
 
@@ -266,7 +257,7 @@ pub async fn cancel(
         .store
         .cancel_job(id, Utc::now())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+        .ok_or_else(|| no_job(id))?;
     if job.status != crate::store::JobStatus::Cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -302,13 +293,7 @@ fn results_format(query: &ResultsQuery, headers: &HeaderMap) -> Result<ResultsFo
         }
         None => {}
     }
-    let accepts = |kind: &str| {
-        headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .any(|accept| accept.split(',').any(|item| item.trim().starts_with(kind)))
-    };
+    let accepts = |kind: &str| super::feed::accepts(headers, kind);
     if accepts("application/x-ndjson") && !accepts("text/csv") {
         Ok(ResultsFormat::Ndjson)
     } else {
@@ -327,7 +312,7 @@ pub async fn results(
     let format = results_format(&query, &headers)?;
     let id = job_id(&id)?;
     if state.store.job(id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no job `{id}`")));
+        return Err(no_job(id));
     }
     let store = state.store.clone();
     let pages = futures::stream::try_unfold(

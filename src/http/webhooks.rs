@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{ApiError, AppState, WebhookSigning};
 use crate::bounce::signature;
 use crate::bounce::webhooks::{self, SesNotice, WebhookError};
-use crate::bounce::{BounceOrigin, ReportedRecipient, intake};
+use crate::bounce::{BounceOrigin, ReportedRecipient};
 
 impl From<WebhookError> for ApiError {
     fn from(err: WebhookError) -> Self {
@@ -51,14 +51,7 @@ pub async fn receive(
             )));
         }
     };
-    let report = intake::record(
-        state.store.as_ref(),
-        origin,
-        recipients,
-        &state.bounce_policy,
-    )
-    .await?;
-    state.verifier.suppressions_changed();
+    let report = super::bounces::record(&state, origin, recipients).await?;
     Ok(Json(report).into_response())
 }
 

@@ -300,11 +300,21 @@ impl Verifier {
                     continue;
                 }
             };
-            if let Some(&first) = first_of_key.get(&address.key()) {
+            let key = address.key();
+            if let Some(&first) = first_of_key.get(&key) {
                 duplicates.push((index, first));
                 continue;
             }
-            first_of_key.insert(address.key(), index);
+            let remembered = if fresh {
+                None
+            } else {
+                self.remembered(input, &key)
+            };
+            first_of_key.insert(key, index);
+            if let Some(result) = remembered {
+                results[index] = Some(result);
+                continue;
+            }
             match self.early(input, address, fresh).await {
                 Early::Done(result) => results[index] = Some(result),
                 Early::Needs(candidate) => by_domain
@@ -347,9 +357,6 @@ impl Verifier {
     /// The suppression list, the cache and the local checks.
     async fn early(&self, input: &str, address: EmailAddress, fresh: bool) -> Early {
         let key = address.key();
-        if !fresh && let Some(result) = self.remembered(input, &key) {
-            return Early::Done(result);
-        }
         let normalized = address.normalized();
         match self.store.suppression(&key).await {
             Ok(Some(entry)) => {

@@ -35,9 +35,8 @@ struct IdleSession {
 
 /// One mail host: its session limit, the probes that want it, and sessions
 /// handed off between them.
-#[derive(Default)]
 struct HostState {
-    limit: Option<Arc<Semaphore>>,
+    limit: Arc<Semaphore>,
     /// Probes of this host in progress or waiting.
     wanted: std::sync::atomic::AtomicUsize,
     idle: Mutex<Vec<IdleSession>>,
@@ -53,6 +52,15 @@ impl std::fmt::Debug for HostState {
 }
 
 impl HostState {
+    fn new(max_sessions: usize) -> Self {
+        HostState {
+            limit: Arc::new(Semaphore::new(max_sessions.max(1))),
+            wanted: std::sync::atomic::AtomicUsize::new(0),
+            idle: Mutex::default(),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     /// A session to `addr` handed off by an earlier probe, if any.
     fn take_idle(&self, addr: SocketAddr) -> Option<IdleSession> {
         let mut idle = self.idle.lock().expect("idle sessions");
@@ -269,19 +277,12 @@ impl Prober {
         let mut per_host = self.per_host.lock().expect("per-host limits");
         per_host
             .entry(host.to_owned())
-            .or_insert_with(|| {
-                Arc::new(HostState {
-                    limit: Some(Arc::new(Semaphore::new(
-                        self.settings.max_sessions_per_host.max(1),
-                    ))),
-                    ..HostState::default()
-                })
-            })
+            .or_insert_with(|| Arc::new(HostState::new(self.settings.max_sessions_per_host)))
             .clone()
     }
 
     async fn permits(&self, state: &HostState) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
-        let host_limit = state.limit.clone().expect("every host state has a limit");
+        let host_limit = state.limit.clone();
         // The host's permit first, so that waiting for a busy host does not
         // hold one of the global sessions.
         let host_permit = host_limit

@@ -34,6 +34,21 @@ pub async fn verify(app: &TestApp, email: &str) -> Value {
     reply.json()
 }
 
+/// `POST /verify/batch`, expecting 200; the results, in input order.
+pub async fn verify_batch(app: &TestApp, emails: &[String]) -> Vec<Value> {
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify/batch")
+                .json(&json!({ "emails": emails })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// A result's (status, reason).
 pub fn verdict(result: &Value) -> (&str, &str) {
     (

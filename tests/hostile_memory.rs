@@ -11,6 +11,7 @@
 //! The peers write from shared static buffers, so they hold almost nothing
 //! themselves. Every peer listens on 127.0.0.0/8.
 
+#[path = "api/common/mod.rs"]
 mod common;
 
 use std::future::Future;

@@ -22,7 +22,7 @@
 //!    unknown"), then the code (`5.2.1` disabled; `5.1.1`, `5.1.10` … not
 //!    found). A 5xx that names neither mailbox nor sender is `smtp_error`.
 //!
-//! `tests/classification_corpus.rs` holds 141 real replies from public
+//! `tests/api/classification_corpus.rs` holds 141 real replies from public
 //! sources with the verdict a postmaster would give.
 
 use super::Reason;

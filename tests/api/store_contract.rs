@@ -2,8 +2,6 @@
 //! keeps the same promises. Each test runs on a fresh SQLite file and on a
 //! fresh Postgres database (TEST_DATABASE_URL).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,7 +23,7 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $story() {
                     let db = crate::common::db::SqliteTestDb::new().await;
-                    crate::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
                 }
             )+
         }
@@ -34,7 +32,7 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $story() {
                     let db = crate::common::db::PgTestDb::new().await;
-                    crate::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
                 }
             )+
         }

@@ -6,27 +6,26 @@
 //! degraded (`Warning`: the database failed and nothing was recorded), and
 //! every `mailbox_not_found` verdict must be in the feed and in the table,
 //! the feed holding nothing else. p50/p99 and request counts per phase are
-//! printed (`cargo test --test load -- --nocapture`).
+//! printed (`cargo test --test api load:: -- --nocapture`).
 //!
 //! DNS and SMTP stay on 127.0.0.0/8: the test's own hickory server and
 //! scripted peers.
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::app::{Db, TestApp};
-use common::dns::{TestDns, Zone};
-use common::probe::{probe_settings, verdict};
-use common::smtp_peer::{Script, SmtpPeer};
-use common::spec;
 use futures::StreamExt;
 use mailvet::settings::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::app::{Db, TestApp};
+use crate::common::dns::{TestDns, Zone};
+use crate::common::probe::{probe_settings, verdict};
+use crate::common::smtp_peer::{Script, SmtpPeer};
+use crate::common::spec;
 
 /// Concurrent clients per phase.
 const CLIENTS: usize = 32;

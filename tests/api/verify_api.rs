@@ -1,16 +1,17 @@
 //! `POST /verify` and `POST /verify/batch` end to end: a DNS server and SMTP
 //! peers of the test's own on loopback, the real router, a fresh database.
 
-mod common;
-
 use std::time::Duration;
 
-use common::app::{Db, Reply, TestApp};
-use common::dns::{TestDns, Zone, example_zone, garbage_server, servfail_server, silent_server};
-use common::probe::{probe_settings, verdict, verify, verify_batch};
-use common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::app::{Db, Reply, TestApp};
+use crate::common::dns::{
+    TestDns, Zone, example_zone, garbage_server, servfail_server, silent_server,
+};
+use crate::common::probe::{probe_settings, verdict, verify, verify_batch};
+use crate::common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
 
 async fn app_for(dns: &TestDns, peer: &SmtpPeer) -> TestApp {
     TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, peer.port())).await

@@ -1,12 +1,12 @@
 //! API keys and CORS: who may call what, from where.
 
-mod common;
-
-use common::app::{Db, TestApp, test_settings};
 use mailvet::Application;
 use mailvet::settings::Secret;
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common;
+use crate::common::app::{Db, TestApp, test_settings};
 
 const SECRET: &str = "sk_test_4f9c2e";
 const PUBLIC: &str = "pk_test_81b0aa";

@@ -1,11 +1,10 @@
 //! `POST /bounces`: JSON bounces and raw bounce messages, what they
 //! suppress, and how bad input is refused without writing anything.
 
-mod common;
-
-use common::app::{Db, Reply, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::app::{Db, Reply, TestApp};
 
 const CORPUS: &str = "tests/fixtures/bounces/sisimai/maildir";
 

@@ -2,19 +2,18 @@
 //! network, with a `Warning`), the suppression endpoints answer 503, and
 //! everything works again when it is back, without a restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::app::{Db, TestApp};
-use common::db::{pg_socket_addr, via};
-use common::dns::{TestDns, example_zone};
-use common::probe::{probe_settings, verdict};
-use common::proxy::TcpProxy;
-use common::smtp_peer::{Script, SmtpPeer};
 use mailvet::settings::Secret;
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common::app::{Db, TestApp};
+use crate::common::db::{pg_socket_addr, via};
+use crate::common::dns::{TestDns, example_zone};
+use crate::common::probe::{probe_settings, verdict};
+use crate::common::proxy::TcpProxy;
+use crate::common::smtp_peer::{Script, SmtpPeer};
 
 #[tokio::test]
 async fn verification_answers_without_the_database_and_says_so() {

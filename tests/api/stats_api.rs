@@ -1,13 +1,12 @@
 //! `GET /stats`: what a user watches to see the bounce rate.
 
-mod common;
-
-use common::app::{Db, TestApp};
-use common::dns::{TestDns, example_zone};
-use common::probe::{probe_settings, verify};
-use common::smtp_peer::{Script, SmtpPeer};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common::app::{Db, TestApp};
+use crate::common::dns::{TestDns, example_zone};
+use crate::common::probe::{probe_settings, verify};
+use crate::common::smtp_peer::{Script, SmtpPeer};
 
 #[tokio::test]
 async fn stats_count_verifications_suppressions_and_bounces_per_window() {

@@ -1,18 +1,17 @@
 //! `GET /suppressions`, the change feed CRMs sync from: paging, filters,
 //! tombstones, CSV, and no change lost when writers commit out of order.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::app::{Db, TestApp};
-use common::db::{pg_socket_addr, via};
-use common::proxy::TcpProxy;
 use mailvet::settings::Secret;
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::app::{Db, TestApp};
+use crate::common::db::{pg_socket_addr, via};
+use crate::common::proxy::TcpProxy;
 
 async fn add(app: &TestApp, email: &str, reason: &str) {
     let reply = app

@@ -1,10 +1,10 @@
 //! `POST /bounces/{provider}` with the providers' own documented payloads.
 
-mod common;
-
-use common::app::{Reply, TestApp};
 use reqwest::Method;
 use serde_json::Value;
+
+use crate::common;
+use crate::common::app::{Reply, TestApp};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("tests/fixtures/webhooks/{name}")).expect("a webhook fixture")

@@ -2,9 +2,7 @@
 //! (Every response the other integration tests receive is validated against
 //! it as well; see `common::spec`.)
 
-mod common;
-
-use common::spec;
+use crate::common::spec;
 
 #[test]
 fn the_spec_is_openapi_3_1() {

@@ -1,16 +1,15 @@
 //! End to end against a real MTA: Debian's Postfix on a loopback port with
 //! a virtual mailbox table, reached through the test's own DNS server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::app::{Db, TestApp};
-use common::dns::{TestDns, Zone, example_zone};
-use common::postfix::Postfix;
-use common::probe::{probe_settings, verdict, verify};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common::app::{Db, TestApp};
+use crate::common::dns::{TestDns, Zone, example_zone};
+use crate::common::postfix::Postfix;
+use crate::common::probe::{probe_settings, verdict, verify};
 
 /// A mailvet whose DNS sends `example.test` (and `other.test`, which
 /// Postfix does not host) to the Postfix instance.

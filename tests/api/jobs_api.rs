@@ -2,19 +2,19 @@
 //! greylisting retries, restarts and replicas sharing one job, against a
 //! DNS server and SMTP peers of the test's own on loopback.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::app::{Db, Reply, TestApp};
-use common::dns::{TestDns, Zone};
-use common::probe::probe_settings;
-use common::smtp_peer::{Script, SmtpPeer};
 use mailvet::Settings;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::app::{Db, Reply, TestApp};
+use crate::common::dns::{TestDns, Zone};
+use crate::common::probe::probe_settings;
+use crate::common::smtp_peer::{Script, SmtpPeer};
 
 /// `count` domains `d0.test`, `d1.test`… each with its own MX host name
 /// on 127.0.0.1.

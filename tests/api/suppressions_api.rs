@@ -1,11 +1,11 @@
 //! Adding, reading and removing suppressions over HTTP, and how the API
 //! answers bodies it cannot accept.
 
-mod common;
-
-use common::app::{Db, TestApp};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common;
+use crate::common::app::{Db, TestApp};
 
 async fn add(app: &TestApp, body: serde_json::Value) -> common::app::Reply {
     app.send(app.request(Method::POST, "/suppressions").json(&body))
@@ -201,8 +201,8 @@ async fn an_overlong_note_is_a_422() {
 
 #[tokio::test]
 async fn suppression_endpoints_are_503_while_the_database_is_gone() {
-    use common::db::{pg_socket_addr, via};
-    use common::proxy::TcpProxy;
+    use crate::common::db::{pg_socket_addr, via};
+    use crate::common::proxy::TcpProxy;
     use mailvet::settings::Secret;
 
     let mut proxy = TcpProxy::start(pg_socket_addr()).await;

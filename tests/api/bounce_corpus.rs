@@ -1,14 +1,13 @@
 //! 629 real bounces (the Sisimai corpus) through `POST /bounces`: none may
 //! fail or panic, and every DSN must yield its recipients and status codes.
 //! Run with `--nocapture` to see the counts:
-//! `cargo test --test bounce_corpus -- --nocapture`
-
-mod common;
+//! `cargo test --test api bounce_corpus:: -- --nocapture`
 
 use std::collections::BTreeMap;
 
-use common::app::TestApp;
 use reqwest::Method;
+
+use crate::common::app::TestApp;
 
 const CORPUS: &str = "tests/fixtures/bounces/sisimai/maildir";
 

@@ -2,15 +2,14 @@
 //! health, readiness, metrics, the served contract, error bodies, request
 //! ids, compression.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::app::{Db, TestApp};
-use common::db::{pg_socket_addr, via};
-use common::proxy::TcpProxy;
 use mailvet::settings::Secret;
 use reqwest::Method;
+
+use crate::common::app::{Db, TestApp};
+use crate::common::db::{pg_socket_addr, via};
+use crate::common::proxy::TcpProxy;
 
 #[tokio::test]
 async fn healthz_answers_ok_with_the_version() {

@@ -1,12 +1,11 @@
 //! The `mailvet` binary as an operator runs it.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::db::{PgTestDb, pg_socket_addr, via};
-use common::proxy::TcpProxy;
+use crate::common;
+use crate::common::db::{PgTestDb, pg_socket_addr, via};
+use crate::common::proxy::TcpProxy;
 
 const MAILVET: &str = env!("CARGO_BIN_EXE_mailvet");
 
@@ -185,8 +184,8 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 
 #[tokio::test]
 async fn check_prints_the_verdicts_of_the_same_engine() {
-    use common::dns::{TestDns, example_zone};
-    use common::smtp_peer::{Script, SmtpPeer};
+    use crate::common::dns::{TestDns, example_zone};
+    use crate::common::smtp_peer::{Script, SmtpPeer};
 
     let dns = TestDns::start(vec![example_zone()]).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
@@ -316,8 +315,8 @@ fn probed(peer: &common::smtp_peer::SmtpPeer) -> Vec<String> {
 
 #[tokio::test]
 async fn check_file_writes_a_csv_row_per_address_in_input_order_and_a_summary() {
-    use common::dns::{TestDns, example_zone};
-    use common::smtp_peer::{Script, SmtpPeer};
+    use crate::common::dns::{TestDns, example_zone};
+    use crate::common::smtp_peer::{Script, SmtpPeer};
 
     let dns = TestDns::start(vec![example_zone()]).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
@@ -441,8 +440,8 @@ async fn check_file_writes_a_csv_row_per_address_in_input_order_and_a_summary() 
 
 #[tokio::test]
 async fn check_file_reads_standard_input_in_chunks_and_writes_json_lines() {
-    use common::dns::{TestDns, example_zone};
-    use common::smtp_peer::{Script, SmtpPeer};
+    use crate::common::dns::{TestDns, example_zone};
+    use crate::common::smtp_peer::{Script, SmtpPeer};
 
     let dns = TestDns::start(vec![example_zone()]).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;

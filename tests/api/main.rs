@@ -1,0 +1,25 @@
+//! The integration tests, one module per area, linked into one test binary
+//! (`cargo test --test api`). `common` holds the shared helpers.
+//! Two test files are binaries of their own, each saying why:
+//! `tests/hostile_memory.rs` (it measures the process's peak memory) and
+//! `tests/crash_safety.rs` (a fixed-length burst that needs the CPU).
+
+mod common;
+
+mod auth_api;
+mod bounce_corpus;
+mod bounces_api;
+mod classification_corpus;
+mod cli;
+mod faults;
+mod http_basics;
+mod jobs_api;
+mod load;
+mod openapi_contract;
+mod postfix_e2e;
+mod stats_api;
+mod store_contract;
+mod suppression_feed;
+mod suppressions_api;
+mod verify_api;
+mod webhooks_api;

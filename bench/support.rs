@@ -296,7 +296,7 @@ impl PgScratch {
 }
 
 async fn admin_connection(admin: &str) -> Result<PgConnection> {
-    let redacted = mailvet::settings::redact_url(admin);
+    let redacted = mailvet::secret::redact_url(admin);
     match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(admin)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err(anyhow!(

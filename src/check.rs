@@ -15,8 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::settings::Settings;
 use crate::startup;
+use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
-use crate::verify::{Reason, Status, VerifyResult};
+use crate::vocab::{Reason, Status};
 
 /// Verifies the addresses and prints a table (or JSON lines) on stdout.
 pub async fn run(
@@ -25,10 +26,10 @@ pub async fn run(
     json: bool,
     fresh: bool,
 ) -> anyhow::Result<()> {
-    let store = startup::open_store(settings).await?;
-    let verifier = startup::build_verifier(settings, store.clone())?;
-    let results = verifier.verify_batch(emails, fresh).await.value;
-    store.close().await;
+    let db = startup::open_database(settings).await?;
+    let engine = startup::Engine::build(settings, db.clone())?;
+    let results = engine.verifier.verify_batch(emails, fresh).await.value;
+    db.close().await;
     let output = if json {
         json_lines(&results)?
     } else {
@@ -99,9 +100,9 @@ pub async fn run_file(
     let first = chunks.recv().await.transpose()?;
     let mut sink = Sink::open(output, json)?;
 
-    let store = startup::open_store(settings).await?;
+    let db = startup::open_database(settings).await?;
     let outcome = async {
-        let verifier = startup::build_verifier(settings, store.clone())?;
+        let verifier = startup::Engine::build(settings, db.clone())?.verifier;
         let progress = progress_bar(total);
         let mut tally = Tally::default();
         let mut next = first;
@@ -118,7 +119,7 @@ pub async fn run_file(
         anyhow::Ok(tally)
     }
     .await;
-    store.close().await;
+    db.close().await;
     let mut tally = outcome?;
     tally.skipped = chunks.skipped();
     let written = sink.finish()?;

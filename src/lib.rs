@@ -1,18 +1,37 @@
 //! mailvet: a self-hosted email verification and bounce suppression
 //! service. See `docs/ARCHITECTURE.md` for how the parts fit together.
+//!
+//! Modules, bottom to top (a module uses only those below it):
+//! 1. the vocabulary and plain helpers, which use nothing of mailvet's:
+//!    [`vocab`], [`address`], [`smtp`] (the wire protocol), [`error`],
+//!    [`secret`], [`rfc3339`], [`telemetry`];
+//! 2. persistence, [`store`];
+//! 3. the suppression list and its owner, [`suppress`];
+//! 4. the verification engine, [`verify`];
+//! 5. reading and recording bounce reports, [`bounce`];
+//! 6. bulk verification, [`jobs`];
+//! 7. the API, [`http`];
+//! 8. the command line and the service: [`settings`], [`startup`], [`check`].
 
+pub mod address;
 pub mod bounce;
 pub mod check;
+pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod rfc3339;
+pub mod secret;
 pub mod settings;
+pub mod smtp;
 pub mod startup;
 pub mod store;
 pub mod suppress;
 pub mod telemetry;
 pub mod verify;
+pub mod vocab;
 
 pub use settings::{Cli, Command, Settings};
+pub use startup::Application;
 
 /// Installs ring as the process's TLS crypto provider (for the HTTP client
 /// that confirms SNS subscriptions, and anything else using rustls's
@@ -20,4 +39,3 @@ pub use settings::{Cli, Command, Settings};
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
-pub use startup::Application;

@@ -41,8 +41,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
 }
 
 async fn migrate(cli: &Cli) -> anyhow::Result<()> {
-    let store = startup::open_store(&cli.settings).await?;
-    store.close().await;
+    let db = startup::open_database(&cli.settings).await?;
+    db.close().await;
     tracing::info!("migrations are up to date");
     Ok(())
 }

@@ -2,56 +2,19 @@
 //! environment variable (DESIGN §4); secrets never reach `Debug`, logs or
 //! `--help`.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
+use crate::jobs::JobSettings;
+use crate::secret::{ExposeSecret, SecretString, parse_secret};
 use crate::store::StoreSettings;
-
-/// A string that must not be shown: its `Debug` is redacted and it has no
-/// `Display`. Call [`Secret::expose`] where the value is really needed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-/// A database URL with its password (if any) replaced, fit for logs.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Setting a password only fails on URLs that cannot have one.
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        Ok(_) => raw.to_owned(),
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
-}
+use crate::telemetry::LogFormat;
+use crate::verify::dns::DnsSettings;
+use crate::verify::lists::Lists;
+use crate::verify::probe::ProbeSettings;
+use crate::verify::{CacheTtl, VerifierSettings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,15 +65,6 @@ pub enum Command {
     },
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
 /// Everything mailvet can be configured with.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -129,11 +83,12 @@ pub struct Settings {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite://mailvet.db",
+        value_parser = parse_secret,
         hide_env_values = true,
         hide_default_value = true,
         global = true
     )]
-    pub database_url: Secret,
+    pub database_url: SecretString,
 
     /// Most database connections to hold open.
     #[arg(
@@ -300,20 +255,22 @@ pub struct Settings {
         long,
         env = "MAILVET_SECRET_KEYS",
         value_delimiter = ',',
+        value_parser = parse_secret,
         hide_env_values = true,
         global = true
     )]
-    pub secret_keys: Vec<Secret>,
+    pub secret_keys: Vec<SecretString>,
 
     /// API keys that may only call POST /verify (safe in a browser).
     #[arg(
         long,
         env = "MAILVET_PUBLIC_KEYS",
         value_delimiter = ',',
+        value_parser = parse_secret,
         hide_env_values = true,
         global = true
     )]
-    pub public_keys: Vec<Secret>,
+    pub public_keys: Vec<SecretString>,
 
     /// A file of secret keys (one per line or comma separated), for Docker
     /// secrets; added to --secret-keys.
@@ -325,10 +282,11 @@ pub struct Settings {
     #[arg(
         long,
         env = "MAILVET_MAILGUN_SIGNING_KEY",
+        value_parser = parse_secret,
         hide_env_values = true,
         global = true
     )]
-    pub mailgun_signing_key: Option<Secret>,
+    pub mailgun_signing_key: Option<SecretString>,
 
     /// SendGrid's signed event webhook verification key (base64): when
     /// set, `POST /bounces/sendgrid` accepts only signed events (401
@@ -423,8 +381,8 @@ impl Settings {
         let blank = |value: &str| value.trim().is_empty();
         self.helo_name = self.helo_name.take().filter(|name| !blank(name));
         self.mail_from = self.mail_from.take().filter(|from| !blank(from));
-        self.secret_keys.retain(|key| !blank(key.expose()));
-        self.public_keys.retain(|key| !blank(key.expose()));
+        self.secret_keys.retain(|key| !blank(key.expose_secret()));
+        self.public_keys.retain(|key| !blank(key.expose_secret()));
         self.cors_origins.retain(|origin| !blank(origin));
     }
 
@@ -449,26 +407,27 @@ impl Settings {
     }
 
     /// The API keys, secret and public, from the flags and the key files.
-    pub fn api_keys(&self) -> std::io::Result<(Vec<Secret>, Vec<Secret>)> {
-        let read =
-            |path: &Option<std::path::PathBuf>, keys: &[Secret]| -> std::io::Result<Vec<Secret>> {
-                let mut all = keys.to_vec();
-                if let Some(path) = path {
-                    let text = std::fs::read_to_string(path).map_err(|err| {
-                        std::io::Error::new(
-                            err.kind(),
-                            format!("reading keys from {}: {err}", path.display()),
-                        )
-                    })?;
-                    all.extend(
-                        text.split([',', '\n', '\r'])
-                            .map(str::trim)
-                            .filter(|key| !key.is_empty() && !key.starts_with('#'))
-                            .map(Secret::new),
-                    );
-                }
-                Ok(all)
-            };
+    pub fn api_keys(&self) -> std::io::Result<(Vec<SecretString>, Vec<SecretString>)> {
+        let read = |path: &Option<std::path::PathBuf>,
+                    keys: &[SecretString]|
+         -> std::io::Result<Vec<SecretString>> {
+            let mut all = keys.to_vec();
+            if let Some(path) = path {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    std::io::Error::new(
+                        err.kind(),
+                        format!("reading keys from {}: {err}", path.display()),
+                    )
+                })?;
+                all.extend(
+                    text.split([',', '\n', '\r'])
+                        .map(str::trim)
+                        .filter(|key| !key.is_empty() && !key.starts_with('#'))
+                        .map(SecretString::from),
+                );
+            }
+            Ok(all)
+        };
         Ok((
             read(&self.secret_keys_file, &self.secret_keys)?,
             read(&self.public_keys_file, &self.public_keys)?,
@@ -476,11 +435,62 @@ impl Settings {
     }
 
     /// When repeated soft bounces suppress an address.
-    pub fn soft_bounce_policy(&self) -> crate::store::SoftBouncePolicy {
-        crate::store::SoftBouncePolicy {
+    pub fn soft_bounce_policy(&self) -> crate::suppress::SoftBouncePolicy {
+        crate::suppress::SoftBouncePolicy {
             limit: self.soft_bounce_limit,
             window: chrono::Duration::from_std(self.soft_bounce_window)
                 .unwrap_or_else(|_| chrono::Duration::days(7)),
+        }
+    }
+
+    /// The verification engine's settings, with the operator's disposable
+    /// domains read in.
+    pub fn verifier(&self) -> std::io::Result<VerifierSettings> {
+        let lists = match &self.disposable_domains_file {
+            Some(path) => Lists::from_file(path).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("reading {}: {err}", path.display()))
+            })?,
+            None => Lists::default(),
+        };
+        Ok(VerifierSettings {
+            dns: DnsSettings {
+                servers: self.dns_servers.clone(),
+                timeout: self.dns_timeout,
+            },
+            probe: ProbeSettings {
+                port: self.smtp_port,
+                helo_name: self.helo_name(),
+                mail_from: self.mail_from(),
+                timeout: self.smtp_timeout,
+                allow_private_targets: self.allow_private_targets,
+                max_sessions: self.max_smtp_sessions,
+                max_sessions_per_host: self.max_smtp_sessions_per_host,
+                max_rejections_per_session: 8,
+            },
+            ttl: CacheTtl {
+                deliverable: self.cache_ttl_deliverable,
+                undeliverable: self.cache_ttl_undeliverable,
+                risky: self.cache_ttl_risky,
+                unknown: self.cache_ttl_unknown,
+            },
+            lists,
+            probe_budget_per_domain: self.probe_budget_per_domain,
+        })
+    }
+
+    /// The bulk jobs' settings.
+    pub fn jobs(&self) -> JobSettings {
+        JobSettings {
+            workers: self
+                .job_workers
+                .unwrap_or((self.max_smtp_sessions * 3 / 4).max(1)),
+            chunk_size: self.job_chunk_size.max(1),
+            lease: self.job_lease,
+            greylist_delay: self.job_greylist_delay,
+            greylist_attempts: self.job_greylist_attempts.max(1),
+            max_addresses: self.max_job_addresses,
+            max_upload_bytes: self.max_job_upload_bytes,
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -520,23 +530,14 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert_eq!(cli.settings.secret_keys.len(), 2);
-        assert_eq!(cli.settings.secret_keys[1].expose(), "sk_live_def");
-    }
-
-    #[test]
-    fn redacted_urls_keep_everything_but_the_password() {
-        assert_eq!(
-            redact_url("postgres://mailvet:hunter2@db:5432/mailvet"),
-            "postgres://mailvet:redacted@db:5432/mailvet"
-        );
-        assert_eq!(redact_url("sqlite://mailvet.db"), "sqlite://mailvet.db");
+        assert_eq!(cli.settings.secret_keys[1].expose_secret(), "sk_live_def");
     }
 
     #[test]
     fn subcommands_take_the_global_flags() {
         let cli = Cli::parse_from(["mailvet", "migrate", "--database-url", "sqlite://x.db"]);
         assert_eq!(cli.command, Some(Command::Migrate));
-        assert_eq!(cli.settings.database_url.expose(), "sqlite://x.db");
+        assert_eq!(cli.settings.database_url.expose_secret(), "sqlite://x.db");
     }
 
     #[test]
@@ -558,7 +559,8 @@ mod tests {
         assert_eq!(settings.helo_name, None);
         assert_eq!(settings.mail_from, None);
         assert!(settings.public_keys.is_empty());
-        assert_eq!(settings.secret_keys, vec![Secret::new("sk_one")]);
+        assert_eq!(settings.secret_keys.len(), 1);
+        assert_eq!(settings.secret_keys[0].expose_secret(), "sk_one");
         assert!(settings.cors_origins.is_empty());
     }
 

@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::JobRunner;
 
 use crate::http::{self, AppState, HttpLimits};
-use crate::settings::{Settings, redact_url};
-use crate::store::{self, Store, StoreError};
+use crate::secret::{ExposeSecret, redact_url};
+use crate::settings::Settings;
+use crate::store::{self, Database, Store, StoreError};
+use crate::suppress::SuppressionList;
 use crate::telemetry;
-use crate::verify::{Verifier, VerifierSettings};
+use crate::verify::Verifier;
 
 /// How long start-up waits for an unreachable database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -32,10 +34,10 @@ const STALE_UPLOAD: chrono::Duration = chrono::Duration::days(1);
 /// How often the metrics recorder drains its histograms.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Opens the configured store and applies pending migrations, waiting up to
-/// 30 s for a database that is still starting (as in docker compose).
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let url = redact_url(settings.database_url.expose());
+/// Opens the configured database and applies pending migrations, waiting up
+/// to 30 s for a database that is still starting (as in docker compose).
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
+    let url = redact_url(settings.database_url.expose_secret());
     let store = store::connect(&settings.store())
         .await
         .with_context(|| format!("opening the database at {url}"))?;
@@ -46,7 +48,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             Err(err) if is_transient(&err) && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(
                     database = %url,
-                    error = %http::error_chain(&err),
+                    error = %crate::error::error_chain(&err),
                     "database not reachable yet; retrying"
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -60,12 +62,28 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// The verification engine for these settings.
-pub fn build_verifier(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<Verifier>> {
-    let verifier_settings = VerifierSettings::from_settings(settings)?;
-    let verifier =
-        Verifier::new(verifier_settings, store).context("setting up the DNS resolver")?;
-    Ok(Arc::new(verifier))
+/// The parts that work on the database: the store (reads, the cache, jobs),
+/// the suppression list (the one writer of the list) and the verification
+/// engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub suppressions: Arc<SuppressionList>,
+    pub verifier: Arc<Verifier>,
+}
+
+impl Engine {
+    pub fn build(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = db.clone();
+        let suppressions = Arc::new(SuppressionList::new(db, settings.soft_bounce_policy()));
+        let verifier = Verifier::new(settings.verifier()?, store.clone(), suppressions.clone())
+            .context("setting up the DNS resolver")?;
+        Ok(Engine {
+            store,
+            suppressions,
+            verifier: Arc::new(verifier),
+        })
+    }
 }
 
 fn is_transient(err: &StoreError) -> bool {
@@ -92,12 +110,12 @@ impl Application {
     /// Opens and migrates the store and binds the listener (port 0 picks a
     /// free port; see [`Application::local_addr`]).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = open_store(settings).await?;
-        Self::with_store(settings, store).await
+        let db = open_database(settings).await?;
+        Self::with_database(settings, db).await
     }
 
-    /// Like [`Application::build`], on a store the caller opened.
-    pub async fn with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    /// Like [`Application::build`], on a database the caller opened.
+    pub async fn with_database(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
         crate::install_tls_provider();
         let (secret_keys, public_keys) = settings.api_keys()?;
         let keys = http::Keys::new(&secret_keys, &public_keys);
@@ -112,13 +130,13 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let verifier = build_verifier(settings, store.clone())?;
+        let engine = Engine::build(settings, db)?;
         let state = AppState::new(http::SharedState {
-            store,
-            verifier,
-            bounce_policy: settings.soft_bounce_policy(),
+            store: engine.store,
+            suppressions: engine.suppressions,
+            verifier: engine.verifier,
             metrics: telemetry::metrics_handle(),
-            jobs: crate::jobs::JobSettings::from_settings(settings),
+            jobs: settings.jobs(),
             webhook_signing: http::WebhookSigning {
                 mailgun: settings.mailgun_signing_key.clone(),
                 sendgrid: settings.sendgrid_verification_key.clone(),
@@ -233,7 +251,7 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired verdicts"),
                 Err(err) => {
-                    tracing::warn!(error = %http::error_chain(&err), "purging expired verdicts failed");
+                    tracing::warn!(error = %crate::error::error_chain(&err), "purging expired verdicts failed");
                 }
             }
             let now = chrono::Utc::now();
@@ -244,25 +262,22 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged old jobs"),
                 Err(err) => {
-                    tracing::warn!(error = %http::error_chain(&err), "purging old jobs failed");
+                    tracing::warn!(error = %crate::error::error_chain(&err), "purging old jobs failed");
                 }
             }
         }
     });
     // Another replica's suppression changes empty this one's memory of
     // recent answers within a second.
-    let store = state.store.clone();
-    let verifier = state.verifier.clone();
+    let suppressions = state.suppressions.clone();
     let watch_list = tokio::spawn(async move {
         let mut every = tokio::time::interval(SUPPRESSION_POLL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            match store.suppression_seq().await {
-                Ok(seq) => verifier.saw_suppression_seq(seq),
-                // Unsure what changed: forget rather than answer stale.
-                Err(_) => verifier.suppressions_changed(),
-            }
+            // A failed poll counts as a change: answers kept in memory are
+            // forgotten rather than served stale.
+            let _ = suppressions.poll().await;
         }
     });
     let metrics = state.metrics.clone();

@@ -118,7 +118,7 @@ async fn no_acknowledged_write_is_lost_on_sqlite() {
     let acknowledged = burst_then_kill(&db.url).await;
     // Reopen the file as a new process would.
     let reopened = mailvet::store::SqliteStore::connect(&mailvet::store::StoreSettings {
-        url: mailvet::settings::Secret::new(db.url.clone()),
+        url: mailvet::secret::SecretString::from(db.url.clone()),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
     })

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailvet::verify::EmailAddress;
+use mailvet::address::EmailAddress;
 
 fuzz_target!(|input: &str| {
     if let Ok(address) = EmailAddress::parse(input) {

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailvet::verify::{SmtpReply, Stage, Status, classify_reply};
+use mailvet::smtp::SmtpReply;
+use mailvet::verify::{Stage, classify_reply};
+use mailvet::vocab::Status;
 
 fuzz_target!(|input: &str| {
     if let Ok(reply) = SmtpReply::parse(input) {

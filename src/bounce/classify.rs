@@ -3,9 +3,10 @@
 //! own hard/soft verdict when the report has no evidence of its own.
 
 use super::{BounceKind, ReportedRecipient};
-use crate::suppress::SuppressionReason;
-use crate::verify::smtp::SmtpReply;
-use crate::verify::{Reason, Stage, classify_reply};
+use crate::smtp::SmtpReply;
+use crate::verify::{Stage, classify_reply};
+use crate::vocab::Reason;
+use crate::vocab::SuppressionReason;
 
 /// A reported recipient, classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,7 @@ fn strip_codes(diagnostic: &str, code: u16) -> String {
         .strip_prefix(&code.to_string())
         .map_or(text, |rest| rest.trim_start_matches(['-', ' ']));
     match text.split_whitespace().next() {
-        Some(token) if token.parse::<crate::verify::smtp::EnhancedCode>().is_ok() => {
+        Some(token) if token.parse::<crate::smtp::EnhancedCode>().is_ok() => {
             text[token.len()..].trim_start().to_owned()
         }
         _ => text.to_owned(),

@@ -4,7 +4,7 @@
 //! indented continuation lines.
 
 use super::ReportedRecipient;
-use crate::verify::smtp::EnhancedCode;
+use crate::smtp::EnhancedCode;
 
 /// Most field blocks read from one body (one per recipient, plus one).
 const MAX_BLOCKS: usize = 1000;

@@ -4,10 +4,13 @@
 use chrono::Utc;
 use serde::Serialize;
 
+use super::ReportedRecipient;
 use super::classify::classify;
-use super::{BounceKind, BounceOrigin, ReportedRecipient};
-use crate::store::{NewBounce, NewBounceEvent, SmtpEvidence, SoftBouncePolicy, Store, StoreResult};
-use crate::verify::{EmailAddress, Reason};
+use crate::address::EmailAddress;
+use crate::store::{NewBounce, NewBounceEvent, StoreResult};
+use crate::suppress::SuppressionList;
+use crate::vocab::Reason;
+use crate::vocab::{BounceKind, BounceOrigin, Diagnosis};
 
 /// Longest diagnostic kept with a bounce.
 const MAX_DIAGNOSTIC_CHARS: usize = 2000;
@@ -36,10 +39,9 @@ fn truncate(text: &str) -> String {
 
 /// Classifies and records the recipients of one report.
 pub async fn record(
-    store: &dyn Store,
+    suppressions: &SuppressionList,
     origin: BounceOrigin,
     recipients: Vec<ReportedRecipient>,
-    policy: &SoftBouncePolicy,
 ) -> StoreResult<BounceReport> {
     let now = Utc::now();
     let mut outcomes = Vec::with_capacity(recipients.len());
@@ -64,7 +66,7 @@ pub async fn record(
                     email: address.normalized(),
                     kind: classified.kind,
                     origin,
-                    evidence: SmtpEvidence {
+                    evidence: Diagnosis {
                         smtp_code: recipient.smtp_code,
                         enhanced_code: status.clone(),
                         diagnostic: diagnostic.clone(),
@@ -86,7 +88,7 @@ pub async fn record(
         });
     }
     if !bounces.is_empty() {
-        let suppressed = store.record_bounces(&bounces, policy, now).await?;
+        let suppressed = suppressions.record_bounces(&bounces).await?;
         for (index, suppressed) in recorded_at.into_iter().zip(suppressed) {
             outcomes[index].suppressed = suppressed;
         }

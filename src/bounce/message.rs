@@ -5,7 +5,7 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::ReportedRecipient;
 use super::dsn;
-use crate::bounce::BounceKind;
+use crate::vocab::BounceKind;
 
 /// What a raw message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,7 +274,7 @@ fn addresses_in(text: &str) -> Vec<String> {
         {
             continue;
         }
-        if crate::verify::EmailAddress::parse(token).is_ok()
+        if crate::address::EmailAddress::parse(token).is_ok()
             && !found.iter().any(|f: &String| f.eq_ignore_ascii_case(token))
         {
             found.push(token.to_owned());
@@ -383,11 +383,7 @@ fn after<'a>(line: &'a str, email: &str) -> &'a str {
         .map_or(line, |at| &line[at + email.len()..])
 }
 
-type FoundReply = (
-    Option<u16>,
-    Option<crate::verify::smtp::EnhancedCode>,
-    String,
-);
+type FoundReply = (Option<u16>, Option<crate::smtp::EnhancedCode>, String);
 
 /// An SMTP reply in a line of text: a 4xx/5xx code standing alone, the
 /// text from it on.

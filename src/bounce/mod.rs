@@ -12,7 +12,8 @@ pub mod message;
 pub mod signature;
 pub mod webhooks;
 
-use crate::verify::smtp::EnhancedCode;
+use crate::smtp::EnhancedCode;
+use crate::vocab::BounceKind;
 
 /// What a report says about one recipient, before classification.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,33 +36,4 @@ pub struct ReportedRecipient {
     /// The sending provider's own hard/soft verdict, when it gives one
     /// (SES `Permanent`/`Transient`, Postmark `HardBounce`/`SoftBounce` …).
     pub provider_kind: Option<BounceKind>,
-}
-
-crate::verify::snake_case_enum! {
-    /// The class of a bounce report for one recipient.
-    BounceKind, "bounce kind" {
-        /// A permanent failure of the recipient: suppress at once.
-        Hard => "hard",
-        /// A temporary failure: counted, suppressed only when repeated.
-        Soft => "soft",
-        /// A spam complaint (ARF feedback report or an ESP complaint event).
-        Complaint => "complaint",
-        /// A failure that says nothing about the recipient (the sender was
-        /// blocked, a policy rejection) or that could not be classified.
-        Undetermined => "undetermined",
-    }
-}
-
-crate::verify::snake_case_enum! {
-    /// Where a bounce report came from.
-    BounceOrigin, "bounce origin" {
-        /// A JSON report posted to `POST /bounces`.
-        Json => "json",
-        /// A raw bounce message (RFC 3464 DSN or a plain-text bounce).
-        Message => "message",
-        Ses => "ses",
-        Sendgrid => "sendgrid",
-        Postmark => "postmark",
-        Mailgun => "mailgun",
-    }
 }

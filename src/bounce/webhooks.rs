@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::dsn::split_diagnostic;
 use super::{BounceKind, ReportedRecipient};
-use crate::verify::smtp::EnhancedCode;
+use crate::smtp::EnhancedCode;
 
 /// The most entries read from one list of a body: the recipients of an SES
 /// notification, the events of a SendGrid batch (each names at most one

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::settings::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +45,14 @@ fn same(a: &KeyDigest, b: &KeyDigest) -> bool {
 }
 
 impl Keys {
-    pub fn new(secret: &[Secret], public: &[Secret]) -> Self {
+    pub fn new(secret: &[SecretString], public: &[SecretString]) -> Self {
         let keys = secret
             .iter()
-            .map(|key| (digest(key.expose()), Scope::Secret))
+            .map(|key| (digest(key.expose_secret()), Scope::Secret))
             .chain(
                 public
                     .iter()
-                    .map(|key| (digest(key.expose()), Scope::Public)),
+                    .map(|key| (digest(key.expose_secret()), Scope::Public)),
             )
             .collect();
         Keys {
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn keys_resolve_to_their_scope() {
-        let keys = Keys::new(&[Secret::new("sk_1")], &[Secret::new("pk_1")]);
+        let keys = Keys::new(&[SecretString::from("sk_1")], &[SecretString::from("pk_1")]);
         let scope_of = |key: &str| keys.identify(key).map(|(_, scope)| scope);
         assert_eq!(scope_of("sk_1"), Some(Scope::Secret));
         assert_eq!(scope_of("pk_1"), Some(Scope::Public));

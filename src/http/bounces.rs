@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::address::EmailAddress;
 use crate::bounce::intake::{self, BounceReport};
-use crate::bounce::{BounceOrigin, ReportedRecipient, message};
-use crate::verify::EmailAddress;
+use crate::bounce::{ReportedRecipient, message};
+use crate::vocab::BounceOrigin;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,39 +19,6 @@ struct JsonBounce {
     status: Option<String>,
     smtp_code: Option<u16>,
     diagnostic: Option<String>,
-}
-
-/// The media type of a request, lower case, without parameters.
-pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-}
-
-/// Records a report's recipients; the suppression list may have changed,
-/// so answers kept in memory are forgotten.
-pub(crate) async fn record(
-    state: &AppState,
-    origin: BounceOrigin,
-    recipients: Vec<ReportedRecipient>,
-) -> Result<BounceReport, ApiError> {
-    let report = intake::record(
-        state.store.as_ref(),
-        origin,
-        recipients,
-        &state.bounce_policy,
-    )
-    .await?;
-    state.verifier.suppressions_changed();
-    Ok(report)
 }
 
 fn json_recipient(body: &[u8]) -> Result<ReportedRecipient, ApiError> {
@@ -100,7 +67,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BounceReport>, ApiError> {
-    let (origin, recipients) = match media_type(&headers).as_deref() {
+    let (origin, recipients) = match super::media::media_type(&headers).as_deref() {
         Some("application/json") => (BounceOrigin::Json, vec![json_recipient(&body)?]),
         Some("message/rfc822" | "message/global" | "text/plain") => {
             let parsed = message::parse(&body).map_err(|err| ApiError::invalid(err.to_string()))?;
@@ -117,5 +84,7 @@ pub async fn receive(
             ));
         }
     };
-    Ok(Json(record(&state, origin, recipients).await?))
+    Ok(Json(
+        intake::record(&state.suppressions, origin, recipients).await?,
+    ))
 }

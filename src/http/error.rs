@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error::error_chain;
 use crate::store::StoreError;
 
 /// An error answered to a client. 5xx messages say nothing internal; the
@@ -173,22 +174,6 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// An error and its causes on one line.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        // Many errors print their source in their own message already.
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Most bytes of a non-JSON error body that are kept as the message.
 const MAX_ERROR_TEXT: usize = 4096;
 
@@ -236,16 +221,6 @@ pub async fn not_found(request: Request) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_chains_include_every_cause() {
-        let io = std::io::Error::other("connection refused");
-        let err = StoreError::Unavailable(sqlx::Error::Io(io));
-        assert_eq!(
-            error_chain(&err),
-            "the database is unavailable: error communicating with database: connection refused"
-        );
-    }
 
     #[test]
     fn server_errors_never_echo_layer_text() {

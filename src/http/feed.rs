@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -72,16 +72,7 @@ fn parse_query(query: &FeedQuery) -> Result<(u32, Cursor, ChangeFilter), ApiErro
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
-    accepts(headers, "text/csv")
-}
-
-/// Whether the `Accept` header names the media type `kind`.
-pub(crate) fn accepts(headers: &HeaderMap, kind: &str) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .any(|accept| accept.split(',').any(|item| item.trim().starts_with(kind)))
+    super::media::accepts(headers, "text/csv")
 }
 
 /// `GET /suppressions?limit=&cursor=&reason=&source=`: the entries changed
@@ -95,8 +86,8 @@ pub async fn feed(
     let (limit, cursor, filter) = parse_query(&query)?;
     // One row more than asked tells whether there is more.
     let mut entries = state
-        .store
-        .suppression_changes(cursor.0, limit + 1, &filter)
+        .suppressions
+        .changes(cursor.0, limit + 1, &filter)
         .await?;
     let has_more = entries.len() > limit as usize;
     entries.truncate(limit as usize);

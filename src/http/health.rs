@@ -24,7 +24,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             json!({"status": "ready", "database": state.store.backend().as_str()}),
         )),
         Ok(Err(err)) => {
-            tracing::warn!(error = %super::error_chain(&err), "readiness check failed");
+            tracing::warn!(error = %crate::error::error_chain(&err), "readiness check failed");
             Err(ApiError::database_unavailable())
         }
         Err(_) => {

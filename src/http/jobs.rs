@@ -17,10 +17,10 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
+use crate::address::EmailAddress;
 use crate::jobs::JobView;
 use crate::jobs::input::{self, InputError};
 use crate::store::{JobResultRow, NewJobItem};
-use crate::verify::EmailAddress;
 use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
 
@@ -41,7 +41,7 @@ enum UploadFormat {
 }
 
 fn upload_format(headers: &HeaderMap) -> Result<UploadFormat, ApiError> {
-    let essence = super::bounces::media_type(headers).unwrap_or_default();
+    let essence = super::media::media_type(headers).unwrap_or_default();
     match essence.as_str() {
         "text/csv" | "application/csv" => Ok(UploadFormat::Csv),
         "application/json" => Ok(UploadFormat::Json),
@@ -172,7 +172,7 @@ pub async fn create(
         Ok(url) => url,
         Err(err) => {
             if let Err(discard) = store.discard_job(id).await {
-                tracing::warn!(error = %super::error_chain(&discard), job = %id, "discarding a failed upload failed; it is purged later");
+                tracing::warn!(error = %crate::error::error_chain(&discard), job = %id, "discarding a failed upload failed; it is purged later");
             }
             return Err(err);
         }
@@ -293,7 +293,7 @@ fn results_format(query: &ResultsQuery, headers: &HeaderMap) -> Result<ResultsFo
         }
         None => {}
     }
-    let accepts = |kind: &str| super::feed::accepts(headers, kind);
+    let accepts = |kind: &str| super::media::accepts(headers, kind);
     if accepts("application/x-ndjson") && !accepts("text/csv") {
         Ok(ResultsFormat::Ndjson)
     } else {
@@ -327,7 +327,7 @@ pub async fn results(
                     .job_results(id, after, RESULTS_PAGE)
                     .await
                     .map_err(|err| {
-                        tracing::warn!(error = %super::error_chain(&err), job = %id, "streaming job results failed");
+                        tracing::warn!(error = %crate::error::error_chain(&err), job = %id, "streaming job results failed");
                         io::Error::other(err)
                     })?;
                 let finished = rows.len() < RESULTS_PAGE;

@@ -6,6 +6,7 @@ mod error;
 mod feed;
 mod health;
 mod jobs;
+mod media;
 mod meta;
 mod stats;
 mod suppressions;
@@ -32,10 +33,11 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 pub use auth::{Gate, Keys, RateLimits};
-pub use error::{ApiError, ApiJson, error_chain};
+pub use error::{ApiError, ApiJson};
 pub use meta::OPENAPI_YAML;
 
 use crate::store::Store;
+use crate::suppress::SuppressionList;
 use crate::verify::Verifier;
 
 /// What every handler can reach: cheap to clone (one `Arc`), as every
@@ -61,8 +63,9 @@ impl std::ops::Deref for AppState {
 #[derive(Debug)]
 pub struct SharedState {
     pub store: Arc<dyn Store>,
+    /// The one writer of the suppression list.
+    pub suppressions: Arc<SuppressionList>,
     pub verifier: Arc<Verifier>,
-    pub bounce_policy: crate::store::SoftBouncePolicy,
     pub metrics: PrometheusHandle,
     pub jobs: crate::jobs::JobSettings,
     /// Keys that ESP webhooks must be signed with, when configured.
@@ -72,7 +75,7 @@ pub struct SharedState {
 /// The keys ESP webhooks are signed with.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSigning {
-    pub mailgun: Option<crate::settings::Secret>,
+    pub mailgun: Option<crate::secret::SecretString>,
     pub sendgrid: Option<String>,
 }
 

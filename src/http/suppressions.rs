@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
-use crate::store::{NewSuppression, SmtpEvidence, Suppression, Upserted};
-use crate::suppress::{SuppressionReason, SuppressionSource};
-use crate::verify::EmailAddress;
-use crate::verify::result::to_rfc3339;
+use crate::address::EmailAddress;
+use crate::store::Suppression;
+use crate::vocab::{SuppressionReason, SuppressionSource};
 
 /// Longest operator note accepted with a manual suppression.
 const MAX_DIAGNOSTIC_CHARS: usize = 1000;
@@ -25,9 +24,9 @@ pub struct SuppressionBody {
     enhanced_code: Option<String>,
     diagnostic: Option<String>,
     mx_host: Option<String>,
-    #[serde(serialize_with = "to_rfc3339")]
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     created_at: DateTime<Utc>,
-    #[serde(serialize_with = "to_rfc3339")]
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     updated_at: DateTime<Utc>,
     deleted: bool,
 }
@@ -36,7 +35,7 @@ impl SuppressionBody {
     /// The entry as a CSV row, in the columns of the CSV feed.
     pub fn csv_record(&self) -> [String; 10] {
         let optional = |value: Option<&str>| value.unwrap_or_default().to_owned();
-        let time = |at: &DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let time = crate::rfc3339::format;
         [
             self.email.clone(),
             self.reason.to_string(),
@@ -115,23 +114,11 @@ pub async fn add(
             "`diagnostic` is longer than {MAX_DIAGNOSTIC_CHARS} characters"
         )));
     }
-    if let Some(existing) = state.store.suppression(&address.key()).await? {
-        return Ok((StatusCode::OK, Json(existing.into())));
-    }
-    let entry = NewSuppression {
-        address_key: address.key(),
-        email: address.normalized(),
-        reason: body.reason,
-        source: SuppressionSource::Api,
-        evidence: SmtpEvidence {
-            diagnostic: body.diagnostic,
-            ..SmtpEvidence::default()
-        },
-    };
-    let (stored, outcome) = state.store.upsert_suppression(&entry, Utc::now()).await?;
-    state.verifier.suppressions_changed();
-    let status = if outcome == Upserted::Created {
-        metrics::counter!("mailvet_suppressions_added_total", "source" => "api").increment(1);
+    let (stored, created) = state
+        .suppressions
+        .add(&address, body.reason, body.diagnostic)
+        .await?;
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -145,7 +132,7 @@ pub async fn get(
     Path(email): Path<String>,
 ) -> Result<Json<SuppressionBody>, ApiError> {
     let address = parse_path_address(&email)?;
-    match state.store.suppression(&address.key()).await? {
+    match state.suppressions.get(&address).await? {
         Some(entry) => Ok(Json(entry.into())),
         None => Err(ApiError::not_found("not on the suppression list")),
     }
@@ -158,16 +145,8 @@ pub async fn remove(
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let address = parse_path_address(&email)?;
-    match state
-        .store
-        .remove_suppression(&address.key(), Utc::now())
-        .await?
-    {
-        Some(_) => {
-            state.verifier.suppressions_changed();
-            metrics::counter!("mailvet_suppressions_removed_total").increment(1);
-            Ok(StatusCode::NO_CONTENT)
-        }
+    match state.suppressions.remove(&address).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::not_found("not on the suppression list")),
     }
 }

@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{ApiError, AppState, WebhookSigning};
+use crate::bounce::ReportedRecipient;
 use crate::bounce::signature;
 use crate::bounce::webhooks::{self, SesNotice, WebhookError};
-use crate::bounce::{BounceOrigin, ReportedRecipient};
+use crate::secret::ExposeSecret;
+use crate::vocab::BounceOrigin;
 
 impl From<WebhookError> for ApiError {
     fn from(err: WebhookError) -> Self {
@@ -51,7 +53,7 @@ pub async fn receive(
             )));
         }
     };
-    let report = super::bounces::record(&state, origin, recipients).await?;
+    let report = crate::bounce::intake::record(&state.suppressions, origin, recipients).await?;
     Ok(Json(report).into_response())
 }
 
@@ -70,7 +72,7 @@ fn check_signature(
             WebhookSigning {
                 mailgun: Some(key), ..
             },
-        ) => signature::verify_mailgun(body, key.expose(), now),
+        ) => signature::verify_mailgun(body, key.expose_secret(), now),
         (
             "sendgrid",
             WebhookSigning {

@@ -13,9 +13,7 @@ use tokio::sync::Notify;
 
 pub use runner::JobRunner;
 
-use crate::settings::Settings;
 use crate::store::{Job, JobStatus, StatusCounts};
-use crate::verify::result::to_rfc3339;
 
 /// How jobs are taken in and worked.
 #[derive(Debug, Clone)]
@@ -31,23 +29,6 @@ pub struct JobSettings {
     pub wake: Arc<Notify>,
 }
 
-impl JobSettings {
-    pub fn from_settings(settings: &Settings) -> Self {
-        JobSettings {
-            workers: settings
-                .job_workers
-                .unwrap_or((settings.max_smtp_sessions * 3 / 4).max(1)),
-            chunk_size: settings.job_chunk_size.max(1),
-            lease: settings.job_lease,
-            greylist_delay: settings.job_greylist_delay,
-            greylist_attempts: settings.job_greylist_attempts.max(1),
-            max_addresses: settings.max_job_addresses,
-            max_upload_bytes: settings.max_job_upload_bytes,
-            wake: Arc::new(Notify::new()),
-        }
-    }
-}
-
 /// A job as the API shows it (`GET /jobs/{id}` and the completion webhook).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobView {
@@ -59,9 +40,9 @@ pub struct JobView {
     pub progress: f64,
     pub eta_seconds: Option<f64>,
     pub webhook_url: Option<String>,
-    #[serde(serialize_with = "to_rfc3339")]
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "to_rfc3339")]
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
     #[serde(serialize_with = "optional_rfc3339")]
     pub completed_at: Option<DateTime<Utc>>,
@@ -106,7 +87,7 @@ fn optional_rfc3339<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match value {
-        Some(at) => to_rfc3339(at, serializer),
+        Some(at) => crate::rfc3339::serialize(at, serializer),
         None => serializer.serialize_none(),
     }
 }

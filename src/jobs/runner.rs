@@ -12,9 +12,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{JobSettings, JobView};
-use crate::http::error_chain;
+use crate::error::error_chain;
 use crate::store::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
-use crate::verify::{Reason, Verifier, VerifyResult};
+use crate::verify::{Verifier, VerifyResult};
+use crate::vocab::Reason;
 
 /// How often an idle worker looks for work (a new job also wakes it).
 const IDLE_POLL: Duration = Duration::from_secs(1);

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::StoreResult;
-use crate::verify::Status;
+use crate::vocab::Status;
 
-crate::verify::snake_case_enum!(
+crate::vocab::snake_case_enum!(
     /// Where a job stands.
     JobStatus, "job status" {
         /// Its upload is still streaming in; not visible to the API.

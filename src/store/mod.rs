@@ -21,14 +21,14 @@ pub use jobs::{
     StatusCounts,
 };
 pub use model::{
-    BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent, NewSuppression,
-    SmtpEvidence, SoftBouncePolicy, Suppression, Upserted, WindowStats,
+    BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, NewBounce,
+    NewBounceEvent, NewSuppression, Suppression, Upserted, WindowStats,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::bounce::BounceKind;
-use crate::settings::Secret;
+use crate::secret::{ExposeSecret, SecretString};
+use crate::vocab::BounceKind;
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,7 @@ impl Backend {
         match scheme {
             Some("postgres" | "postgresql") => Ok(Backend::Postgres),
             Some("sqlite") => Ok(Backend::Sqlite),
-            _ => Err(StoreError::UnsupportedUrl(crate::settings::redact_url(url))),
+            _ => Err(StoreError::UnsupportedUrl(crate::secret::redact_url(url))),
         }
     }
 }
@@ -105,24 +105,25 @@ impl fmt::Display for Backend {
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    pub url: Secret,
+    pub url: SecretString,
     pub max_connections: u32,
     /// How long a query waits for a pooled connection before the store
     /// reports itself unavailable.
     pub acquire_timeout: Duration,
 }
 
-/// Opens the store that `settings.url` names. Does not migrate.
-pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
-    let url = settings.url.expose();
+/// Opens the database that `settings.url` names. Does not migrate.
+pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Database>> {
+    let url = settings.url.expose_secret();
     Ok(match Backend::for_url(url)? {
         Backend::Postgres => Arc::new(PgStore::connect(settings)?),
         Backend::Sqlite => Arc::new(SqliteStore::connect(settings).await?),
     })
 }
 
-/// Everything mailvet keeps. Implementations must make each method atomic:
-/// a write either happens whole or not at all.
+/// Everything mailvet keeps, but for the writes that change the suppression
+/// list, which are in [`SuppressionWrites`]. Implementations must make each
+/// method atomic: a write either happens whole or not at all.
 #[async_trait]
 pub trait Store: JobStore + Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
@@ -158,24 +159,6 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     // ---- suppression list --------------------------------------------
 
-    /// Puts an address on the suppression list, or refreshes its entry.
-    /// Re-adding an identical live entry changes nothing and takes no new
-    /// change sequence; anything else takes one.
-    async fn upsert_suppression(
-        &self,
-        entry: &NewSuppression,
-        now: DateTime<Utc>,
-    ) -> StoreResult<(Suppression, Upserted)>;
-
-    /// Removes an address from the list, leaving a tombstone in the change
-    /// feed. Returns the tombstone, or `None` if the address was not on the
-    /// list.
-    async fn remove_suppression(
-        &self,
-        address_key: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Suppression>>;
-
     /// The live entry for an address (tombstones are not returned).
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>>;
 
@@ -197,17 +180,6 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent>;
 
-    /// Records the bounces of one report and applies the suppressions they
-    /// call for (hard bounces and complaints at once, soft bounces past the
-    /// policy's limit), all in one transaction. Returns, per bounce, whether
-    /// the address is suppressed because of it.
-    async fn record_bounces(
-        &self,
-        bounces: &[NewBounce],
-        policy: &SoftBouncePolicy,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<bool>>;
-
     /// How many bounces of `kind` were recorded for an address at or after
     /// `since`.
     async fn count_bounces(
@@ -217,6 +189,45 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
         since: DateTime<Utc>,
     ) -> StoreResult<u64>;
 }
+
+/// The writes that change the suppression list. Only its owner,
+/// `suppress::SuppressionList`, holds a handle to them; everything else
+/// reads the list through [`Store`].
+#[async_trait]
+pub trait SuppressionWrites: Send + Sync + fmt::Debug {
+    /// Puts an address on the suppression list, or refreshes its entry.
+    /// Re-adding an identical live entry changes nothing and takes no new
+    /// change sequence; anything else takes one.
+    async fn upsert_suppression(
+        &self,
+        entry: &NewSuppression,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Suppression, Upserted)>;
+
+    /// Removes an address from the list, leaving a tombstone in the change
+    /// feed. Returns the tombstone, or `None` if the address was not on the
+    /// list.
+    async fn remove_suppression(
+        &self,
+        address_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Suppression>>;
+
+    /// Records the bounces of one report and applies the suppressions the
+    /// rules call for, all in one transaction. Returns, per bounce, whether
+    /// the address is suppressed after it.
+    async fn record_bounces(
+        &self,
+        bounces: &[NewBounce],
+        rules: &dyn BounceRules,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>>;
+}
+
+/// A database: the store and the suppression list's writes.
+pub trait Database: Store + SuppressionWrites {}
+
+impl<T: Store + SuppressionWrites> Database for T {}
 
 /// Reads a stored enum name back, or reports the row as corrupt.
 fn parse_stored<T>(column: &str, value: &str) -> StoreResult<T>

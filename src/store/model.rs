@@ -1,11 +1,10 @@
 //! The records the store keeps, independent of the backend.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::bounce::{BounceKind, BounceOrigin};
-use crate::suppress::{SuppressionReason, SuppressionSource};
-use crate::verify::{Reason, Status};
+use crate::vocab::{BounceKind, BounceOrigin, Diagnosis};
+use crate::vocab::{Reason, Status};
+use crate::vocab::{SuppressionReason, SuppressionSource};
 
 /// A verification verdict kept for reuse until `expires_at`.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,15 +21,6 @@ pub struct CachedVerification {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What an SMTP server said about a recipient, as far as it is known.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SmtpEvidence {
-    pub smtp_code: Option<u16>,
-    pub enhanced_code: Option<String>,
-    pub diagnostic: Option<String>,
-    pub mx_host: Option<String>,
-}
-
 /// A request to put an address on the suppression list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSuppression {
@@ -38,7 +28,7 @@ pub struct NewSuppression {
     pub email: String,
     pub reason: SuppressionReason,
     pub source: SuppressionSource,
-    pub evidence: SmtpEvidence,
+    pub evidence: Diagnosis,
 }
 
 /// An entry of the suppression list, live or a tombstone (`deleted`).
@@ -48,7 +38,7 @@ pub struct Suppression {
     pub email: String,
     pub reason: SuppressionReason,
     pub source: SuppressionSource,
-    pub evidence: SmtpEvidence,
+    pub evidence: Diagnosis,
     pub deleted: bool,
     /// The position of this entry's last change in the change feed.
     pub seq: i64,
@@ -100,7 +90,7 @@ pub struct NewBounceEvent {
     pub email: String,
     pub kind: BounceKind,
     pub origin: BounceOrigin,
-    pub evidence: SmtpEvidence,
+    pub evidence: Diagnosis,
     pub received_at: DateTime<Utc>,
 }
 
@@ -112,25 +102,8 @@ pub struct BounceEvent {
     pub email: String,
     pub kind: BounceKind,
     pub origin: BounceOrigin,
-    pub evidence: SmtpEvidence,
+    pub evidence: Diagnosis,
     pub received_at: DateTime<Utc>,
-}
-
-/// When repeated temporary bounces suppress an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SoftBouncePolicy {
-    /// Soft bounces within the window that suppress (the last one counts).
-    pub limit: u32,
-    pub window: chrono::Duration,
-}
-
-impl Default for SoftBouncePolicy {
-    fn default() -> Self {
-        SoftBouncePolicy {
-            limit: 3,
-            window: chrono::Duration::days(7),
-        }
-    }
 }
 
 /// One recipient's bounce, to be recorded, with the suppression it calls
@@ -141,56 +114,40 @@ pub struct NewBounce {
     pub suppress_as: Option<SuppressionReason>,
 }
 
-impl NewBounce {
-    /// The suppression entry this bounce would create.
-    pub(crate) fn suppression(&self, reason: SuppressionReason) -> NewSuppression {
-        NewSuppression {
-            address_key: self.event.address_key.clone(),
-            email: self.event.email.clone(),
-            reason,
-            source: SuppressionSource::Bounce,
-            evidence: self.event.evidence.clone(),
-        }
-    }
-
-    /// The suppression to write, given the live entry (if any) and the
-    /// recipient's soft bounces in the window (this one included). A live
-    /// entry is never overwritten by a bounce: its first evidence stays.
-    pub(crate) fn plan(
-        &self,
-        live: Option<&Suppression>,
-        soft_in_window: u64,
-        policy: &SoftBouncePolicy,
-    ) -> BouncePlan {
-        if live.is_some() {
-            return if self.suppress_as.is_some() || self.event.kind == BounceKind::Soft {
-                BouncePlan::AlreadySuppressed
-            } else {
-                BouncePlan::Nothing
-            };
-        }
-        match (self.suppress_as, self.event.kind) {
-            (Some(reason), _) => BouncePlan::Suppress(self.suppression(reason)),
-            (None, BounceKind::Soft) if soft_in_window >= u64::from(policy.limit.max(1)) => {
-                BouncePlan::Suppress(self.suppression(SuppressionReason::SoftBounceLimit))
-            }
-            _ => BouncePlan::Nothing,
-        }
-    }
-}
-
 /// What recording a bounce does to the suppression list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BouncePlan {
+pub enum BouncePlan {
+    /// Nothing: the bounce is only recorded.
     Nothing,
+    /// The address is on the list already; its entry stays as it is.
     AlreadySuppressed,
+    /// Put the address on the list with this entry.
     Suppress(NewSuppression),
 }
 
 impl BouncePlan {
-    pub(crate) fn suppressed(&self) -> bool {
+    /// Whether the address is suppressed after the bounce.
+    pub fn suppressed(&self) -> bool {
         !matches!(self, BouncePlan::Nothing)
     }
+}
+
+/// The rules by which bounces suppress addresses. The suppression list
+/// supplies them (`suppress::policy`); the store applies them inside the
+/// transaction that records the bounce, so that a decision and its write
+/// are one.
+pub trait BounceRules: Send + Sync {
+    /// How far back soft bounces of an address are counted.
+    fn soft_window(&self) -> chrono::Duration;
+
+    /// What to do for `bounce`, given the address's live entry (if any) and
+    /// its soft bounces within the window, this one included.
+    fn plan(
+        &self,
+        bounce: &NewBounce,
+        live: Option<&Suppression>,
+        soft_in_window: u64,
+    ) -> BouncePlan;
 }
 
 /// Counts over one window of time, for `GET /stats`.

@@ -11,7 +11,7 @@ use super::jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
 };
 use super::{PgStore, StoreResult, parse_stored};
-use crate::verify::Status;
+use crate::vocab::Status;
 
 /// The columns of `jobs`, as `job_from_row` reads them.
 macro_rules! job_columns {

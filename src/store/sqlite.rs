@@ -17,13 +17,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
-use super::model::{BouncePlan, hour_of};
+use super::model::hour_of;
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounce, NewBounceEvent,
-    NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, StoreError, StoreResult, StoreSettings,
-    Suppression, Upserted, WindowStats, counts_map, parse_stored, stored_smtp_code,
+    Backend, BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, NewBounce,
+    NewBounceEvent, NewSuppression, Store, StoreError, StoreResult, StoreSettings, Suppression,
+    SuppressionWrites, Upserted, WindowStats, counts_map, parse_stored, stored_smtp_code,
 };
-use crate::bounce::BounceKind;
+use crate::secret::ExposeSecret;
+use crate::vocab::{BounceKind, Diagnosis};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -80,7 +81,7 @@ impl WriteTx {
 impl SqliteStore {
     /// Opens (and creates, if missing) the database file.
     pub async fn connect(settings: &StoreSettings) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(settings.url.expose())?
+        let options = SqliteConnectOptions::from_str(settings.url.expose_secret())?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -256,8 +257,8 @@ fn suppression_from_row(row: &SqliteRow) -> StoreResult<Suppression> {
     })
 }
 
-fn evidence_from_row(row: &SqliteRow) -> StoreResult<SmtpEvidence> {
-    Ok(SmtpEvidence {
+fn evidence_from_row(row: &SqliteRow) -> StoreResult<Diagnosis> {
+    Ok(Diagnosis {
         smtp_code: stored_smtp_code(row.try_get("smtp_code")?)?,
         enhanced_code: row.try_get("enhanced_code")?,
         diagnostic: row.try_get("diagnostic")?,
@@ -416,6 +417,67 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn suppression_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("select last_seq from suppression_seq")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions where address_key = ?1 and deleted = 0"
+        ))
+        .bind(address_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(suppression_from_row).transpose()
+    }
+
+    async fn suppression_changes(
+        &self,
+        after_seq: i64,
+        limit: u32,
+        filter: &ChangeFilter,
+    ) -> StoreResult<Vec<Suppression>> {
+        let rows = sqlx::query(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions
+              where seq > ?1
+                and (?3 is null or reason = ?3)
+                and (?4 is null or source = ?4)
+              order by seq
+              limit ?2"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .bind(filter.reason.map(|reason| reason.as_str()))
+        .bind(filter.source.map(|source| source.as_str()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(suppression_from_row).collect()
+    }
+
+    async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
+        let mut conn = self.pool.acquire().await?;
+        insert_bounce(&mut conn, event).await
+    }
+
+    async fn count_bounces(
+        &self,
+        address_key: &str,
+        kind: BounceKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await?;
+        count_bounces_in(&mut conn, address_key, kind, since).await
+    }
+}
+
+#[async_trait]
+impl SuppressionWrites for SqliteStore {
     async fn upsert_suppression(
         &self,
         entry: &NewSuppression,
@@ -465,58 +527,10 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn suppression_seq(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("select last_seq from suppression_seq")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>> {
-        let row = sqlx::query(concat!(
-            "select ",
-            suppression_columns!(),
-            " from suppressions where address_key = ?1 and deleted = 0"
-        ))
-        .bind(address_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(suppression_from_row).transpose()
-    }
-
-    async fn suppression_changes(
-        &self,
-        after_seq: i64,
-        limit: u32,
-        filter: &ChangeFilter,
-    ) -> StoreResult<Vec<Suppression>> {
-        let rows = sqlx::query(concat!(
-            "select ",
-            suppression_columns!(),
-            " from suppressions
-              where seq > ?1
-                and (?3 is null or reason = ?3)
-                and (?4 is null or source = ?4)
-              order by seq
-              limit ?2"
-        ))
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .bind(filter.reason.map(|reason| reason.as_str()))
-        .bind(filter.source.map(|source| source.as_str()))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(suppression_from_row).collect()
-    }
-
-    async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
-        let mut conn = self.pool.acquire().await?;
-        insert_bounce(&mut conn, event).await
-    }
-
     async fn record_bounces(
         &self,
         bounces: &[NewBounce],
-        policy: &SoftBouncePolicy,
+        rules: &dyn BounceRules,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<bool>> {
         let mut tx = self.begin_write().await?;
@@ -528,11 +542,11 @@ impl Store for SqliteStore {
                 .await?
                 .filter(|entry| !entry.deleted);
             let soft_in_window = if bounce.event.kind == BounceKind::Soft {
-                count_bounces_in(&mut tx, key, BounceKind::Soft, now - policy.window).await?
+                count_bounces_in(&mut tx, key, BounceKind::Soft, now - rules.soft_window()).await?
             } else {
                 0
             };
-            let plan = bounce.plan(live.as_ref(), soft_in_window, policy);
+            let plan = rules.plan(bounce, live.as_ref(), soft_in_window);
             if let BouncePlan::Suppress(entry) = &plan {
                 write_suppression(&mut tx, entry, now).await?;
             }
@@ -540,15 +554,5 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(suppressed)
-    }
-
-    async fn count_bounces(
-        &self,
-        address_key: &str,
-        kind: BounceKind,
-        since: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let mut conn = self.pool.acquire().await?;
-        count_bounces_in(&mut conn, address_key, kind, since).await
     }
 }

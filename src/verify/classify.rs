@@ -25,28 +25,9 @@
 //! `tests/api/classification_corpus.rs` holds 141 real replies from public
 //! sources with the verdict a postmaster would give.
 
-use super::Reason;
-use super::smtp::{EnhancedCode, SmtpReply};
-
-/// Where in the session a reply came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Greeting,
-    Ehlo,
-    MailFrom,
-    RcptTo,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "ehlo",
-            Stage::MailFrom => "mail_from",
-            Stage::RcptTo => "rcpt_to",
-        }
-    }
-}
+use super::evidence::Stage;
+use crate::smtp::{EnhancedCode, SmtpReply};
+use crate::vocab::Reason;
 
 /// Texts that name a rate limit outright: they win over any other cause
 /// named in the same reply.
@@ -401,7 +382,7 @@ mod tests {
             let reason = classify(Stage::RcptTo, raw);
             assert_ne!(
                 reason.status(),
-                crate::verify::Status::Undeliverable,
+                crate::vocab::Status::Undeliverable,
                 "{raw}"
             );
         }

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use chrono::SecondsFormat;
-
 use super::VerifyResult;
 
 /// The columns of a results CSV, in order.
@@ -57,9 +55,7 @@ pub fn csv_cells(result: &VerifyResult) -> [String; 19] {
             .map(|reason| reason.to_string())
             .unwrap_or_default(),
         flag(result.cached),
-        result
-            .checked_at
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        crate::rfc3339::format(&result.checked_at),
         result.message.clone().unwrap_or_default(),
     ]
 }
@@ -108,8 +104,8 @@ impl<W: Write> CsvResults<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::Reason;
-    use crate::verify::result::SmtpEvidence;
+    use crate::vocab::Reason;
+    use crate::vocab::SmtpEvidence;
 
     #[test]
     fn a_row_has_every_column_and_quotes_what_needs_it() {

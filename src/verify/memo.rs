@@ -2,106 +2,105 @@
 //! signup form's retries, a list checked twice) is answered without a
 //! database round trip.
 //!
-//! An entry is only as good as the suppression list it was read against:
-//! every change to the list — made by this process, or seen through the
-//! list's change sequence when another replica made it — empties the memo.
-//! Entries also expire with the verdict they copy, and after [`MEMO_TTL`].
+//! An entry is only as good as the suppression list it was read against,
+//! so each is stamped with the list's version (`SuppressionList::version`)
+//! read before the answer was made, and is served only under that same
+//! version: any change to the list — made by this process, or seen when
+//! another replica made it — retires every entry at once. Entries also
+//! expire with the verdict they copy, and after [`MEMO_TTL`].
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use moka::sync::Cache;
 
 use super::VerifyResult;
 
 /// The longest an answer is kept in memory.
 pub const MEMO_TTL: Duration = Duration::from_secs(300);
 /// The most answers kept.
-pub const MEMO_CAPACITY: usize = 100_000;
+pub const MEMO_CAPACITY: u64 = 100_000;
 
 #[derive(Debug)]
 struct Entry {
     result: VerifyResult,
     until: Instant,
+    version: u64,
 }
 
 /// Answers by address key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memo {
-    entries: Mutex<HashMap<String, Entry>>,
-    /// The suppression list's change sequence when the memo was last
-    /// emptied for it; `-1` until first seen.
-    seen_seq: AtomicI64,
+    entries: Cache<String, Arc<Entry>>,
+    /// The list version the entries were last checked against.
+    version: AtomicU64,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Memo {
     pub fn new() -> Self {
         Memo {
-            entries: Mutex::default(),
-            seen_seq: AtomicI64::new(-1),
+            entries: Cache::builder()
+                .max_capacity(MEMO_CAPACITY)
+                .time_to_live(MEMO_TTL)
+                .build(),
+            version: AtomicU64::new(0),
         }
     }
 
-    /// The answer kept for `key`, if it is still good.
-    pub fn get(&self, key: &str) -> Option<VerifyResult> {
-        let mut entries = self.entries.lock().expect("memo");
-        match entries.get(key) {
-            Some(entry) if entry.until > Instant::now() => Some(entry.result.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
+    /// The answer kept for `key`, if it is still good under the list's
+    /// `version`.
+    pub fn get(&self, key: &str, version: u64) -> Option<VerifyResult> {
+        self.forget_if_changed(version);
+        let entry = self.entries.get(key)?;
+        if entry.version == version && entry.until > Instant::now() {
+            return Some(entry.result.clone());
         }
+        self.entries.invalidate(key);
+        None
     }
 
-    /// Keeps an answer until `expires_at` (the verdict's own expiry), at
-    /// most [`MEMO_TTL`].
-    pub fn put(&self, key: String, result: VerifyResult, expires_at: DateTime<Utc>) {
+    /// Keeps an answer made under the list's `version` until `expires_at`
+    /// (the verdict's own expiry), at most [`MEMO_TTL`].
+    pub fn put(&self, key: String, result: VerifyResult, expires_at: DateTime<Utc>, version: u64) {
         let left = (expires_at - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
             .min(MEMO_TTL);
-        if left.is_zero() {
+        if left.is_zero() || self.forget_if_changed(version) > version {
+            // Expired already, or made under a list that has changed since.
             return;
         }
-        let now = Instant::now();
-        let mut entries = self.entries.lock().expect("memo");
-        if entries.len() >= MEMO_CAPACITY {
-            entries.retain(|_, entry| entry.until > now);
-            if entries.len() >= MEMO_CAPACITY {
-                // Still full of live answers: start over rather than track
-                // recency on every read.
-                entries.clear();
-            }
+        let entry = Entry {
+            result,
+            until: Instant::now() + left,
+            version,
+        };
+        self.entries.insert(key, Arc::new(entry));
+    }
+
+    /// Drops every entry once the list has moved on to `version`: they
+    /// could no longer be served, and need not wait for their time to run
+    /// out. Returns the newest version seen (versions only grow).
+    fn forget_if_changed(&self, version: u64) -> u64 {
+        let before = self.version.fetch_max(version, Ordering::AcqRel);
+        if before < version {
+            self.entries.invalidate_all();
         }
-        entries.insert(
-            key,
-            Entry {
-                result,
-                until: now + left,
-            },
-        );
+        before.max(version)
     }
 
-    /// Forgets every answer: the suppression list changed.
-    pub fn clear(&self) {
-        self.entries.lock().expect("memo").clear();
-    }
-
-    /// Notes the suppression list's change sequence; a new one (a change by
-    /// any replica) empties the memo.
-    pub fn saw_suppression_seq(&self, seq: i64) {
-        let before = self.seen_seq.swap(seq, Ordering::SeqCst);
-        if before != seq {
-            self.clear();
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.lock().expect("memo").len()
+    /// How many answers are kept (approximately: the cache counts lazily).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,7 +111,7 @@ impl Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::Reason;
+    use crate::vocab::Reason;
 
     fn result() -> VerifyResult {
         VerifyResult::new(
@@ -122,38 +121,37 @@ mod tests {
         )
     }
 
+    fn in_an_hour() -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::hours(1)
+    }
+
     #[test]
     fn answers_are_kept_until_their_verdict_expires_or_the_list_changes() {
         let memo = Memo::new();
-        memo.put(
-            "a@example.test".into(),
-            result(),
-            Utc::now() + chrono::Duration::hours(1),
-        );
-        assert!(memo.get("a@example.test").is_some());
+        memo.put("a@example.test".into(), result(), in_an_hour(), 7);
+        assert!(memo.get("a@example.test", 7).is_some());
         memo.put(
             "b@example.test".into(),
             result(),
             Utc::now() - chrono::Duration::seconds(1),
+            7,
         );
         assert!(
-            memo.get("b@example.test").is_none(),
+            memo.get("b@example.test", 7).is_none(),
             "an expired verdict is not kept"
         );
-
-        memo.saw_suppression_seq(7);
-        assert!(memo.is_empty(), "the first sequence seen empties the memo");
-        memo.put(
-            "a@example.test".into(),
-            result(),
-            Utc::now() + chrono::Duration::hours(1),
-        );
-        memo.saw_suppression_seq(7);
-        assert!(memo.get("a@example.test").is_some(), "no change, no loss");
-        memo.saw_suppression_seq(8);
         assert!(
-            memo.get("a@example.test").is_none(),
-            "a change anywhere empties it"
+            memo.get("a@example.test", 8).is_none(),
+            "a change of the list retires every answer"
         );
+    }
+
+    #[test]
+    fn an_answer_made_before_a_change_is_never_served_after_it() {
+        let memo = Memo::new();
+        // Read against version 3, stored after the list moved to 4.
+        memo.get("late@example.test", 4);
+        memo.put("late@example.test".into(), result(), in_an_hour(), 3);
+        assert!(memo.get("late@example.test", 4).is_none());
     }
 }

@@ -1,23 +1,28 @@
-//! Email verification: address syntax and the verdict taxonomy (DESIGN §2).
+//! The verification engine. The pipeline (`engine.rs`) gathers evidence —
+//! local lists (`lists.rs`), DNS (`dns.rs`), the SMTP probe (`probe.rs`,
+//! over the session pool in `hosts.rs`, within the budget of `budget.rs`)
+//! — and one pure function (`verdict.rs`, reading replies with
+//! `classify.rs`) turns it into a verdict, which `record.rs` keeps.
 
+mod budget;
 pub mod classify;
+mod degraded;
 pub mod dns;
 mod engine;
+pub mod evidence;
 pub mod export;
 pub mod guard;
+mod hosts;
 pub mod lists;
 pub mod memo;
 pub mod probe;
+mod record;
 pub mod result;
-pub mod smtp;
-mod syntax;
-mod verdict;
+pub mod verdict;
 
-pub(crate) use verdict::snake_case_enum;
-
-pub use classify::{Stage, classify_reply};
-pub use engine::{Answer, CacheTtl, Verifier, VerifierSettings};
+pub use classify::classify_reply;
+pub use degraded::Answer;
+pub use engine::{Verifier, VerifierSettings};
+pub use evidence::Stage;
+pub use record::CacheTtl;
 pub use result::VerifyResult;
-pub use smtp::SmtpReply;
-pub use syntax::{EmailAddress, SyntaxError};
-pub use verdict::{Reason, Status, UnknownVariant};

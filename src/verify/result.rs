@@ -1,31 +1,9 @@
 //! The answer to "can this address receive mail?", as the API serves it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::smtp::SmtpReply;
-use super::{Reason, Status};
-use crate::suppress::SuppressionReason;
-
-/// The reply of a mail server that decided a verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmtpEvidence {
-    pub host: String,
-    pub code: u16,
-    pub enhanced_code: Option<String>,
-    pub message: String,
-}
-
-impl SmtpEvidence {
-    pub fn new(host: &str, reply: &SmtpReply) -> Self {
-        SmtpEvidence {
-            host: host.to_owned(),
-            code: reply.code(),
-            enhanced_code: reply.enhanced().map(|code| code.to_string()),
-            message: reply.message(),
-        }
-    }
-}
+use crate::vocab::{Reason, SmtpEvidence, Status, SuppressionReason};
 
 /// What the local checks found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +28,7 @@ pub struct VerifyResult {
     pub suppressed: bool,
     pub suppression_reason: Option<SuppressionReason>,
     pub cached: bool,
-    #[serde(serialize_with = "to_rfc3339", deserialize_with = "from_rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub checked_at: DateTime<Utc>,
     pub message: Option<String>,
 }
@@ -86,19 +64,4 @@ impl VerifyResult {
         self.message = Some(message.into());
         self
     }
-}
-
-/// Times in the API: RFC 3339, UTC, millisecond precision.
-pub(crate) fn to_rfc3339<S: Serializer>(
-    at: &DateTime<Utc>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-fn from_rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(serde::de::Error::custom)
 }

@@ -1,7 +1,7 @@
 //! API keys and CORS: who may call what, from where.
 
 use mailvet::Application;
-use mailvet::settings::Secret;
+use mailvet::secret::SecretString;
 use reqwest::Method;
 use serde_json::json;
 
@@ -13,8 +13,8 @@ const PUBLIC: &str = "pk_test_81b0aa";
 
 async fn app_with_keys() -> TestApp {
     TestApp::spawn_with(Db::Sqlite, |settings| {
-        settings.secret_keys = vec![Secret::new(SECRET)];
-        settings.public_keys = vec![Secret::new(PUBLIC)];
+        settings.secret_keys = vec![SecretString::from(SECRET)];
+        settings.public_keys = vec![SecretString::from(PUBLIC)];
         settings.cors_origins = vec!["https://shop.example".into()];
     })
     .await
@@ -175,7 +175,7 @@ async fn keys_can_come_from_files() {
     let file = dir.path().join("public");
     std::fs::write(&file, "pk_file_1, pk_file_2\n").expect("write keys");
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
-        settings.secret_keys = vec![Secret::new(SECRET)];
+        settings.secret_keys = vec![SecretString::from(SECRET)];
         settings.public_keys_file = Some(file.clone());
     })
     .await;
@@ -211,8 +211,8 @@ async fn webhooks_can_authenticate_with_the_key_in_the_url() {
 
 async fn rate_limited_app(trusted_proxy: bool) -> TestApp {
     TestApp::spawn_with(Db::Sqlite, move |settings| {
-        settings.secret_keys = vec![Secret::new(SECRET)];
-        settings.public_keys = vec![Secret::new(PUBLIC)];
+        settings.secret_keys = vec![SecretString::from(SECRET)];
+        settings.public_keys = vec![SecretString::from(PUBLIC)];
         settings.rate_limit_public = 3;
         settings.rate_limit_secret = 2;
         if trusted_proxy {

@@ -17,7 +17,9 @@
 //! reply, or a refusal about the sender or the connection, never makes an
 //! address undeliverable.
 
-use mailvet::verify::{Reason, SmtpReply, Stage, Status, classify_reply};
+use mailvet::smtp::SmtpReply;
+use mailvet::verify::{Stage, classify_reply};
+use mailvet::vocab::{Reason, Status};
 
 type Row = (Stage, &'static str, Reason);
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mailvet::settings::Secret;
+use mailvet::secret::{ExposeSecret, SecretString};
 use reqwest::Method;
 use serde_json::json;
 
@@ -23,7 +23,8 @@ async fn verification_answers_without_the_database_and_says_so() {
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.database_url = Secret::new(via(settings.database_url.expose(), proxy_addr));
+        settings.database_url =
+            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
         settings.db_acquire_timeout = Duration::from_secs(1);
     })
     .await;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mailvet::settings::Secret;
+use mailvet::secret::{ExposeSecret, SecretString};
 use reqwest::Method;
 
 use crate::common::app::{Db, TestApp};
@@ -41,8 +41,8 @@ async fn readyz_is_503_while_postgres_is_gone_and_200_again_when_it_is_back() {
     let mut proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        let url = via(settings.database_url.expose(), proxy_addr);
-        settings.database_url = Secret::new(url);
+        let url = via(settings.database_url.expose_secret(), proxy_addr);
+        settings.database_url = SecretString::from(url);
     })
     .await;
     assert_eq!(app.get("/readyz").await.status, 200);
@@ -179,7 +179,8 @@ async fn a_request_slower_than_the_time_limit_is_a_json_504() {
     let proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url = Secret::new(via(settings.database_url.expose(), proxy_addr));
+        settings.database_url =
+            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
         settings.request_timeout = Duration::from_millis(300);
     })
     .await;
@@ -193,7 +194,8 @@ async fn in_flight_requests_finish_during_a_graceful_shutdown() {
     let proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let mut app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url = Secret::new(via(settings.database_url.expose(), proxy_addr));
+        settings.database_url =
+            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
     })
     .await;
     assert_eq!(app.get("/readyz").await.status, 200);

@@ -672,15 +672,15 @@ async fn replicas_on_one_postgres_share_a_job_without_doing_anything_twice() {
 #[tokio::test]
 async fn a_live_worker_keeps_its_lease_on_a_slow_server() {
     let dns = TestDns::start(domains(2)).await;
-    // A group takes about 1.2 s (10 replies 120 ms late): far past the
-    // 300 ms lease, which the worker renews every 100 ms.
+    // A group takes about 1.2 s (10 replies 120 ms late): twice the 600 ms
+    // lease, which the worker renews every 200 ms.
     let peer = SmtpPeer::start(Script {
         delay: Duration::from_millis(120),
         ..Script::catch_all()
     })
     .await;
     let slow = |settings: &mut Settings| {
-        settings.job_lease = Duration::from_millis(300);
+        settings.job_lease = Duration::from_millis(600);
         settings.job_chunk_size = 4;
         settings.job_workers = Some(1);
     };

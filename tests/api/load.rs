@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use mailvet::settings::Secret;
+use mailvet::secret::SecretString;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -93,7 +93,7 @@ async fn spawn_app(db: Db, network: &Network) -> TestApp {
         // The budget would answer most of a flood `rate_limited`, and the
         // HTTP limit 429; neither is what this test measures.
         settings.probe_budget_per_domain = 1_000_000;
-        settings.secret_keys = vec![Secret::new(KEY)];
+        settings.secret_keys = vec![SecretString::from(KEY)];
         settings.rate_limit_secret = 1_000_000;
         // Enough sessions per MX host that the store, not SMTP politeness,
         // sees the whole concurrency.

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use mailvet::bounce::{BounceKind, BounceOrigin};
+use mailvet::store::Database;
 use mailvet::store::{
     CachedVerification, ChangeFilter, ItemOutcome, JobStatus, NewBounce, NewBounceEvent,
-    NewJobItem, NewSuppression, SmtpEvidence, SoftBouncePolicy, Store, Upserted,
+    NewJobItem, NewSuppression, Store, Upserted,
 };
-use mailvet::suppress::{SuppressionReason, SuppressionSource};
-use mailvet::verify::{Reason, Status};
+use mailvet::suppress::SoftBouncePolicy;
+use mailvet::vocab::{BounceKind, BounceOrigin, Diagnosis};
+use mailvet::vocab::{Reason, Status};
+use mailvet::vocab::{SuppressionReason, SuppressionSource};
 use serde_json::json;
 
 /// Runs each story on both backends, as `sqlite::story` and `postgres::story`.
@@ -23,7 +25,7 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $story() {
                     let db = crate::common::db::SqliteTestDb::new().await;
-                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Database>).await;
                 }
             )+
         }
@@ -32,7 +34,7 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $story() {
                     let db = crate::common::db::PgTestDb::new().await;
-                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Store>).await;
+                    super::$story(db.store.clone() as std::sync::Arc<dyn mailvet::store::Database>).await;
                 }
             )+
         }
@@ -87,7 +89,7 @@ fn suppression(key: &str, reason: SuppressionReason) -> NewSuppression {
         email: key.to_owned(),
         reason,
         source: SuppressionSource::Verify,
-        evidence: SmtpEvidence {
+        evidence: Diagnosis {
             smtp_code: Some(550),
             enhanced_code: Some("5.1.1".to_owned()),
             diagnostic: Some(format!("<{key}>: Recipient address rejected: User unknown")),
@@ -96,7 +98,7 @@ fn suppression(key: &str, reason: SuppressionReason) -> NewSuppression {
     }
 }
 
-async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
+async fn migrating_again_changes_nothing(store: Arc<dyn Database>) {
     store
         .migrate()
         .await
@@ -104,7 +106,7 @@ async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
     store.ping().await.expect("the store answers");
 }
 
-async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
+async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Database>) {
     let t0 = now();
     let entry = verdict(
         "alice@example.test",
@@ -137,7 +139,7 @@ async fn a_cached_verdict_is_served_until_it_expires(store: Arc<dyn Store>) {
     assert_eq!(other, None);
 }
 
-async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
+async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Database>) {
     let t0 = now();
     let first = verdict(
         "carol@example.test",
@@ -168,7 +170,7 @@ async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Store>) {
     assert_eq!(hit, second);
 }
 
-async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Store>) {
+async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Database>) {
     let t0 = now();
     for (i, ttl) in [1, 2, 30, 60].into_iter().enumerate() {
         let key = format!("user{i}@example.test");
@@ -211,7 +213,7 @@ async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Store>) {
     );
 }
 
-async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Store>) {
+async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Database>) {
     let t0 = now();
     let entry = suppression("dave@example.test", SuppressionReason::MailboxNotFound);
     let (stored, outcome) = store.upsert_suppression(&entry, t0).await.expect("add");
@@ -255,7 +257,7 @@ async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Store>) {
     );
 }
 
-async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn Store>) {
+async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn Database>) {
     let t0 = now();
     let entry = suppression("erin@example.test", SuppressionReason::Manual);
     let (first, _) = store.upsert_suppression(&entry, t0).await.expect("add");
@@ -281,7 +283,7 @@ async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn St
     assert_eq!(other.seq, first.seq + 1);
 }
 
-async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn Store>) {
+async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn Database>) {
     let t0 = now();
     let (first, _) = store
         .upsert_suppression(
@@ -317,7 +319,7 @@ async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn S
     assert_eq!(feed, ["hank@example.test", "gina@example.test"]);
 }
 
-async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Store>) {
+async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Database>) {
     let t0 = now();
     let entry = suppression("ivan@example.test", SuppressionReason::Complaint);
     store.upsert_suppression(&entry, t0).await.expect("add");
@@ -341,7 +343,7 @@ async fn a_removed_address_can_be_suppressed_again(store: Arc<dyn Store>) {
     assert!(!feed[0].deleted);
 }
 
-async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn Store>) {
+async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn Database>) {
     let t0 = now();
     for i in 0..25 {
         let key = format!("user{i:02}@example.test");
@@ -406,7 +408,7 @@ async fn the_feed_pages_through_changes_in_order_with_tombstones(store: Arc<dyn 
     );
 }
 
-async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Store>) {
+async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Database>) {
     let t0 = now();
     let mut writers = Vec::new();
     for writer in 0..8 {
@@ -450,14 +452,14 @@ async fn concurrent_writers_all_land_with_distinct_sequences(store: Arc<dyn Stor
     }
 }
 
-async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Store>) {
+async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Database>) {
     let t0 = now();
     let event = |kind, days_ago: i64| NewBounceEvent {
         address_key: "jane@example.test".to_owned(),
         email: "jane@example.test".to_owned(),
         kind,
         origin: BounceOrigin::Message,
-        evidence: SmtpEvidence {
+        evidence: Diagnosis {
             smtp_code: Some(452),
             enhanced_code: Some("4.2.2".to_owned()),
             diagnostic: Some("Mailbox full".to_owned()),
@@ -513,7 +515,7 @@ async fn bounces_are_counted_by_kind_and_window(store: Arc<dyn Store>) {
     );
 }
 
-async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Store>) {
+async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Database>) {
     let t0 = now();
     let mut bounce = suppression("kate@example.test", SuppressionReason::MailboxNotFound);
     bounce.source = SuppressionSource::Bounce;
@@ -578,7 +580,7 @@ fn bounce(
             email: email.to_owned(),
             kind,
             origin: BounceOrigin::Message,
-            evidence: SmtpEvidence {
+            evidence: Diagnosis {
                 smtp_code: Some(if kind == BounceKind::Soft { 452 } else { 550 }),
                 enhanced_code: Some(
                     if kind == BounceKind::Soft {
@@ -597,7 +599,9 @@ fn bounce(
     }
 }
 
-async fn bounces_suppress_hard_failures_complaints_and_repeated_soft_ones(store: Arc<dyn Store>) {
+async fn bounces_suppress_hard_failures_complaints_and_repeated_soft_ones(
+    store: Arc<dyn Database>,
+) {
     let t0 = now();
     let policy = SoftBouncePolicy::default();
     let report = [
@@ -743,7 +747,7 @@ fn done(seq: u64) -> ItemOutcome {
     }
 }
 
-async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Store>) {
+async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Database>) {
     let t0 = now();
     let lease = Duration::minutes(5);
     let id = queued_job(&*store, 9, t0).await;
@@ -867,7 +871,7 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Store>)
     assert_eq!(rest[0].result, "{\"seq\": 5}");
 }
 
-async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Store>) {
+async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Database>) {
     let long_ago = now() - Duration::days(40);
     let old = queued_job(&*store, 1, long_ago).await;
     let item = store

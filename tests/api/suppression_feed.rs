@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use mailvet::settings::Secret;
+use mailvet::secret::{ExposeSecret, SecretString};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -286,7 +286,8 @@ async fn a_polling_reader_loses_no_change_under_concurrent_writers_on_postgres()
     proxy.set_jitter(Duration::from_millis(3));
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url = Secret::new(via(settings.database_url.expose(), proxy_addr));
+        settings.database_url =
+            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
         settings.db_max_connections = 16;
     })
     .await;

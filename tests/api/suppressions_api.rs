@@ -203,12 +203,13 @@ async fn an_overlong_note_is_a_422() {
 async fn suppression_endpoints_are_503_while_the_database_is_gone() {
     use crate::common::db::{pg_socket_addr, via};
     use crate::common::proxy::TcpProxy;
-    use mailvet::settings::Secret;
+    use mailvet::secret::{ExposeSecret, SecretString};
 
     let mut proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url = Secret::new(via(settings.database_url.expose(), proxy_addr));
+        settings.database_url =
+            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
         settings.db_acquire_timeout = std::time::Duration::from_secs(1);
     })
     .await;

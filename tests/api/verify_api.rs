@@ -610,8 +610,8 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
         settings.probe_budget_per_domain = 20;
         // The HTTP rate limit is not what this test is about.
         settings.rate_limit_public = 100_000;
-        settings.secret_keys = vec![mailvet::settings::Secret::new("sk_ops")];
-        settings.public_keys = vec![mailvet::settings::Secret::new("pk_form")];
+        settings.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
+        settings.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
     })
     .await;
     // 2,000 random addresses through a public key, 50 at a time.

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mailvet::settings::Secret;
+use mailvet::secret::SecretString;
 use mailvet::{Application, Settings};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder};
@@ -80,7 +80,7 @@ impl Reply {
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".parse().expect("a socket address");
-    settings.database_url = Secret::new(database_url);
+    settings.database_url = SecretString::from(database_url);
     settings
 }
 
@@ -97,7 +97,7 @@ impl TestApp {
     /// `configure`.
     pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
-            mailvet::telemetry::init_tracing(mailvet::settings::LogFormat::Text);
+            mailvet::telemetry::init_tracing(mailvet::telemetry::LogFormat::Text);
         }
         let (test_db, url) = match db {
             Db::Sqlite => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailvet::settings::Secret;
+use mailvet::secret::SecretString;
 use mailvet::store::{PgStore, SqliteStore, Store, StoreSettings};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -17,7 +17,7 @@ pub fn admin_url() -> String {
 
 fn settings(url: String) -> StoreSettings {
     StoreSettings {
-        url: Secret::new(url),
+        url: SecretString::from(url),
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
     }

@@ -1,0 +1,11 @@
+//! SMTP on the wire: replies and enhanced status codes (RFC 5321, RFC 3463),
+//! and a client session that asks and never sends `DATA`, with TLS. Used by
+//! the prober and by bounce parsing; depends on nothing else of mailvet's.
+
+mod reply;
+mod session;
+mod tls;
+
+pub use reply::{EnhancedCode, ReplyError, ReplyLine, SmtpReply};
+pub use session::{Extensions, Phase, Session, SessionConfig, SessionError};
+pub use tls::probe_tls_config;

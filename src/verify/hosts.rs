@@ -1,0 +1,168 @@
+//! The pool of SMTP sessions: a cap on sessions open at once, overall and
+//! per mail host, and sessions handed from one probe of a host to the next.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::smtp::Session;
+
+/// How long a session handed off to the next probe of its host waits to be
+/// taken before it is closed.
+const HANDOFF_WAIT: Duration = Duration::from_secs(2);
+
+/// A session left open for the next probe of the same host.
+pub struct IdleSession {
+    id: u64,
+    pub session: Session,
+    /// Recipients the server rejected in this session so far.
+    pub rejections: usize,
+}
+
+/// One mail host: its session limit, the probes that want it, and sessions
+/// handed off between them.
+struct HostState {
+    limit: Arc<Semaphore>,
+    /// Probes of this host in progress or waiting.
+    wanted: AtomicUsize,
+    idle: Mutex<Vec<IdleSession>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("wanted", &self.wanted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostState {
+    fn new(max_sessions: usize) -> Self {
+        HostState {
+            limit: Arc::new(Semaphore::new(max_sessions.max(1))),
+            wanted: AtomicUsize::new(0),
+            idle: Mutex::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The session caps, and the state of every mail host probed.
+#[derive(Debug)]
+pub struct HostPool {
+    sessions: Arc<Semaphore>,
+    max_per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+impl HostPool {
+    pub fn new(max_sessions: usize, max_per_host: usize) -> Self {
+        HostPool {
+            sessions: Arc::new(Semaphore::new(max_sessions.max(1))),
+            max_per_host,
+            hosts: Mutex::default(),
+        }
+    }
+
+    /// Registers a probe's interest in a host while the returned value
+    /// lives.
+    pub fn want(&self, host: &str) -> HostClaim {
+        let state = {
+            let mut hosts = self.hosts.lock().expect("host pool");
+            hosts
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(HostState::new(self.max_per_host)))
+                .clone()
+        };
+        state.wanted.fetch_add(1, Ordering::SeqCst);
+        HostClaim { state }
+    }
+
+    /// Waits for a session slot at the claim's host and a global one. The
+    /// host's first, so that waiting for a busy host holds no global slot.
+    pub async fn permits(&self, claim: &HostClaim) -> SessionPermits {
+        let host = claim
+            .state
+            .limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        let global = self
+            .sessions
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        SessionPermits {
+            _host: host,
+            _global: global,
+        }
+    }
+}
+
+/// The right to hold one session open, at one host and overall.
+#[derive(Debug)]
+pub struct SessionPermits {
+    _host: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+}
+
+/// A probe's interest in a host, counted while it lives.
+#[derive(Debug)]
+pub struct HostClaim {
+    state: Arc<HostState>,
+}
+
+impl HostClaim {
+    /// Whether another probe wants the host too.
+    pub fn shared(&self) -> bool {
+        self.state.wanted.load(Ordering::SeqCst) > 1
+    }
+
+    /// A session to `addr` handed off by an earlier probe, if any.
+    pub fn take_idle(&self, addr: SocketAddr) -> Option<IdleSession> {
+        let mut idle = self.state.idle.lock().expect("idle sessions");
+        let at = idle.iter().position(|entry| entry.session.peer() == addr)?;
+        Some(idle.swap_remove(at))
+    }
+
+    /// Leaves a session open for the next probe of this host; closes it if
+    /// no probe takes it within [`HANDOFF_WAIT`].
+    pub fn hand_off(&self, session: Session, rejections: usize) {
+        let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .idle
+            .lock()
+            .expect("idle sessions")
+            .push(IdleSession {
+                id,
+                session,
+                rejections,
+            });
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(HANDOFF_WAIT).await;
+            let expired = {
+                let mut idle = state.idle.lock().expect("idle sessions");
+                idle.iter()
+                    .position(|entry| entry.id == id)
+                    .map(|at| idle.swap_remove(at))
+            };
+            if let Some(entry) = expired {
+                entry.session.quit().await;
+            }
+        });
+    }
+}
+
+impl Drop for HostClaim {
+    fn drop(&mut self) {
+        self.state.wanted.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,120 @@
+//! Recording fresh verdicts: the verdict cache (one transaction for a
+//! batch), the answers kept in memory, and the suppression list for
+//! permanent failures of the recipient.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::degraded::warn_store;
+use super::memo::Memo;
+use super::result::VerifyResult;
+use crate::address::EmailAddress;
+use crate::store::{CachedVerification, Store};
+use crate::suppress::SuppressionList;
+use crate::vocab::{Diagnosis, Status, SuppressionReason};
+
+/// How long each status's verdict is reused.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub deliverable: Duration,
+    pub undeliverable: Duration,
+    pub risky: Duration,
+    pub unknown: Duration,
+}
+
+impl CacheTtl {
+    fn for_status(&self, status: Status) -> Duration {
+        match status {
+            Status::Deliverable => self.deliverable,
+            Status::Undeliverable => self.undeliverable,
+            Status::Risky => self.risky,
+            Status::Unknown => self.unknown,
+        }
+    }
+}
+
+/// Writes fresh verdicts where they are kept.
+#[derive(Debug)]
+pub(super) struct Recorder {
+    pub store: Arc<dyn Store>,
+    pub suppressions: Arc<SuppressionList>,
+    pub ttl: CacheTtl,
+}
+
+impl Recorder {
+    /// Caches fresh verdicts (one transaction for the lot), keeps them in
+    /// memory under the suppression list's `version`, and suppresses
+    /// permanent recipient failures.
+    pub async fn record(
+        &self,
+        verdicts: &[(&EmailAddress, &VerifyResult)],
+        memo: &Memo,
+        version: u64,
+    ) {
+        let entries: Vec<CachedVerification> = verdicts
+            .iter()
+            .map(|(address, result)| {
+                count_verdict(result);
+                let ttl = chrono::Duration::from_std(self.ttl.for_status(result.status))
+                    .unwrap_or(chrono::Duration::zero());
+                CachedVerification {
+                    address_key: address.key(),
+                    email: address.normalized(),
+                    status: result.status,
+                    reason: result.reason,
+                    result: serde_json::to_value(result).unwrap_or_default(),
+                    checked_at: result.checked_at,
+                    expires_at: result.checked_at + ttl,
+                }
+            })
+            .collect();
+        match self.store.record_verifications(&entries).await {
+            Ok(()) => {
+                for ((_, result), entry) in verdicts.iter().zip(entries) {
+                    // A suppressed address is answered from the list next
+                    // time.
+                    if SuppressionReason::from_verdict(result.reason).is_none() {
+                        let kept = VerifyResult {
+                            cached: true,
+                            ..(*result).clone()
+                        };
+                        memo.put(entry.address_key, kept, entry.expires_at, version);
+                    }
+                }
+            }
+            Err(err) => warn_store("caching verdicts", &err),
+        }
+        for (address, result) in verdicts {
+            self.suppress_if_permanent(address, result).await;
+        }
+    }
+
+    async fn suppress_if_permanent(&self, address: &EmailAddress, result: &VerifyResult) {
+        let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
+            return;
+        };
+        let evidence = match &result.smtp {
+            Some(reply) => Diagnosis::from(reply),
+            None => Diagnosis {
+                diagnostic: result.message.clone(),
+                ..Diagnosis::default()
+            },
+        };
+        if let Err(err) = self
+            .suppressions
+            .add_undeliverable(address, reason, evidence)
+            .await
+        {
+            warn_store("suppressing an undeliverable address", &err);
+        }
+    }
+}
+
+pub(super) fn count_verdict(result: &VerifyResult) {
+    metrics::counter!(
+        "mailvet_verdicts_total",
+        "status" => result.status.as_str(),
+        "reason" => result.reason.as_str(),
+    )
+    .increment(1);
+}

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    mailvet::install_tls_provider();
+    mailvet::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,9 +2,9 @@
 //! service. See `docs/ARCHITECTURE.md` for how the parts fit together.
 //!
 //! Modules, bottom to top (a module uses only those below it):
-//! 1. the vocabulary and plain helpers, which use nothing of mailvet's:
+//! 1. the vocabulary and plain helpers, which use nothing above them:
 //!    [`vocab`], [`address`], [`smtp`] (the wire protocol), [`error`],
-//!    [`secret`], [`rfc3339`], [`telemetry`];
+//!    [`secret`], [`rfc3339`], [`telemetry`], [`tls`];
 //! 2. persistence, [`store`];
 //! 3. the suppression list and its owner, [`suppress`];
 //! 4. the verification engine, [`verify`];
@@ -27,15 +27,9 @@ pub mod startup;
 pub mod store;
 pub mod suppress;
 pub mod telemetry;
+pub mod tls;
 pub mod verify;
 pub mod vocab;
 
 pub use settings::{Cli, Command, Settings};
 pub use startup::Application;
-
-/// Installs ring as the process's TLS crypto provider (for the HTTP client
-/// that confirms SNS subscriptions, and anything else using rustls's
-/// default). Idempotent; call before any TLS is used.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

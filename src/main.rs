@@ -4,7 +4,7 @@ use mailvet::{Application, Cli, Command, check, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mailvet::install_tls_provider();
+    mailvet::tls::install_provider();
     let cli = Cli::parse_args();
     telemetry::init_tracing(cli.settings.log_format);
     let outcome = match cli.command.clone().unwrap_or(Command::Serve) {

@@ -116,7 +116,7 @@ impl Application {
 
     /// Like [`Application::build`], on a database the caller opened.
     pub async fn with_database(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
-        crate::install_tls_provider();
+        crate::tls::install_provider();
         let (secret_keys, public_keys) = settings.api_keys()?;
         let keys = http::Keys::new(&secret_keys, &public_keys);
         if keys.is_empty() && !settings.listen.ip().is_loopback() {

@@ -43,7 +43,7 @@ pub struct JobRunner {
 
 impl JobRunner {
     pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, settings: JobSettings) -> Self {
-        crate::install_tls_provider();
+        crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())

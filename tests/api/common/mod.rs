@@ -12,6 +12,6 @@ pub mod spec;
 
 /// An HTTP client for tests (the TLS provider installed first).
 pub fn client() -> reqwest::Client {
-    mailvet::install_tls_provider();
+    mailvet::tls::install_provider();
     reqwest::Client::new()
 }

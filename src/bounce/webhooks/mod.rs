@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn a_permanent_ses_bounce_yields_hard_recipients_with_their_status() {
         let found = ses_recipients(include_bytes!(
-            "../../tests/fixtures/webhooks/ses-bounce-permanent.json"
+            "../../../tests/fixtures/webhooks/ses-bounce-permanent.json"
         ));
         assert_eq!(
             found,
@@ -526,7 +526,7 @@ mod tests {
     #[test]
     fn a_transient_ses_bounce_event_posted_without_envelope_yields_soft_recipients() {
         let found = ses_recipients(include_bytes!(
-            "../../tests/fixtures/webhooks/ses-bounce-transient.json"
+            "../../../tests/fixtures/webhooks/ses-bounce-transient.json"
         ));
         assert_eq!(
             found,
@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn an_ses_complaint_yields_complaints_with_the_feedback_type() {
         let found = ses_recipients(include_bytes!(
-            "../../tests/fixtures/webhooks/ses-complaint.json"
+            "../../../tests/fixtures/webhooks/ses-complaint.json"
         ));
         assert_eq!(
             found,
@@ -568,7 +568,7 @@ mod tests {
     #[test]
     fn an_sns_subscription_confirmation_asks_for_its_subscribe_url() {
         let notice = parse_ses(include_bytes!(
-            "../../tests/fixtures/webhooks/ses-subscription-confirmation.json"
+            "../../../tests/fixtures/webhooks/ses-subscription-confirmation.json"
         ))
         .expect("a readable SNS message");
         assert_eq!(
@@ -590,7 +590,7 @@ mod tests {
     #[test]
     fn ses_delivery_notifications_are_acknowledged_and_ignored() {
         let notice = parse_ses(include_bytes!(
-            "../../tests/fixtures/webhooks/ses-delivery.json"
+            "../../../tests/fixtures/webhooks/ses-delivery.json"
         ))
         .expect("a readable SNS message");
         assert_eq!(
@@ -666,7 +666,7 @@ mod tests {
     fn sendgrid_bounces_dead_address_drops_deferrals_and_spam_reports_are_read_and_the_rest_skipped()
      {
         let found = parse_sendgrid(include_bytes!(
-            "../../tests/fixtures/webhooks/sendgrid-events.json"
+            "../../../tests/fixtures/webhooks/sendgrid-events.json"
         ))
         .expect("a readable SendGrid batch");
         let bounce = |email: &str, kind| ReportedRecipient {
@@ -776,7 +776,7 @@ mod tests {
     #[test]
     fn a_postmark_hard_bounce_yields_a_hard_recipient_with_its_details() {
         let found = parse_postmark(include_bytes!(
-            "../../tests/fixtures/webhooks/postmark-hard-bounce.json"
+            "../../../tests/fixtures/webhooks/postmark-hard-bounce.json"
         ))
         .expect("a readable Postmark webhook");
         assert_eq!(
@@ -796,7 +796,7 @@ mod tests {
     #[test]
     fn a_postmark_soft_bounce_yields_a_soft_recipient_with_the_codes_of_its_details() {
         let found = parse_postmark(include_bytes!(
-            "../../tests/fixtures/webhooks/postmark-soft-bounce.json"
+            "../../../tests/fixtures/webhooks/postmark-soft-bounce.json"
         ))
         .expect("a readable Postmark webhook");
         assert_eq!(
@@ -820,7 +820,7 @@ mod tests {
     #[test]
     fn a_postmark_spam_complaint_yields_a_complaint() {
         let found = parse_postmark(include_bytes!(
-            "../../tests/fixtures/webhooks/postmark-spam-complaint.json"
+            "../../../tests/fixtures/webhooks/postmark-spam-complaint.json"
         ))
         .expect("a readable Postmark webhook");
         assert_eq!(
@@ -888,7 +888,7 @@ mod tests {
     #[test]
     fn a_permanent_mailgun_failure_yields_a_hard_recipient_with_the_servers_reply() {
         let found = parse_mailgun(include_bytes!(
-            "../../tests/fixtures/webhooks/mailgun-failed-permanent.json"
+            "../../../tests/fixtures/webhooks/mailgun-failed-permanent.json"
         ))
         .expect("a readable Mailgun webhook");
         assert_eq!(
@@ -915,7 +915,7 @@ mod tests {
     #[test]
     fn a_temporary_mailgun_failure_yields_a_soft_recipient() {
         let found = parse_mailgun(include_bytes!(
-            "../../tests/fixtures/webhooks/mailgun-failed-temporary.json"
+            "../../../tests/fixtures/webhooks/mailgun-failed-temporary.json"
         ))
         .expect("a readable Mailgun webhook");
         assert_eq!(
@@ -940,7 +940,7 @@ mod tests {
     #[test]
     fn a_mailgun_complaint_yields_a_complaint() {
         let found = parse_mailgun(include_bytes!(
-            "../../tests/fixtures/webhooks/mailgun-complained.json"
+            "../../../tests/fixtures/webhooks/mailgun-complained.json"
         ))
         .expect("a readable Mailgun webhook");
         assert_eq!(

@@ -466,6 +466,7 @@ impl Settings {
                 max_sessions: self.max_smtp_sessions,
                 max_sessions_per_host: self.max_smtp_sessions_per_host,
                 max_rejections_per_session: 8,
+                max_recipients_per_session: 100,
             },
             ttl: CacheTtl {
                 deliverable: self.cache_ttl_deliverable,

@@ -166,13 +166,15 @@ impl ProbeEvidence {
 }
 
 /// What is known about a domain accepting mail for any address, from the
-/// `RCPT TO` of a random address asked after a recipient was accepted.
+/// `RCPT TO` of a random address, asked before the real recipients.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CatchAllEvidence {
-    /// Not asked: no recipient was accepted, or the session could not ask.
+    /// Not asked.
     NotAsked,
     /// Known from an earlier probe of the domain.
     Known(bool),
     /// The server's reply to the random address.
     Reply(SmtpReply),
+    /// Asking failed (the session broke or timed out).
+    Failed(String),
 }

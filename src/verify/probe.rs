@@ -16,7 +16,7 @@ use super::dns::MailHost;
 use super::evidence::{CatchAllEvidence, ProbeEvidence, Stage};
 use super::guard::forbidden_target;
 use super::hosts::{HostClaim, HostPool};
-use super::verdict::is_catch_all_reply;
+use super::verdict::catch_all_answer;
 use crate::address::EmailAddress;
 use crate::smtp::{Phase, Session, SessionConfig, SessionError, SmtpReply};
 
@@ -41,6 +41,10 @@ pub struct ProbeSettings {
     /// Rejected recipients after which a session is ended and a new one
     /// opened (Postfix slows down after 10 and disconnects after 20).
     pub max_rejections_per_session: usize,
+    /// `RCPT TO` commands in one session (the catch-all probe included)
+    /// before it is ended and a new one opened: many providers accept no
+    /// more than 100 recipients per transaction.
+    pub max_recipients_per_session: usize,
 }
 
 /// How talking to one address of a host ended.
@@ -61,8 +65,49 @@ enum SessionEnd {
     Failed(HostAttempt),
 }
 
-/// Evidence gathered so far, one slot per recipient.
-type Findings = [Option<ProbeEvidence>];
+/// What one probe has learnt so far, over all its sessions.
+struct Findings {
+    /// The evidence for each recipient, once it has some.
+    found: Vec<Option<ProbeEvidence>>,
+    /// Recipients the server accepted; they get the catch-all evidence
+    /// when the probe ends.
+    accepted: Vec<usize>,
+    /// The answer for a random address at the domain, the latest one asked.
+    catch_all: CatchAllEvidence,
+}
+
+impl Findings {
+    fn new(recipients: usize) -> Self {
+        Findings {
+            found: vec![None; recipients],
+            accepted: Vec::new(),
+            catch_all: CatchAllEvidence::NotAsked,
+        }
+    }
+
+    /// Whether the domain's catch-all answer is known for sure.
+    fn catch_all_settled(&self) -> bool {
+        match &self.catch_all {
+            CatchAllEvidence::Known(_) => true,
+            CatchAllEvidence::Reply(reply) => catch_all_answer(reply).is_some(),
+            CatchAllEvidence::NotAsked | CatchAllEvidence::Failed(_) => false,
+        }
+    }
+
+    /// The evidence, one per recipient, with the catch-all answer given to
+    /// every accepted one; `fallback` for any left without.
+    fn finish(mut self, fallback: ProbeEvidence) -> Vec<ProbeEvidence> {
+        for &i in &self.accepted {
+            if let Some(ProbeEvidence::Answered { catch_all, .. }) = self.found[i].as_mut() {
+                *catch_all = self.catch_all.clone();
+            }
+        }
+        self.found
+            .into_iter()
+            .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
+            .collect()
+    }
+}
 
 /// Runs probes within the session pool's caps.
 #[derive(Debug)]
@@ -105,7 +150,7 @@ impl Prober {
         hosts: &[MailHost],
         recipients: &[EmailAddress],
     ) -> Vec<ProbeEvidence> {
-        let mut found: Vec<Option<ProbeEvidence>> = vec![None; recipients.len()];
+        let mut findings = Findings::new(recipients.len());
         let mut last_failure = None;
         'hosts: for host in hosts {
             let span =
@@ -117,7 +162,7 @@ impl Prober {
                 }
                 let addr = SocketAddr::new(ip, self.settings.port);
                 let attempt = self
-                    .attempt(domain, host, addr, recipients, &mut found)
+                    .attempt(domain, host, addr, recipients, &mut findings)
                     .instrument(span.clone())
                     .await;
                 match attempt {
@@ -130,11 +175,7 @@ impl Prober {
                 }
             }
         }
-        let fallback = last_failure.unwrap_or(ProbeEvidence::NoHostTried);
-        found
-            .into_iter()
-            .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
-            .collect()
+        findings.finish(last_failure.unwrap_or(ProbeEvidence::NoHostTried))
     }
 
     fn refused_target(&self, host: &str, ip: IpAddr) -> Option<ProbeEvidence> {
@@ -157,12 +198,12 @@ impl Prober {
         host: &MailHost,
         addr: SocketAddr,
         recipients: &[EmailAddress],
-        found: &mut Findings,
+        findings: &mut Findings,
     ) -> HostAttempt {
         let claim = self.pool.want(&host.name);
         loop {
             let pending: Vec<usize> = (0..recipients.len())
-                .filter(|&i| found[i].is_none())
+                .filter(|&i| findings.found[i].is_none())
                 .collect();
             if pending.is_empty() {
                 return HostAttempt::Done;
@@ -170,7 +211,7 @@ impl Prober {
             let _permits = self.pool.permits(&claim).await;
             let started = Instant::now();
             let end = self
-                .session(domain, host, &claim, addr, recipients, &pending, found)
+                .session(domain, host, &claim, addr, recipients, &pending, findings)
                 .await;
             metrics::histogram!("mailvet_smtp_session_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -189,7 +230,7 @@ impl Prober {
         name: &str,
         addr: SocketAddr,
         pending: &[usize],
-        found: &mut Findings,
+        findings: &mut Findings,
     ) -> Result<Session, SessionEnd> {
         let (mut session, greeting) = match Session::connect(addr, name, self.session.clone()).await
         {
@@ -208,7 +249,7 @@ impl Prober {
         }
         let hello = match session.hello().await {
             Ok(reply) => reply,
-            Err(err) => return Err(self.fail_session(name, &err, pending, found)),
+            Err(err) => return Err(self.fail_session(name, &err, pending, findings)),
         };
         if !hello.is_positive() {
             count_probe("refused_at_ehlo");
@@ -223,7 +264,7 @@ impl Prober {
     /// another probe of the host when there is one, else a new one. At the
     /// end the session is handed off to the next probe of the host if one
     /// is waiting, else closed.
-    #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     async fn session(
         &self,
         domain: &str,
@@ -232,7 +273,7 @@ impl Prober {
         addr: SocketAddr,
         recipients: &[EmailAddress],
         pending: &[usize],
-        found: &mut Findings,
+        findings: &mut Findings,
     ) -> SessionEnd {
         let name = host.name.as_str();
         let (mut session, mut rejections, reused) = match claim.take_idle(addr) {
@@ -240,7 +281,7 @@ impl Prober {
                 count_probe("session_reused");
                 (idle.session, idle.rejections, true)
             }
-            None => match self.open(name, addr, pending, found).await {
+            None => match self.open(name, addr, pending, findings).await {
                 Ok(session) => (session, 0, false),
                 Err(end) => return end,
             },
@@ -250,7 +291,7 @@ impl Prober {
         let mut to_ask: Vec<usize> = Vec::with_capacity(pending.len());
         for &i in pending {
             if recipients[i].needs_smtputf8() && !session.extensions().smtputf8 {
-                found[i] = Some(ProbeEvidence::NoSmtputf8 {
+                findings.found[i] = Some(ProbeEvidence::NoSmtputf8 {
                     host: name.to_owned(),
                 });
             } else {
@@ -266,7 +307,7 @@ impl Prober {
         let mut mail = session.mail_from(&self.settings.mail_from, smtputf8).await;
         if reused && mail.is_err() {
             // The server closed the session while it waited: a new one.
-            session = match self.open(name, addr, pending, found).await {
+            session = match self.open(name, addr, pending, findings).await {
                 Ok(session) => session,
                 Err(end) => return end,
             };
@@ -275,7 +316,7 @@ impl Prober {
         }
         let mut mail = match mail {
             Ok(reply) => reply,
-            Err(err) => return self.fail_session(name, &err, &to_ask, found),
+            Err(err) => return self.fail_session(name, &err, &to_ask, findings),
         };
         if demands_starttls(&mail) && session.extensions().starttls && !session.is_tls() {
             session = match session.start_tls().await {
@@ -290,11 +331,11 @@ impl Prober {
                     let refusal = refused(name, Stage::MailFrom, reply);
                     return SessionEnd::Failed(HostAttempt::NextHost(refusal));
                 }
-                Err(err) => return self.fail_session(name, &err, &to_ask, found),
+                Err(err) => return self.fail_session(name, &err, &to_ask, findings),
             };
             mail = match session.mail_from(&self.settings.mail_from, smtputf8).await {
                 Ok(reply) => reply,
-                Err(err) => return self.fail_session(name, &err, &to_ask, found),
+                Err(err) => return self.fail_session(name, &err, &to_ask, findings),
             };
         }
         if !mail.is_positive() {
@@ -302,27 +343,138 @@ impl Prober {
             count_probe("refused_at_mail_from");
             let refusal = refused(name, Stage::MailFrom, mail);
             for &i in &to_ask {
-                found[i] = Some(refusal.clone());
+                findings.found[i] = Some(refusal.clone());
             }
             session.quit().await;
             return SessionEnd::Finished;
         }
 
-        let mut accepted = Vec::new();
+        let mut transaction = Transaction {
+            name,
+            recipients: 0,
+            rejections,
+        };
+        if let Err(err) = self
+            .ask_catch_all(domain, &mut session, &mut transaction, findings)
+            .await
+        {
+            return self.fail_session(name, &err, &to_ask, findings);
+        }
+        let end = match self
+            .ask_recipients(
+                &mut session,
+                &mut transaction,
+                recipients,
+                &to_ask,
+                findings,
+            )
+            .await
+        {
+            Ok(end) => end,
+            Err((err, unanswered)) => {
+                return self.fail_session(name, &err, &unanswered, findings);
+            }
+        };
+        match end {
+            Asked::All => {
+                let reset = session.rset().await;
+                if reset.is_ok_and(|reply| reply.is_positive())
+                    && transaction.rejections < self.settings.max_rejections_per_session
+                    && claim.shared()
+                {
+                    claim.hand_off(session, transaction.rejections);
+                } else {
+                    session.quit().await;
+                }
+                SessionEnd::Finished
+            }
+            Asked::Closing => {
+                session.quit().await;
+                SessionEnd::Finished
+            }
+            Asked::Enough => {
+                let _ = session.rset().await;
+                session.quit().await;
+                SessionEnd::Reconnect
+            }
+        }
+    }
+
+    /// Asks, before any recipient, whether the domain accepts a random
+    /// address — unless that is known already, from this probe or an
+    /// earlier one. Asking first keeps the answer clear of the server's
+    /// recipient limit.
+    async fn ask_catch_all(
+        &self,
+        domain: &str,
+        session: &mut Session,
+        transaction: &mut Transaction<'_>,
+        findings: &mut Findings,
+    ) -> Result<(), SessionError> {
+        if findings.catch_all_settled() {
+            return Ok(());
+        }
+        if let Some(known) = self.known_catch_all(domain) {
+            findings.catch_all = CatchAllEvidence::Known(known);
+            return Ok(());
+        }
+        let random = format!("{}@{domain}", random_local_part());
+        match session.rcpt_to(&random).await {
+            Ok(reply) => {
+                transaction.recipients += 1;
+                if !reply.is_positive() {
+                    transaction.rejections += 1;
+                }
+                if let Some(answer) = catch_all_answer(&reply) {
+                    self.catch_all.insert(domain.to_owned(), answer);
+                }
+                findings.catch_all = CatchAllEvidence::Reply(reply);
+                Ok(())
+            }
+            Err(err) => {
+                findings.catch_all = CatchAllEvidence::Failed(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    /// `RCPT TO` for each recipient in turn, until all are asked, the
+    /// server ends the session, or the session has carried enough (the
+    /// recipient cap, the rejection cap, or the server's own recipient
+    /// limit) and the rest go to a new one. A session error gives the
+    /// recipients it left unanswered.
+    async fn ask_recipients(
+        &self,
+        session: &mut Session,
+        transaction: &mut Transaction<'_>,
+        recipients: &[EmailAddress],
+        to_ask: &[usize],
+        findings: &mut Findings,
+    ) -> Result<Asked, (SessionError, Vec<usize>)> {
         for (position, &i) in to_ask.iter().enumerate() {
+            if transaction.recipients >= self.settings.max_recipients_per_session.max(1) {
+                return Ok(Asked::Enough);
+            }
             let reply = match session.rcpt_to(&recipients[i].normalized()).await {
                 Ok(reply) => reply,
-                Err(err) => return self.fail_session(name, &err, &to_ask[position..], found),
+                Err(err) => return Err((err, to_ask[position..].to_vec())),
             };
+            transaction.recipients += 1;
+            if is_too_many_recipients(&reply) && position > 0 {
+                // The server's recipient limit: this one and the rest in a
+                // new session. (Refused before any answer, it is the reply.)
+                count_probe("recipient_limit");
+                return Ok(Asked::Enough);
+            }
             count_probe(reply_class(&reply));
             if reply.is_positive() {
-                accepted.push(i);
+                findings.accepted.push(i);
             } else {
-                rejections += 1;
+                transaction.rejections += 1;
             }
             let closing = reply.code() == 421;
-            found[i] = Some(ProbeEvidence::Answered {
-                host: name.to_owned(),
+            findings.found[i] = Some(ProbeEvidence::Answered {
+                host: transaction.name.to_owned(),
                 reply: reply.clone(),
                 catch_all: CatchAllEvidence::NotAsked,
             });
@@ -331,70 +483,20 @@ impl Prober {
                 // The server is closing the session: what it said stands for
                 // the rest too, rather than hammering it again.
                 for &j in rest {
-                    found[j] = Some(ProbeEvidence::NotAsked {
-                        host: name.to_owned(),
+                    findings.found[j] = Some(ProbeEvidence::NotAsked {
+                        host: transaction.name.to_owned(),
                         reply: reply.clone(),
                     });
                 }
-                session.quit().await;
-                return SessionEnd::Finished;
+                return Ok(Asked::Closing);
             }
-            if rejections >= self.settings.max_rejections_per_session && !rest.is_empty() {
-                let _ = session.rset().await;
-                session.quit().await;
-                self.check_catch_all(domain, None, &accepted, found).await;
-                return SessionEnd::Reconnect;
+            if transaction.rejections >= self.settings.max_rejections_per_session
+                && !rest.is_empty()
+            {
+                return Ok(Asked::Enough);
             }
         }
-        self.check_catch_all(domain, Some(&mut session), &accepted, found)
-            .await;
-        // The catch-all check may have added a rejection.
-        let rejections = rejections + 1;
-        let reset = session.rset().await;
-        if reset.is_ok_and(|reply| reply.is_positive())
-            && rejections < self.settings.max_rejections_per_session
-            && claim.shared()
-        {
-            claim.hand_off(session, rejections);
-        } else {
-            session.quit().await;
-        }
-        SessionEnd::Finished
-    }
-
-    /// Adds to the evidence of accepted recipients what is known of the
-    /// domain accepting every address: remembered from an earlier probe, or
-    /// asked in this session with a random address.
-    async fn check_catch_all(
-        &self,
-        domain: &str,
-        session: Option<&mut Session>,
-        accepted: &[usize],
-        found: &mut Findings,
-    ) {
-        if accepted.is_empty() {
-            return;
-        }
-        let evidence = match (self.known_catch_all(domain), session) {
-            (Some(known), _) => CatchAllEvidence::Known(known),
-            (None, Some(session)) => {
-                let random = format!("{}@{domain}", random_local_part());
-                match session.rcpt_to(&random).await {
-                    Ok(reply) => {
-                        self.catch_all
-                            .insert(domain.to_owned(), is_catch_all_reply(&reply));
-                        CatchAllEvidence::Reply(reply)
-                    }
-                    Err(_) => CatchAllEvidence::NotAsked,
-                }
-            }
-            (None, None) => CatchAllEvidence::NotAsked,
-        };
-        for &i in accepted {
-            if let Some(ProbeEvidence::Answered { catch_all, .. }) = found[i].as_mut() {
-                *catch_all = evidence.clone();
-            }
-        }
+        Ok(Asked::All)
     }
 
     fn fail_session(
@@ -402,7 +504,7 @@ impl Prober {
         host: &str,
         err: &SessionError,
         unanswered: &[usize],
-        found: &mut Findings,
+        findings: &mut Findings,
     ) -> SessionEnd {
         count_probe(if matches!(err, SessionError::Timeout(_)) {
             "timeout"
@@ -416,12 +518,47 @@ impl Prober {
             return SessionEnd::Failed(HostAttempt::NextHost(failure));
         }
         for &i in unanswered {
-            if found[i].is_none() {
-                found[i] = Some(failure.clone());
+            if findings.found[i].is_none() {
+                findings.found[i] = Some(failure.clone());
             }
         }
         SessionEnd::Finished
     }
+}
+
+/// One mail transaction's counts.
+struct Transaction<'a> {
+    /// The mail host's name.
+    name: &'a str,
+    /// `RCPT TO` commands sent in the session.
+    recipients: usize,
+    /// Recipients the server refused in the session, across the probes it
+    /// was handed between.
+    rejections: usize,
+}
+
+/// How asking the recipients of a transaction ended.
+enum Asked {
+    /// Every recipient was asked.
+    All,
+    /// The server said it is closing the session (`421`).
+    Closing,
+    /// The session has carried enough; the rest go to a new one.
+    Enough,
+}
+
+/// The server's limit of recipients per transaction (RFC 5321 §4.5.3.1.10:
+/// `452 4.5.3 Error: too many recipients`, or the older `552`): not an
+/// answer about the recipient, but a sign to go on in a new session.
+fn is_too_many_recipients(reply: &SmtpReply) -> bool {
+    matches!(reply.code(), 452 | 552)
+        && (reply
+            .enhanced()
+            .is_some_and(|code| code.subject == 5 && code.detail == 3)
+            || reply
+                .message()
+                .to_ascii_lowercase()
+                .contains("too many recipients"))
 }
 
 fn refused(host: &str, stage: Stage, reply: SmtpReply) -> ProbeEvidence {

@@ -139,9 +139,25 @@ fn from_probe(probe: &ProbeEvidence) -> Verdict {
             catch_all,
         } => {
             let mut verdict = from_reply(Stage::RcptTo, host, reply);
-            if verdict.reason == Reason::Accepted && accepts_any_address(catch_all) {
-                verdict.reason = Reason::CatchAll;
-                verdict.catch_all = true;
+            if verdict.reason != Reason::Accepted {
+                return verdict;
+            }
+            match accepts_any_address(catch_all) {
+                Some(true) => {
+                    verdict.reason = Reason::CatchAll;
+                    verdict.catch_all = true;
+                }
+                Some(false) => {}
+                None => {
+                    // Accepted, but so might any address be: an inconclusive
+                    // check is never read as "not a catch-all".
+                    verdict.reason = inconclusive_reason(catch_all);
+                    verdict.message = Some(format!(
+                        "{host} accepted the address, but whether it accepts every address \
+                         could not be told: {}",
+                        describe(catch_all)
+                    ));
+                }
             }
             verdict
         }
@@ -197,17 +213,53 @@ fn from_reply(stage: Stage, host: &str, reply: &SmtpReply) -> Verdict {
     }
 }
 
-/// Whether a reply to `RCPT TO` for a random address means the domain
-/// accepts every address.
-pub fn is_catch_all_reply(reply: &SmtpReply) -> bool {
-    reply.is_positive()
+/// What a reply to `RCPT TO` for a random address says about the domain
+/// accepting every address: `Some(true)` when it was accepted,
+/// `Some(false)` when it was refused as a mailbox that does not exist, and
+/// `None` when it says neither (a deferral, a limit, a refusal of us).
+pub fn catch_all_answer(reply: &SmtpReply) -> Option<bool> {
+    if reply.is_positive() {
+        return Some(true);
+    }
+    let reason = classify_reply(Stage::RcptTo, reply);
+    (reply.is_permanent() && reason.status() == Status::Undeliverable).then_some(false)
 }
 
-fn accepts_any_address(evidence: &CatchAllEvidence) -> bool {
+fn accepts_any_address(evidence: &CatchAllEvidence) -> Option<bool> {
     match evidence {
-        CatchAllEvidence::NotAsked => false,
-        CatchAllEvidence::Known(catch_all) => *catch_all,
-        CatchAllEvidence::Reply(reply) => is_catch_all_reply(reply),
+        CatchAllEvidence::Known(catch_all) => Some(*catch_all),
+        CatchAllEvidence::Reply(reply) => catch_all_answer(reply),
+        CatchAllEvidence::NotAsked | CatchAllEvidence::Failed(_) => None,
+    }
+}
+
+/// Why an accepted address stays unknown when the catch-all check was
+/// inconclusive: what the check's reply says, where it says something.
+fn inconclusive_reason(evidence: &CatchAllEvidence) -> Reason {
+    match evidence {
+        CatchAllEvidence::Reply(reply) => {
+            let reason = classify_reply(Stage::RcptTo, reply);
+            if reason.status() == Status::Unknown {
+                reason
+            } else {
+                Reason::SmtpError
+            }
+        }
+        _ => Reason::SmtpError,
+    }
+}
+
+fn describe(evidence: &CatchAllEvidence) -> String {
+    match evidence {
+        CatchAllEvidence::Reply(reply) => format!(
+            "a random address got \"{} {}\"",
+            reply.code(),
+            reply.message()
+        ),
+        CatchAllEvidence::Failed(error) => format!("asking about a random address failed: {error}"),
+        CatchAllEvidence::NotAsked | CatchAllEvidence::Known(_) => {
+            "no random address was asked about".to_owned()
+        }
     }
 }
 
@@ -396,7 +448,7 @@ mod tests {
                 },
                 Reason::CatchAll,
             ),
-            (Evidence::Probe(&probes[0]), Reason::Accepted),
+            (Evidence::Probe(&probes[0]), Reason::SmtpError),
             (Evidence::Probe(&probes[1]), Reason::CatchAll),
             (Evidence::Probe(&probes[2]), Reason::Accepted),
             (Evidence::Probe(&probes[3]), Reason::CatchAll),
@@ -422,6 +474,68 @@ mod tests {
             assert_eq!(verdict.reason, *expected, "{evidence:?}");
             assert_eq!(verdict.status(), expected.status(), "{evidence:?}");
         }
+    }
+
+    #[test]
+    fn an_inconclusive_catch_all_check_is_never_read_as_not_a_catch_all() {
+        let accepted = |catch_all| decide(&Evidence::Probe(&answered("250 2.1.5 Ok", catch_all)));
+        let conclusive = [
+            (CatchAllEvidence::Known(false), Reason::Accepted),
+            (CatchAllEvidence::Known(true), Reason::CatchAll),
+            (
+                CatchAllEvidence::Reply(reply("550 5.1.1 <x@example.test>: User unknown")),
+                Reason::Accepted,
+            ),
+            (
+                CatchAllEvidence::Reply(reply("250 2.1.5 Ok")),
+                Reason::CatchAll,
+            ),
+        ];
+        for (evidence, expected) in conclusive {
+            assert_eq!(accepted(evidence.clone()).reason, expected, "{evidence:?}");
+        }
+        let inconclusive = [
+            (
+                CatchAllEvidence::Reply(reply("452 4.5.3 Error: too many recipients")),
+                Reason::RateLimited,
+            ),
+            (
+                CatchAllEvidence::Reply(reply("450 4.2.0 Greylisted, try again later")),
+                Reason::Greylisted,
+            ),
+            (
+                CatchAllEvidence::Reply(reply(
+                    "550 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
+                )),
+                Reason::Blocked,
+            ),
+            (
+                CatchAllEvidence::Failed("no answer to RCPT TO within the timeout".into()),
+                Reason::SmtpError,
+            ),
+            (CatchAllEvidence::NotAsked, Reason::SmtpError),
+        ];
+        for (evidence, expected) in inconclusive {
+            let verdict = accepted(evidence.clone());
+            assert_eq!(verdict.reason, expected, "{evidence:?}");
+            assert_eq!(verdict.status(), Status::Unknown, "{evidence:?}");
+            assert!(!verdict.catch_all);
+            assert!(
+                verdict
+                    .message
+                    .is_some_and(|message| message.contains("could not be told")),
+                "{evidence:?}"
+            );
+        }
+        assert_eq!(catch_all_answer(&reply("250 2.1.5 Ok")), Some(true));
+        assert_eq!(
+            catch_all_answer(&reply("550 5.1.1 User unknown")),
+            Some(false)
+        );
+        assert_eq!(
+            catch_all_answer(&reply("452 4.5.3 Error: too many recipients")),
+            None
+        );
     }
 
     #[test]

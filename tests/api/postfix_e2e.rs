@@ -97,3 +97,76 @@ async fn a_large_batch_stays_under_postfix_error_limits() {
         started.elapsed()
     );
 }
+
+/// Every address of `results` has this verdict.
+fn all_are(results: &[serde_json::Value], expected: (&str, &str)) {
+    for result in results {
+        assert_eq!(verdict(result), expected, "{result}");
+    }
+}
+
+async fn batch(app: &TestApp, emails: &[String]) -> Vec<serde_json::Value> {
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify/batch")
+                .json(&json!({"emails": emails})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_thousand_addresses_at_a_catch_all_domain_are_all_catch_all() {
+    // `@example.test` in the mailbox table: Postfix accepts every address,
+    // up to its default limit of 1,000 recipients a transaction.
+    let postfix = Postfix::start("example.test", &["@example.test"], &[]);
+    let (app, _dns) = app_for(&postfix).await;
+    let emails: Vec<String> = (0..1000).map(|i| format!("user{i}@example.test")).collect();
+    let results = batch(&app, &emails).await;
+    assert_eq!(results.len(), 1000);
+    all_are(&results, ("risky", "catch_all"));
+    assert!(
+        results
+            .iter()
+            .all(|result| result["flags"]["catch_all"] == true)
+    );
+}
+
+#[tokio::test]
+async fn postfix_s_recipient_limit_sends_the_rest_to_a_new_session() {
+    // Postfix answers the 31st recipient of a transaction `452 4.5.3 Error:
+    // too many recipients`: a reason to go on in a new session, never a
+    // verdict.
+    let mailboxes: Vec<String> = (0..60).map(|i| format!("user{i}@example.test")).collect();
+    let mailbox_refs: Vec<&str> = mailboxes.iter().map(String::as_str).collect();
+    let postfix = Postfix::start_with(
+        "example.test",
+        &mailbox_refs,
+        &[],
+        &["smtpd_recipient_limit = 30"],
+    );
+    let (app, _dns) = app_for(&postfix).await;
+    let emails: Vec<String> = (0..120)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("user{}@example.test", i / 2)
+            } else {
+                format!("nobody{i}@example.test")
+            }
+        })
+        .collect();
+    let results = batch(&app, &emails).await;
+    assert_eq!(results.len(), 120);
+    for (i, result) in results.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            ("deliverable", "accepted")
+        } else {
+            ("undeliverable", "mailbox_not_found")
+        };
+        assert_eq!(verdict(result), expected, "{i}: {result}");
+    }
+}

@@ -45,11 +45,11 @@ async fn an_existing_mailbox_is_deliverable() {
         "{commands:?}"
     );
     assert_eq!(commands[1], "MAIL FROM:<probe@verifier.example.test>");
-    assert_eq!(commands[2], "RCPT TO:<Alice@example.test>");
     assert!(
-        commands[3].starts_with("RCPT TO:<mailvet-"),
-        "the catch-all probe: {commands:?}"
+        commands[2].starts_with("RCPT TO:<mailvet-"),
+        "the catch-all probe, before the recipient: {commands:?}"
     );
+    assert_eq!(commands[3], "RCPT TO:<Alice@example.test>");
     assert!(commands.contains(&"QUIT".to_owned()));
     assert!(
         !commands.iter().any(|c| c.eq_ignore_ascii_case("DATA")),
@@ -797,4 +797,53 @@ async fn a_suppression_made_by_another_replica_reaches_answers_kept_in_memory() 
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn the_catch_all_check_comes_first_and_sessions_carry_at_most_100_recipients() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let app = app_for(&dns, &peer).await;
+    let emails: Vec<String> = (0..250).map(|i| format!("user{i}@example.test")).collect();
+    let results = verify_batch(&app, &emails).await;
+    assert_eq!(results.len(), 250);
+    for result in &results {
+        assert_eq!(verdict(result), ("risky", "catch_all"), "{result}");
+    }
+    // The commands of each session, split at its EHLO.
+    let mut sessions: Vec<Vec<String>> = Vec::new();
+    for command in peer.commands() {
+        if command.starts_with("EHLO") {
+            sessions.push(Vec::new());
+        } else if let Some(session) = sessions.last_mut() {
+            session.push(command);
+        }
+    }
+    let rcpts = |session: &Vec<String>| -> Vec<String> {
+        session
+            .iter()
+            .filter(|command| command.starts_with("RCPT TO"))
+            .cloned()
+            .collect()
+    };
+    assert!(sessions.len() >= 3, "{} sessions", sessions.len());
+    for session in &sessions {
+        assert!(
+            rcpts(session).len() <= 100,
+            "{} recipients",
+            rcpts(session).len()
+        );
+    }
+    let first = rcpts(&sessions[0]);
+    assert!(
+        first[0].contains("<mailvet-"),
+        "the random address is asked before any recipient: {}",
+        first[0]
+    );
+    let random_probes = peer
+        .rcpts()
+        .iter()
+        .filter(|rcpt| rcpt.starts_with("mailvet-"))
+        .count();
+    assert_eq!(random_probes, 1, "the answer is kept for the domain");
 }

@@ -38,9 +38,16 @@ fn free_port() -> u16 {
 }
 
 impl Postfix {
-    /// Starts Postfix hosting `domain` with these mailboxes, and access-map
-    /// lines (`full@example.test 552 5.2.2 Mailbox full`).
+    /// Starts Postfix hosting `domain` with these mailboxes (`@domain` makes
+    /// every address a mailbox: a catch-all), and access-map lines
+    /// (`full@example.test 552 5.2.2 Mailbox full`).
     pub fn start(domain: &str, mailboxes: &[&str], access: &[&str]) -> Self {
+        Self::start_with(domain, mailboxes, access, &[])
+    }
+
+    /// Like [`Postfix::start`], with more `main.cf` lines
+    /// (`smtpd_recipient_limit = 30`).
+    pub fn start_with(domain: &str, mailboxes: &[&str], access: &[&str], main_cf: &[&str]) -> Self {
         require_postfix();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
@@ -82,7 +89,9 @@ impl Postfix {
              local_transport = discard:never delivers\n\
              default_transport = discard:never delivers\n\
              virtual_transport = discard:never delivers\n\
-             relay_transport = discard:never delivers\n"
+             relay_transport = discard:never delivers\n\
+             {}\n",
+            main_cf.join("\n")
         );
         let services = [
             "pickup    unix  n - n 60 1 pickup",

@@ -17,8 +17,21 @@ use crate::vocab::BounceOrigin;
 struct JsonBounce {
     email: String,
     status: Option<String>,
-    smtp_code: Option<u16>,
+    /// Any JSON number: JSON Schema counts `550.0` as the integer 550.
+    smtp_code: Option<serde_json::Number>,
     diagnostic: Option<String>,
+}
+
+/// An SMTP reply code (200 to 599) written as a JSON number, `550` or
+/// `550.0`.
+fn reply_code(number: &serde_json::Number) -> Option<u16> {
+    let whole = match number.as_u64() {
+        Some(value) => value,
+        None => number.as_f64().filter(|value| value.fract() == 0.0)? as u64,
+    };
+    u16::try_from(whole)
+        .ok()
+        .filter(|code| (200..=599).contains(code))
 }
 
 fn json_recipient(body: &[u8]) -> Result<ReportedRecipient, ApiError> {
@@ -46,15 +59,21 @@ fn json_recipient(body: &[u8]) -> Result<ReportedRecipient, ApiError> {
             })
         })
         .transpose()?;
-    if let Some(code) = bounce.smtp_code.filter(|code| !(200..=599).contains(code)) {
-        return Err(ApiError::invalid(format!(
-            "`smtp_code` {code} is not an SMTP reply code (200 to 599)"
-        )));
-    }
+    let smtp_code = bounce
+        .smtp_code
+        .as_ref()
+        .map(|number| {
+            reply_code(number).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "`smtp_code` {number} is not an SMTP reply code (200 to 599)"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(ReportedRecipient {
         email: bounce.email,
         status,
-        smtp_code: bounce.smtp_code,
+        smtp_code,
         diagnostic: bounce.diagnostic,
         ..ReportedRecipient::default()
     })
@@ -87,4 +106,20 @@ pub async fn receive(
     Ok(Json(
         intake::record(&state.suppressions, origin, recipients).await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_codes_may_be_written_as_whole_numbers_of_any_json_form() {
+        let code = |text: &str| reply_code(&serde_json::from_str(text).expect("a JSON number"));
+        assert_eq!(code("550"), Some(550));
+        assert_eq!(code("550.0"), Some(550));
+        assert_eq!(code("5.5e2"), Some(550));
+        for bad in ["550.5", "199", "600", "-550", "-550.0", "70000", "1e300"] {
+            assert_eq!(code(bad), None, "{bad}");
+        }
+    }
 }

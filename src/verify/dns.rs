@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as NetDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use rand::seq::SliceRandom;
 
@@ -229,16 +230,35 @@ impl MailResolver {
     }
 }
 
+/// A negative answer proves absence only when it carries the zone's SOA
+/// (RFC 2308): that is what an authoritative server sends. A resolver
+/// that answers NXDOMAIN or "no records" without one — a captive portal, a
+/// broken or lying network — proves nothing, and its answer is a failure.
 fn classify_error<T>(name: &str, err: NetError) -> Result<Lookup<T>, DnsError> {
-    if err.is_nx_domain() {
-        Ok(Lookup::NxDomain)
-    } else if err.is_no_records_found() {
-        Ok(Lookup::NoRecords)
-    } else {
-        Err(DnsError {
-            name: name.to_owned(),
-            detail: err.to_string(),
-        })
+    let failure = |detail: String| DnsError {
+        name: name.to_owned(),
+        detail,
+    };
+    match &err {
+        NetError::Dns(NetDnsError::NoRecordsFound(negative)) => {
+            let nxdomain = negative.response_code == ResponseCode::NXDomain;
+            if negative.soa.is_none() {
+                return Err(failure(format!(
+                    "{} without the zone's SOA record, which proves nothing (RFC 2308)",
+                    if nxdomain {
+                        "NXDOMAIN"
+                    } else {
+                        "an answer with no records"
+                    }
+                )));
+            }
+            Ok(if nxdomain {
+                Lookup::NxDomain
+            } else {
+                Lookup::NoRecords
+            })
+        }
+        _ => Err(failure(err.to_string())),
     }
 }
 

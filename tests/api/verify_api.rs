@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::common::app::{Db, Reply, TestApp};
 use crate::common::dns::{
-    TestDns, Zone, example_zone, garbage_server, servfail_server, silent_server,
+    TestDns, Zone, example_zone, garbage_server, lying_nodata_server, lying_nxdomain_server,
+    servfail_server, silent_server,
 };
 use crate::common::probe::{probe_settings, verdict, verify, verify_batch};
 use crate::common::smtp_peer::{Script, SmtpPeer, raw_peer, self_signed_tls};
@@ -289,6 +290,31 @@ async fn a_failing_dns_server_is_unknown_never_undeliverable() {
             app.get("/suppressions/someone@example.test").await.status,
             404
         );
+    }
+}
+
+#[tokio::test]
+async fn a_resolver_that_denies_every_name_without_an_soa_proves_nothing() {
+    // A captive or broken network: NXDOMAIN, or "no records", for every
+    // name, with no SOA in the authority section (RFC 2308).
+    for server in [lying_nxdomain_server().await, lying_nodata_server().await] {
+        let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
+            settings.dns_servers = vec![server];
+            settings.dns_timeout = Duration::from_millis(300);
+            settings.allow_private_targets = true;
+        })
+        .await;
+        for email in ["someone@example.test", "else@gmail.com"] {
+            let result = verify(&app, email).await;
+            assert_eq!(verdict(&result), ("unknown", "dns_error"), "{result}");
+            assert!(
+                result["message"]
+                    .as_str()
+                    .is_some_and(|message| message.contains("SOA")),
+                "{result}"
+            );
+            assert_eq!(app.get(&format!("/suppressions/{email}")).await.status, 404);
+        }
     }
 }
 

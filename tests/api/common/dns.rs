@@ -130,12 +130,34 @@ async fn bind_pair() -> (UdpSocket, TcpListener) {
 
 /// A DNS server that answers every query with SERVFAIL.
 pub async fn servfail_server() -> SocketAddr {
+    bare_answer_server(RCODE_SERVFAIL).await
+}
+
+/// A resolver that lies: NXDOMAIN for every name, with no SOA in the
+/// authority section (a captive portal, a broken network).
+pub async fn lying_nxdomain_server() -> SocketAddr {
+    bare_answer_server(RCODE_NXDOMAIN).await
+}
+
+/// A resolver that lies: "no records" (NOERROR, empty) for every query,
+/// with no SOA.
+pub async fn lying_nodata_server() -> SocketAddr {
+    bare_answer_server(RCODE_NOERROR).await
+}
+
+const RCODE_NOERROR: u8 = 0;
+const RCODE_SERVFAIL: u8 = 2;
+const RCODE_NXDOMAIN: u8 = 3;
+
+/// A server that answers every query with this response code and nothing
+/// else: no answer, no authority, no SOA.
+async fn bare_answer_server(rcode: u8) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
     let addr = socket.local_addr().expect("address");
     tokio::spawn(async move {
         let mut buffer = [0u8; 1500];
         while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
-            if let Some(reply) = servfail(&buffer[..len]) {
+            if let Some(reply) = bare_answer(&buffer[..len], rcode) {
                 let _ = socket.send_to(&reply, peer).await;
             }
         }
@@ -143,8 +165,9 @@ pub async fn servfail_server() -> SocketAddr {
     addr
 }
 
-/// A SERVFAIL answer to a query: its id and question, no records.
-fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+/// An answer to a query with its id and question, a response code, and no
+/// records.
+fn bare_answer(query: &[u8], rcode: u8) -> Option<Vec<u8>> {
     if query.len() < 12 {
         return None;
     }
@@ -156,7 +179,7 @@ fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     end += 1 + 4;
     let mut reply = query.get(..end)?.to_vec();
     reply[2] = 0x80 | (query[2] & 0x79); // QR, the query's opcode and RD
-    reply[3] = 0x80 | 0x02; // RA, RCODE 2 (SERVFAIL)
+    reply[3] = 0x80 | rcode; // RA, the response code
     reply[4..6].copy_from_slice(&[0, 1]);
     reply[6..12].copy_from_slice(&[0; 6]);
     Some(reply)

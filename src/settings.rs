@@ -456,6 +456,7 @@ impl Settings {
             dns: DnsSettings {
                 servers: self.dns_servers.clone(),
                 timeout: self.dns_timeout,
+                canaries: Vec::new(),
             },
             probe: ProbeSettings {
                 port: self.smtp_port,

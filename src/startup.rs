@@ -20,6 +20,7 @@ use crate::store::{self, Database, Store, StoreError};
 use crate::suppress::SuppressionList;
 use crate::telemetry;
 use crate::verify::Verifier;
+use crate::verify::resolver_watch::RECHECK;
 
 /// How long start-up waits for an unreachable database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -280,6 +281,20 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
             let _ = suppressions.poll().await;
         }
     });
+    // The resolver's canaries, checked in the background so that /readyz,
+    // the metric and the log tell an operator at once.
+    let watch = state.verifier.resolver_watch().clone();
+    let canaries = tokio::spawn(async move {
+        if !watch.is_watching() {
+            return;
+        }
+        let mut every = tokio::time::interval(RECHECK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            watch.check().await;
+        }
+    });
     let metrics = state.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut every = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
@@ -288,7 +303,7 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
             metrics.run_upkeep();
         }
     });
-    vec![purge, upkeep, watch_list]
+    vec![purge, upkeep, watch_list, canaries]
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -17,12 +17,15 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// `GET /readyz`: the database answers. A database that comes back is
-/// noticed by the next call; nothing needs restarting.
+/// noticed by the next call; nothing needs restarting. The body says what
+/// the last check of the resolver's canaries found.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match tokio::time::timeout(READINESS_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(
-            json!({"status": "ready", "database": state.store.backend().as_str()}),
-        )),
+        Ok(Ok(())) => Ok(Json(json!({
+            "status": "ready",
+            "database": state.store.backend().as_str(),
+            "dns": state.verifier.resolver_watch().health(),
+        }))),
         Ok(Err(err)) => {
             tracing::warn!(error = %crate::error::error_chain(&err), "readiness check failed");
             Err(ApiError::database_unavailable())

@@ -57,6 +57,9 @@ pub struct DnsSettings {
     pub servers: Vec<SocketAddr>,
     /// Time allowed for one query to one server.
     pub timeout: Duration,
+    /// Names that must resolve to mail hosts while the resolver can be
+    /// trusted (see `resolver_watch.rs`); none turns the watch off.
+    pub canaries: Vec<String>,
 }
 
 /// A caching resolver for mail routing.
@@ -79,6 +82,15 @@ enum Lookup<T> {
 
 impl MailResolver {
     pub fn new(settings: &DnsSettings) -> Result<Self, DnsError> {
+        Self::build(settings, 16_384)
+    }
+
+    /// A resolver that keeps no answers: every lookup asks the servers.
+    pub fn uncached(settings: &DnsSettings) -> Result<Self, DnsError> {
+        Self::build(settings, 0)
+    }
+
+    fn build(settings: &DnsSettings, cache_size: u64) -> Result<Self, DnsError> {
         let setup_error = |err: NetError| DnsError {
             name: "resolver".into(),
             detail: err.to_string(),
@@ -104,7 +116,7 @@ impl MailResolver {
         let options: &mut ResolverOpts = builder.options_mut();
         options.timeout = settings.timeout;
         options.attempts = 2;
-        options.cache_size = 16_384;
+        options.cache_size = cache_size;
         let resolver = builder.build().map_err(setup_error)?;
         Ok(MailResolver { resolver })
     }

@@ -17,6 +17,7 @@ use super::lists::{self, Lists};
 use super::memo::Memo;
 use super::probe::{ProbeSettings, Prober};
 use super::record::{CacheTtl, Recorder, count_verdict};
+use super::resolver_watch::ResolverWatch;
 use super::result::{Flags, VerifyResult};
 use super::verdict::{Verdict, decide};
 use crate::address::{EmailAddress, SyntaxError};
@@ -65,6 +66,7 @@ pub struct Verifier {
     /// address (single-flight).
     in_flight: moka::future::Cache<String, (VerifyResult, bool)>,
     recorder: Recorder,
+    watch: Arc<ResolverWatch>,
 }
 
 impl Verifier {
@@ -73,6 +75,7 @@ impl Verifier {
         store: Arc<dyn Store>,
         suppressions: Arc<SuppressionList>,
     ) -> Result<Self, DnsError> {
+        let watch = Arc::new(ResolverWatch::new(&settings.dns)?);
         Ok(Verifier {
             resolver: MailResolver::new(&settings.dns)?,
             prober: Prober::new(settings.probe),
@@ -84,7 +87,9 @@ impl Verifier {
                 store: store.clone(),
                 suppressions: suppressions.clone(),
                 ttl: settings.ttl,
+                watch: watch.clone(),
             },
+            watch,
             store,
             suppressions,
         })
@@ -93,6 +98,11 @@ impl Verifier {
     /// Forgets the probe budgets of domains not probed lately.
     pub fn housekeeping(&self) {
         self.budget.housekeeping();
+    }
+
+    /// The watch on the resolver's canary names.
+    pub fn resolver_watch(&self) -> &Arc<ResolverWatch> {
+        &self.watch
     }
 
     /// An answer kept in memory for the address, as an answer to `input`.
@@ -314,10 +324,17 @@ impl Verifier {
     ) -> Vec<VerifyResult> {
         let count = candidates.len();
         let (mx, verdicts): (Vec<String>, Vec<Verdict>) = match DnsEvidence::of(&route) {
-            Err(dns) => (
-                Vec::new(),
-                vec![decide(&Evidence::Dns { domain, dns }); count],
-            ),
+            Err(dns) => {
+                // A failure proves nothing anyway; a denial only while the
+                // resolver passes its canary checks.
+                let trusted = matches!(dns, DnsEvidence::Failed(_)) || self.watch.trusted().await;
+                let evidence = Evidence::Dns {
+                    domain,
+                    dns,
+                    trusted,
+                };
+                (Vec::new(), vec![decide(&evidence); count])
+            }
             Ok(hosts) => {
                 let mx = hosts.iter().map(|host| host.name.clone()).collect();
                 let verdicts = match self.budget.take(domain) {

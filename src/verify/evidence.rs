@@ -40,10 +40,12 @@ pub enum Evidence<'a> {
     Suppressed(&'a Suppression),
     /// The domain (or a parent) is a disposable-mail service.
     Disposable,
-    /// DNS gave no mail host to ask.
+    /// DNS gave no mail host to ask. `trusted` is false while the
+    /// resolver fails its canary checks (`resolver_watch.rs`).
     Dns {
         domain: &'a str,
         dns: DnsEvidence<'a>,
+        trusted: bool,
     },
     /// The domain's probe budget is used up.
     OverBudget {

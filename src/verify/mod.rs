@@ -17,6 +17,7 @@ pub mod lists;
 pub mod memo;
 pub mod probe;
 mod record;
+pub mod resolver_watch;
 pub mod result;
 pub mod verdict;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::degraded::warn_store;
 use super::memo::Memo;
+use super::resolver_watch::ResolverWatch;
 use super::result::VerifyResult;
 use crate::address::EmailAddress;
 use crate::store::{CachedVerification, Store};
@@ -39,6 +40,7 @@ pub(super) struct Recorder {
     pub store: Arc<dyn Store>,
     pub suppressions: Arc<SuppressionList>,
     pub ttl: CacheTtl,
+    pub watch: Arc<ResolverWatch>,
 }
 
 impl Recorder {
@@ -93,6 +95,12 @@ impl Recorder {
         let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
             return;
         };
+        if !self.watch.trusted().await {
+            // The mail hosts themselves came from a resolver that fails its
+            // canary checks: nothing it led to is evidence enough.
+            tracing::info!("not suppressing while the DNS resolver fails its canary checks");
+            return;
+        }
         let evidence = match &result.smtp {
             Some(reply) => Diagnosis::from(reply),
             None => Diagnosis {

@@ -5,7 +5,9 @@
 //! - its syntax is invalid (`invalid_syntax`);
 //! - it is on the suppression list (`suppressed`);
 //! - DNS says the domain does not exist (NXDOMAIN: `no_such_domain`) or
-//!   takes no mail (null MX, or neither MX nor address: `no_mail_server`);
+//!   takes no mail (null MX, or neither MX nor address: `no_mail_server`),
+//!   with the zone's SOA (`dns.rs`), while the resolver passes its canary
+//!   checks;
 //! - the domain's mail server answered `RCPT TO` for it with a permanent
 //!   (5xx) reply that the reply classifier reads as about the mailbox: it
 //!   does not exist, it is disabled, or (rarely, in the text) the server
@@ -78,7 +80,22 @@ pub fn decide(evidence: &Evidence<'_>) -> Verdict {
             Reason::Disposable,
             "the domain is a disposable-mail service",
         ),
-        Evidence::Dns { domain, dns } => from_dns(domain, dns),
+        Evidence::Dns {
+            domain,
+            dns,
+            trusted,
+        } => {
+            if !*trusted && !matches!(dns, DnsEvidence::Failed(_)) {
+                return Verdict::because(
+                    Reason::DnsError,
+                    format!(
+                        "the DNS resolver fails its canary checks, so its answer for {domain} \
+                         proves nothing"
+                    ),
+                );
+            }
+            from_dns(domain, dns)
+        }
         Evidence::OverBudget {
             domain,
             refusal,
@@ -400,6 +417,7 @@ mod tests {
                 Evidence::Dns {
                     domain,
                     dns: DnsEvidence::NoSuchDomain,
+                    trusted: true,
                 },
                 Reason::NoSuchDomain,
             ),
@@ -407,6 +425,7 @@ mod tests {
                 Evidence::Dns {
                     domain,
                     dns: DnsEvidence::NullMx,
+                    trusted: true,
                 },
                 Reason::NoMailServer,
             ),
@@ -414,6 +433,7 @@ mod tests {
                 Evidence::Dns {
                     domain,
                     dns: DnsEvidence::NoMailServer,
+                    trusted: true,
                 },
                 Reason::NoMailServer,
             ),
@@ -421,6 +441,23 @@ mod tests {
                 Evidence::Dns {
                     domain,
                     dns: DnsEvidence::Failed(&dns_failure),
+                    trusted: true,
+                },
+                Reason::DnsError,
+            ),
+            (
+                Evidence::Dns {
+                    domain,
+                    dns: DnsEvidence::NoSuchDomain,
+                    trusted: false,
+                },
+                Reason::DnsError,
+            ),
+            (
+                Evidence::Dns {
+                    domain,
+                    dns: DnsEvidence::NullMx,
+                    trusted: false,
                 },
                 Reason::DnsError,
             ),

@@ -4,10 +4,8 @@
 
 mod jobs;
 mod model;
-mod pg_jobs;
 mod postgres;
 mod sqlite;
-mod sqlite_jobs;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The Postgres store: the shared state of any number of mailvet replicas.
 
+mod jobs;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};

@@ -4,6 +4,8 @@
 //! runs in WAL mode with `synchronous = full`, so a write acknowledged to a
 //! client survives a crash of the process or of the machine.
 
+mod jobs;
+
 use std::str::FromStr;
 use std::sync::Arc;
 

@@ -7,10 +7,11 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::jobs::{
+use super::PgStore;
+use crate::store::jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
 };
-use super::{PgStore, StoreResult, parse_stored};
+use crate::store::{StoreResult, parse_stored};
 use crate::vocab::Status;
 
 /// The columns of `jobs`, as `job_from_row` reads them.

@@ -7,11 +7,11 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::jobs::{
+use super::{SqliteStore, from_millis, millis};
+use crate::store::jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
 };
-use super::sqlite::{from_millis, millis};
-use super::{SqliteStore, StoreError, StoreResult, parse_stored};
+use crate::store::{StoreError, StoreResult, parse_stored};
 
 /// The columns of `jobs`, as `job_from_row` reads them.
 macro_rules! job_columns {

@@ -1,13 +1,15 @@
 //! Persistence: cached verdicts, the suppression list and its change feed,
-//! bounce events. One [`Store`] trait, one implementation per backend; the
-//! database URL's scheme picks the backend.
+//! bounce events, bulk jobs. One [`Store`] trait, one implementation per
+//! backend (`postgres`, `sqlite`: each its own SQL); the database URL's
+//! scheme picks the backend. What the backends share — reading rows into
+//! records, the steps of writes that take several statements — is written
+//! once, in `shared`.
 
 mod jobs;
 mod model;
-mod pg_jobs;
 mod postgres;
+mod shared;
 mod sqlite;
-mod sqlite_jobs;
 
 use std::fmt;
 use std::sync::Arc;
@@ -228,31 +230,3 @@ pub trait SuppressionWrites: Send + Sync + fmt::Debug {
 pub trait Database: Store + SuppressionWrites {}
 
 impl<T: Store + SuppressionWrites> Database for T {}
-
-/// Reads a stored enum name back, or reports the row as corrupt.
-fn parse_stored<T>(column: &str, value: &str) -> StoreResult<T>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    value
-        .parse()
-        .map_err(|err| StoreError::Corrupt(format!("{column}: {err}")))
-}
-
-/// Reads a stored SMTP reply code back.
-fn stored_smtp_code(value: Option<i64>) -> StoreResult<Option<u16>> {
-    value
-        .map(|code| {
-            u16::try_from(code)
-                .map_err(|_| StoreError::Corrupt(format!("smtp_code: {code} out of range")))
-        })
-        .transpose()
-}
-
-/// Reads `(key, count)` rows into a map.
-fn counts_map(rows: Vec<(String, i64)>) -> std::collections::BTreeMap<String, u64> {
-    rows.into_iter()
-        .map(|(key, count)| (key, u64::try_from(count).unwrap_or(0)))
-        .collect()
-}

@@ -1,0 +1,371 @@
+//! Bulk jobs on Postgres. Any number of replicas share a job's work:
+//! chunks are claimed with `FOR UPDATE SKIP LOCKED` and leased.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Postgres;
+use sqlx::postgres::PgConnection;
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::store::StoreResult;
+use crate::store::jobs::{
+    ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
+};
+use crate::store::shared;
+use crate::store::shared::jobs::{JobStatements, Retried, Verified, int_param, limit_param};
+use crate::store::shared::rows::{
+    ClaimedItemRow, JobRow, ResultRow, claimed_item_columns, job_columns, parse_stored,
+};
+use crate::vocab::Status;
+
+#[async_trait]
+impl JobStatements for PgConnection {
+    async fn claim_items(
+        &mut self,
+        id: Uuid,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedItem>> {
+        // Items locked by another replica's claim are skipped, not waited for.
+        let rows = sqlx::query_as::<_, ClaimedItemRow<Postgres>>(concat!(
+            "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
+             where job_id = $1 and seq in ( \
+                 select seq from job_items \
+                 where job_id = $1 and state <> 'done' and available_at <= $2 \
+                 order by domain, seq limit $3 for update skip locked) \
+             returning ",
+            claimed_item_columns!()
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(limit_param(limit))
+        .bind(lease_until)
+        .bind(worker)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(rows.into_iter().map(ClaimedItem::from).collect())
+    }
+
+    async fn mark_running(&mut self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "update jobs set status = 'running', started_at = coalesce(started_at, $2), \
+                 updated_at = $2 where id = $1 and status = 'queued'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_results(
+        &mut self,
+        id: Uuid,
+        worker: &str,
+        verified: &[Verified<'_>],
+    ) -> StoreResult<Vec<Status>> {
+        // One statement for the whole chunk, its columns as arrays.
+        let seqs: Vec<i64> = verified.iter().map(|item| int_param(item.seq)).collect();
+        let statuses: Vec<&str> = verified.iter().map(|item| item.status.as_str()).collect();
+        let results: Vec<&str> = verified.iter().map(|item| item.result).collect();
+        let recorded: Vec<String> = sqlx::query_scalar(
+            "update job_items as i set state = 'done', status = u.status, result = u.result, \
+                 claimed_by = null \
+             from unnest($2::bigint[], $3::text[], $4::text[]) as u(seq, status, result) \
+             where i.job_id = $1 and i.seq = u.seq and i.state = 'claimed' and i.claimed_by = $5 \
+             returning u.status",
+        )
+        .bind(id)
+        .bind(&seqs)
+        .bind(&statuses)
+        .bind(&results)
+        .bind(worker)
+        .fetch_all(&mut *self)
+        .await?;
+        recorded
+            .iter()
+            .map(|status| parse_stored("status", status))
+            .collect()
+    }
+
+    async fn put_back(&mut self, id: Uuid, worker: &str, retried: &[Retried]) -> StoreResult<()> {
+        let seqs: Vec<i64> = retried.iter().map(|item| int_param(item.seq)).collect();
+        let times: Vec<DateTime<Utc>> = retried.iter().map(|item| item.at).collect();
+        let attempts: Vec<i32> = retried
+            .iter()
+            .map(|item| i32::from(item.counts_as_attempt))
+            .collect();
+        sqlx::query(
+            "update job_items as i set state = 'pending', available_at = u.at, \
+                 attempts = i.attempts + u.counts, claimed_by = null \
+             from unnest($2::bigint[], $3::timestamptz[], $4::int[]) as u(seq, at, counts) \
+             where i.job_id = $1 and i.seq = u.seq and i.state = 'claimed' and i.claimed_by = $5",
+        )
+        .bind(id)
+        .bind(&seqs)
+        .bind(&times)
+        .bind(&attempts)
+        .bind(worker)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_to_counters(
+        &mut self,
+        id: Uuid,
+        counts: &StatusCounts,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "update jobs set processed = processed + $2, deliverable = deliverable + $3, \
+                 undeliverable = undeliverable + $4, risky = risky + $5, unknown = unknown + $6, \
+                 updated_at = $7 where id = $1",
+        )
+        .bind(id)
+        .bind(int_param(counts.total()))
+        .bind(int_param(counts.deliverable))
+        .bind(int_param(counts.undeliverable))
+        .bind(int_param(counts.risky))
+        .bind(int_param(counts.unknown))
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn complete_if_done(&mut self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "update jobs set status = 'completed', completed_at = $2, \
+                 webhook_due_at = case when webhook_url is not null then $2 end \
+             where id = $1 and status in ('queued', 'running') and processed >= total \
+             returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *self)
+        .await?
+        .map(Job::try_from)
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn create_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "insert into jobs (id, status, created_at, updated_at) values ($1, 'uploading', $2, $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn add_job_items(
+        &self,
+        id: Uuid,
+        first_seq: u64,
+        items: &[NewJobItem],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        // One statement for the whole batch, its columns as arrays.
+        let seqs: Vec<i64> = (0..items.len() as u64)
+            .map(|offset| int_param(first_seq + offset))
+            .collect();
+        let emails: Vec<&str> = items.iter().map(|item| item.email.as_str()).collect();
+        let domains: Vec<&str> = items.iter().map(|item| item.domain.as_str()).collect();
+        sqlx::query(
+            "insert into job_items (job_id, seq, email, domain, available_at) \
+             select $1, seq, email, domain, $5 \
+             from unnest($2::bigint[], $3::text[], $4::text[]) as u(seq, email, domain)",
+        )
+        .bind(id)
+        .bind(&seqs)
+        .bind(&emails)
+        .bind(&domains)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn seal_job(
+        &self,
+        id: Uuid,
+        total: u64,
+        webhook_url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Job> {
+        // An empty job is complete at once.
+        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "update jobs set total = $2, webhook_url = $3, updated_at = $4, \
+                 status = case when $2 = 0 then 'completed' else 'queued' end, \
+                 completed_at = case when $2 = 0 then $4 end, \
+                 webhook_due_at = case when $2 = 0 and $3::text is not null then $4 end \
+             where id = $1 and status = 'uploading' returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .bind(int_param(total))
+        .bind(webhook_url)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?
+        .try_into()
+    }
+
+    async fn discard_job(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query("delete from jobs where id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
+        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1 and status <> 'uploading'"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .map(Job::try_from)
+        .transpose()
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        let cancelled = sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "update jobs set status = 'cancelled', completed_at = $2, updated_at = $2, \
+                 webhook_due_at = case when webhook_url is not null then $2 end \
+             where id = $1 and status in ('queued', 'running') returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        match cancelled {
+            Some(row) => row.try_into().map(Some),
+            // Finished already, or unknown: the job as it is.
+            None => self.job(id).await,
+        }
+    }
+
+    async fn claim_job_items(
+        &self,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<ClaimedChunk>> {
+        shared::jobs::claim_job_items(self, worker, limit, now, lease_until).await
+    }
+
+    async fn finish_job_items(
+        &self,
+        worker: &str,
+        id: Uuid,
+        outcomes: &[ItemOutcome],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Job>> {
+        shared::jobs::finish_job_items(self, worker, id, outcomes, now).await
+    }
+
+    async fn renew_job_claims(&self, worker: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        let renewed = sqlx::query(
+            "update job_items set available_at = $2 \
+             where state = 'claimed' and claimed_by = $1",
+        )
+        .bind(worker)
+        .bind(until)
+        .execute(self.pool())
+        .await?;
+        Ok(renewed.rows_affected())
+    }
+
+    async fn release_job_items(&self, worker: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let released = sqlx::query(
+            "update job_items set state = 'pending', available_at = $2, claimed_by = null \
+             where state = 'claimed' and claimed_by = $1",
+        )
+        .bind(worker)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    async fn job_results(
+        &self,
+        id: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobResultRow>> {
+        let rows: Vec<ResultRow> = sqlx::query_as(
+            "select seq, result from job_items \
+             where job_id = $1 and seq > $2 and state = 'done' order by seq limit $3",
+        )
+        .bind(id)
+        .bind(after.map_or(-1, int_param))
+        .bind(limit_param(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(JobResultRow::from).collect())
+    }
+
+    async fn claim_due_webhook(
+        &self,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    ) -> StoreResult<Option<Job>> {
+        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "update jobs set webhook_due_at = $2 where id = ( \
+                 select id from jobs where webhook_due_at <= $1 \
+                 order by webhook_due_at limit 1 for update skip locked) \
+             returning ",
+            job_columns!()
+        ))
+        .bind(now)
+        .bind(retry_at)
+        .fetch_optional(self.pool())
+        .await?
+        .map(Job::try_from)
+        .transpose()
+    }
+
+    async fn webhook_attempted(&self, id: Uuid, next: Option<DateTime<Utc>>) -> StoreResult<()> {
+        sqlx::query(
+            "update jobs set webhook_attempts = webhook_attempts + 1, webhook_due_at = $2 \
+             where id = $1",
+        )
+        .bind(id)
+        .bind(next)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_jobs(
+        &self,
+        before: DateTime<Utc>,
+        stale_upload: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let purged = sqlx::query(
+            "delete from jobs where (completed_at < $1 and webhook_due_at is null) \
+                 or (status = 'uploading' and created_at < $2)",
+        )
+        .bind(before)
+        .bind(stale_upload)
+        .execute(self.pool())
+        .await?;
+        Ok(purged.rows_affected())
+    }
+}

@@ -1,0 +1,397 @@
+//! The Postgres store: the shared state of any number of mailvet replicas.
+//!
+//! Here is the Postgres SQL; the steps around it and the reading of rows
+//! are in `store::shared`.
+
+mod jobs;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::shared::rows::{
+    BounceRow, SuppressionRow, VerificationRow, bounce_columns, stored_count, suppression_columns,
+    verification_columns,
+};
+use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
+use super::{
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, Store,
+    StoreResult, StoreSettings, Suppression, WindowStats,
+};
+use crate::secret::ExposeSecret;
+use crate::vocab::BounceKind;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Opens a pool on the database. Connections are made lazily, so a
+    /// database that is down at start-up is reported by the first query.
+    pub fn connect(settings: &StoreSettings) -> StoreResult<Self> {
+        let options: PgConnectOptions = settings.url.expose_secret().parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(PgStore { pool })
+    }
+
+    /// The pool, for tests and tools that need raw access.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+type PgTx = Transaction<'static, Postgres>;
+
+#[async_trait]
+impl SqlBackend for PgStore {
+    type Conn = PgConnection;
+    type Tx = PgTx;
+
+    const STATS: StatsQueries = StatsQueries {
+        verifications_by_status: "select status, sum(count)::bigint from verification_counts
+                                   where hour >= $1 group by status",
+        suppressions_by_reason: "select reason, count(*) from suppressions
+                                  where not deleted and created_at >= $1 group by reason",
+        suppressions_by_source: "select source, count(*) from suppressions
+                                  where not deleted and created_at >= $1 group by source",
+        bounces_by_kind: "select kind, count(*) from bounce_events
+                           where received_at >= $1 group by kind",
+    };
+
+    async fn begin_write(&self) -> StoreResult<PgTx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn count_rows(
+        &self,
+        sql: &'static str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(sql)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "select id from jobs where status in ('queued', 'running') order by created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl Commit for PgTx {
+    async fn commit(self) -> StoreResult<()> {
+        Ok(Transaction::commit(self).await?)
+    }
+
+    async fn rollback(self) -> StoreResult<()> {
+        Ok(Transaction::rollback(self).await?)
+    }
+}
+
+#[async_trait]
+impl StoreStatements for PgConnection {
+    async fn lock_seq(&mut self) -> StoreResult<()> {
+        sqlx::query("select last_seq from suppression_seq for update")
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn next_seq(&mut self) -> StoreResult<i64> {
+        // The `update` locks the single counter row until the transaction
+        // ends, which serialises suppression writers and makes sequences
+        // commit in the order they were taken.
+        Ok(sqlx::query_scalar(
+            "update suppression_seq set last_seq = last_seq + 1 returning last_seq",
+        )
+        .fetch_one(&mut *self)
+        .await?)
+    }
+
+    async fn suppression_entry(&mut self, address_key: &str) -> StoreResult<Option<Suppression>> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions where address_key = $1"
+        ))
+        .bind(address_key)
+        .fetch_optional(&mut *self)
+        .await?
+        .map(Suppression::try_from)
+        .transpose()
+    }
+
+    async fn write_suppression(
+        &mut self,
+        entry: &NewSuppression,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suppression> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "insert into suppressions
+                    (address_key, email, reason, source, smtp_code, enhanced_code,
+                     diagnostic, mx_host, deleted, seq, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $10, $10)
+             on conflict (address_key) do update
+                set email = excluded.email, reason = excluded.reason,
+                    source = excluded.source, smtp_code = excluded.smtp_code,
+                    enhanced_code = excluded.enhanced_code,
+                    diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
+                    seq = excluded.seq, updated_at = excluded.updated_at,
+                    created_at = case when suppressions.deleted
+                                      then excluded.created_at
+                                      else suppressions.created_at end,
+                    deleted = false
+             returning ",
+            suppression_columns!()
+        ))
+        .bind(&entry.address_key)
+        .bind(&entry.email)
+        .bind(entry.reason.as_str())
+        .bind(entry.source.as_str())
+        .bind(entry.evidence.smtp_code.map(i32::from))
+        .bind(&entry.evidence.enhanced_code)
+        .bind(&entry.evidence.diagnostic)
+        .bind(&entry.evidence.mx_host)
+        .bind(seq)
+        .bind(now)
+        .fetch_one(&mut *self)
+        .await?
+        .try_into()
+    }
+
+    async fn tombstone(
+        &mut self,
+        address_key: &str,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Suppression>> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "update suppressions
+                set deleted = true, seq = $2, updated_at = $3
+              where address_key = $1 and not deleted
+          returning ",
+            suppression_columns!()
+        ))
+        .bind(address_key)
+        .bind(seq)
+        .bind(now)
+        .fetch_optional(&mut *self)
+        .await?
+        .map(Suppression::try_from)
+        .transpose()
+    }
+
+    async fn insert_bounce(&mut self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
+        sqlx::query_as::<_, BounceRow<Postgres>>(concat!(
+            "insert into bounce_events
+                    (address_key, email, kind, origin, smtp_code, enhanced_code,
+                     diagnostic, mx_host, received_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             returning ",
+            bounce_columns!()
+        ))
+        .bind(&event.address_key)
+        .bind(&event.email)
+        .bind(event.kind.as_str())
+        .bind(event.origin.as_str())
+        .bind(event.evidence.smtp_code.map(i32::from))
+        .bind(&event.evidence.enhanced_code)
+        .bind(&event.evidence.diagnostic)
+        .bind(&event.evidence.mx_host)
+        .bind(event.received_at)
+        .fetch_one(&mut *self)
+        .await?
+        .try_into()
+    }
+
+    async fn count_bounces(
+        &mut self,
+        address_key: &str,
+        kind: BounceKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from bounce_events
+              where address_key = $1 and kind = $2 and received_at >= $3",
+        )
+        .bind(address_key)
+        .bind(kind.as_str())
+        .bind(since)
+        .fetch_one(&mut *self)
+        .await?;
+        Ok(stored_count(count))
+    }
+
+    async fn put_verification(&mut self, entry: &CachedVerification) -> StoreResult<()> {
+        sqlx::query(
+            "insert into verifications
+                    (address_key, email, status, reason, result, checked_at, expires_at)
+             values ($1, $2, $3, $4, $5, $6, $7)
+             on conflict (address_key) do update
+                set email = excluded.email, status = excluded.status,
+                    reason = excluded.reason, result = excluded.result,
+                    checked_at = excluded.checked_at, expires_at = excluded.expires_at",
+        )
+        .bind(&entry.address_key)
+        .bind(&entry.email)
+        .bind(entry.status.as_str())
+        .bind(entry.reason.as_str())
+        .bind(&entry.result)
+        .bind(entry.checked_at)
+        .bind(entry.expires_at)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_verification_count(
+        &mut self,
+        hour: DateTime<Utc>,
+        status: &str,
+        count: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into verification_counts (hour, status, count) values ($1, $2, $3)
+             on conflict (hour, status) do update
+                set count = verification_counts.count + excluded.count",
+        )
+        .bind(hour)
+        .bind(status)
+        .bind(count)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        // The migrator takes an advisory lock, so replicas starting together
+        // apply each migration once.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn cached_verification(
+        &self,
+        address_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<CachedVerification>> {
+        sqlx::query_as::<_, VerificationRow<Postgres>>(concat!(
+            "select ",
+            verification_columns!(),
+            " from verifications where address_key = $1 and expires_at > $2"
+        ))
+        .bind(address_key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(CachedVerification::try_from)
+        .transpose()
+    }
+
+    async fn record_verifications(&self, entries: &[CachedVerification]) -> StoreResult<()> {
+        shared::record_verifications(self, entries).await
+    }
+
+    async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats> {
+        shared::stats(self, since).await
+    }
+
+    async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("delete from verifications where expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn suppression_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("select last_seq from suppression_seq")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions where address_key = $1 and not deleted"
+        ))
+        .bind(address_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Suppression::try_from)
+        .transpose()
+    }
+
+    async fn suppression_changes(
+        &self,
+        after_seq: i64,
+        limit: u32,
+        filter: &ChangeFilter,
+    ) -> StoreResult<Vec<Suppression>> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions
+              where seq > $1
+                and ($3::text is null or reason = $3)
+                and ($4::text is null or source = $4)
+              order by seq
+              limit $2"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .bind(filter.reason.map(|reason| reason.as_str()))
+        .bind(filter.source.map(|source| source.as_str()))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Suppression::try_from)
+        .collect()
+    }
+
+    async fn record_bounce(&self, event: &NewBounceEvent) -> StoreResult<BounceEvent> {
+        let mut conn = self.pool.acquire().await?;
+        conn.insert_bounce(event).await
+    }
+
+    async fn count_bounces(
+        &self,
+        address_key: &str,
+        kind: BounceKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await?;
+        conn.count_bounces(address_key, kind, since).await
+    }
+}

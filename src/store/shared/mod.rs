@@ -1,0 +1,249 @@
+//! What the two backends share: the reading of rows into records
+//! ([`rows`]), and the steps of every write that is more than one statement.
+//!
+//! Each backend keeps its own SQL. It implements [`SqlBackend`] and, on its
+//! connection, [`StoreStatements`] and [`JobStatements`]: one method a
+//! statement, its SQL beside its parameters. The steps here decide which
+//! statements run, in what order, and whether the transaction commits — the
+//! same on both backends. [`SuppressionWrites`] is nothing but such steps,
+//! so it is implemented here, once, for both.
+
+pub(super) mod jobs;
+pub(super) mod rows;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::DerefMut;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub(super) use jobs::JobStatements;
+use rows::counts_map;
+
+use super::model::hour_of;
+use super::{
+    BounceEvent, BouncePlan, BounceRules, CachedVerification, NewBounce, NewBounceEvent,
+    NewSuppression, StoreResult, Suppression, SuppressionWrites, Upserted, WindowStats,
+};
+use crate::vocab::BounceKind;
+
+/// A backend, as the shared steps use it.
+#[async_trait]
+pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
+    /// A connection, on which the statements run.
+    type Conn: StoreStatements + JobStatements;
+    /// A write transaction: a connection until it ends.
+    type Tx: Commit + DerefMut<Target = Self::Conn>;
+
+    /// The queries of `GET /stats`, in this backend's SQL.
+    const STATS: StatsQueries;
+
+    /// Begins a write transaction.
+    async fn begin_write(&self) -> StoreResult<Self::Tx>;
+
+    /// Runs one of [`Self::STATS`]: `(key, count)` rows from `since` on.
+    async fn count_rows(
+        &self,
+        sql: &'static str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>>;
+
+    /// The queued and running jobs, oldest first.
+    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>>;
+}
+
+/// The end of a write transaction.
+#[async_trait]
+pub(super) trait Commit: Send + Sized {
+    async fn commit(self) -> StoreResult<()>;
+    async fn rollback(self) -> StoreResult<()>;
+}
+
+/// The statements of the store's writes (and the reads they need).
+#[async_trait]
+pub(super) trait StoreStatements: Send {
+    /// Holds the suppression list's change sequence until the transaction
+    /// ends, without taking a number: for writes that may change nothing.
+    async fn lock_seq(&mut self) -> StoreResult<()>;
+
+    /// Takes the next change sequence (and so holds it, see `lock_seq`).
+    async fn next_seq(&mut self) -> StoreResult<i64>;
+
+    /// The entry for an address, live or a tombstone.
+    async fn suppression_entry(&mut self, address_key: &str) -> StoreResult<Option<Suppression>>;
+
+    /// Writes a live entry for the address with change sequence `seq`; a
+    /// re-added tombstone starts a new entry, created `now`.
+    async fn write_suppression(
+        &mut self,
+        entry: &NewSuppression,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suppression>;
+
+    /// Turns the address's live entry into a tombstone with change sequence
+    /// `seq`; `None` when there is no live entry.
+    async fn tombstone(
+        &mut self,
+        address_key: &str,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Suppression>>;
+
+    async fn insert_bounce(&mut self, event: &NewBounceEvent) -> StoreResult<BounceEvent>;
+
+    async fn count_bounces(
+        &mut self,
+        address_key: &str,
+        kind: BounceKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Stores a verdict, replacing any earlier one for its address.
+    async fn put_verification(&mut self, entry: &CachedVerification) -> StoreResult<()>;
+
+    /// Adds `count` fresh verdicts of `status` to the statistics of `hour`.
+    async fn add_verification_count(
+        &mut self,
+        hour: DateTime<Utc>,
+        status: &str,
+        count: i64,
+    ) -> StoreResult<()>;
+}
+
+/// The `(key, count)` queries of `GET /stats`, each with one parameter: the
+/// time the window starts.
+#[derive(Debug)]
+pub(super) struct StatsQueries {
+    /// Over `verification_counts`, whose rows are hourly.
+    pub verifications_by_status: &'static str,
+    pub suppressions_by_reason: &'static str,
+    pub suppressions_by_source: &'static str,
+    pub bounces_by_kind: &'static str,
+}
+
+pub(super) async fn stats<S: SqlBackend>(
+    store: &S,
+    since: DateTime<Utc>,
+) -> StoreResult<WindowStats> {
+    let queries = &S::STATS;
+    // Hourly buckets: the window starts at the hour `since` falls in.
+    let verifications = store
+        .count_rows(queries.verifications_by_status, hour_of(since))
+        .await?;
+    let by_reason = store
+        .count_rows(queries.suppressions_by_reason, since)
+        .await?;
+    let by_source = store
+        .count_rows(queries.suppressions_by_source, since)
+        .await?;
+    let bounces = store.count_rows(queries.bounces_by_kind, since).await?;
+    Ok(WindowStats {
+        verifications_by_status: counts_map(verifications),
+        suppressions_by_reason: counts_map(by_reason),
+        suppressions_by_source: counts_map(by_source),
+        bounces_by_kind: counts_map(bounces),
+    })
+}
+
+pub(super) async fn record_verifications(
+    store: &impl SqlBackend,
+    entries: &[CachedVerification],
+) -> StoreResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_write().await?;
+    // One lock order for every writer: no deadlocks between batches.
+    let mut ordered: Vec<&CachedVerification> = entries.iter().collect();
+    ordered.sort_by(|a, b| a.address_key.cmp(&b.address_key));
+    let mut counts: BTreeMap<(DateTime<Utc>, &'static str), i64> = BTreeMap::new();
+    for entry in ordered {
+        tx.put_verification(entry).await?;
+        *counts
+            .entry((hour_of(entry.checked_at), entry.status.as_str()))
+            .or_default() += 1;
+    }
+    for ((hour, status), count) in counts {
+        tx.add_verification_count(hour, status, count).await?;
+    }
+    tx.commit().await
+}
+
+#[async_trait]
+impl<S: SqlBackend> SuppressionWrites for S {
+    async fn upsert_suppression(
+        &self,
+        entry: &NewSuppression,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Suppression, Upserted)> {
+        let mut tx = self.begin_write().await?;
+        tx.lock_seq().await?;
+        // No other writer can change the entry until we commit.
+        let existing = tx.suppression_entry(&entry.address_key).await?;
+        let outcome = Upserted::plan(existing.as_ref(), entry);
+        if let (Upserted::Unchanged, Some(existing)) = (outcome, existing) {
+            // Nothing changes, and the sequence is given back.
+            tx.rollback().await?;
+            return Ok((existing, outcome));
+        }
+        let seq = tx.next_seq().await?;
+        let stored = tx.write_suppression(entry, seq, now).await?;
+        tx.commit().await?;
+        Ok((stored, outcome))
+    }
+
+    async fn remove_suppression(
+        &self,
+        address_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Suppression>> {
+        let mut tx = self.begin_write().await?;
+        let seq = tx.next_seq().await?;
+        match tx.tombstone(address_key, seq, now).await? {
+            Some(tombstone) => {
+                tx.commit().await?;
+                Ok(Some(tombstone))
+            }
+            None => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn record_bounces(
+        &self,
+        bounces: &[NewBounce],
+        rules: &dyn BounceRules,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        tx.lock_seq().await?;
+        let mut suppressed = Vec::with_capacity(bounces.len());
+        for bounce in bounces {
+            tx.insert_bounce(&bounce.event).await?;
+            let key = &bounce.event.address_key;
+            let live = tx
+                .suppression_entry(key)
+                .await?
+                .filter(|entry| !entry.deleted);
+            let soft_in_window = if bounce.event.kind == BounceKind::Soft {
+                tx.count_bounces(key, BounceKind::Soft, now - rules.soft_window())
+                    .await?
+            } else {
+                0
+            };
+            let plan = rules.plan(bounce, live.as_ref(), soft_in_window);
+            if let BouncePlan::Suppress(entry) = &plan {
+                let seq = tx.next_seq().await?;
+                tx.write_suppression(entry, seq, now).await?;
+            }
+            suppressed.push(plan.suppressed());
+        }
+        tx.commit().await?;
+        Ok(suppressed)
+    }
+}

@@ -27,6 +27,9 @@ use crate::vocab::Reason;
 
 /// Domains probed at once by a batch.
 const BATCH_DOMAIN_CONCURRENCY: usize = 16;
+/// The longest a finished verification stays shareable when the request
+/// that made it was cancelled before it could drop it.
+const IN_FLIGHT_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Everything the verifier is configured with.
 #[derive(Debug, Clone)]
@@ -63,8 +66,10 @@ pub struct Verifier {
     budget: ProbeBudget,
     memo: Memo,
     /// Verifications in progress, shared by concurrent requests for one
-    /// address (single-flight).
-    in_flight: moka::future::Cache<String, (VerifyResult, bool)>,
+    /// address (single-flight), keyed by the address and the suppression
+    /// list's version: a request made after the list changed never shares
+    /// an answer made before.
+    in_flight: moka::future::Cache<(String, u64), (VerifyResult, bool)>,
     recorder: Recorder,
     watch: Arc<ResolverWatch>,
 }
@@ -82,7 +87,11 @@ impl Verifier {
             lists: settings.lists,
             budget: ProbeBudget::per_minute(settings.probe_budget_per_domain),
             memo: Memo::new(),
-            in_flight: moka::future::Cache::builder().build(),
+            // Entries are dropped when their verification ends; the time to
+            // live only frees what a cancelled request left behind.
+            in_flight: moka::future::Cache::builder()
+                .time_to_live(IN_FLIGHT_TTL)
+                .build(),
             recorder: Recorder {
                 store: store.clone(),
                 suppressions: suppressions.clone(),
@@ -137,14 +146,15 @@ impl Verifier {
                 degraded: false,
             };
         }
+        let flight = (key, version);
         let (result, degraded) = self
             .in_flight
             .get_with(
-                key.clone(),
+                flight.clone(),
                 noting_store_trouble(self.verify_one(input, address, fresh, version)),
             )
             .await;
-        self.in_flight.invalidate(&key).await;
+        self.in_flight.invalidate(&flight).await;
         Answer {
             value: VerifyResult {
                 email: input.to_owned(),

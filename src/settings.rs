@@ -316,15 +316,17 @@ pub struct Settings {
     )]
     pub rate_limit_secret: u32,
 
-    /// Proxies (IP addresses, comma separated) whose X-Forwarded-For header
-    /// names the client. Without them the header is ignored.
+    /// Proxies whose X-Forwarded-For header names the client: IP addresses
+    /// or CIDR ranges, comma separated (`10.0.0.0/8,192.168.1.7`). Without
+    /// them the header is ignored.
     #[arg(
         long,
         env = "MAILVET_TRUSTED_PROXIES",
         value_delimiter = ',',
+        value_parser = crate::http::parse_ip_range,
         global = true
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Browser origins allowed to call POST /verify, comma separated.
     #[arg(
@@ -577,5 +579,18 @@ mod tests {
         assert_eq!(cli.settings.smtp_timeout, Duration::from_millis(2500));
         assert_eq!(cli.settings.dns_servers.len(), 2);
         assert!(cli.settings.allow_private_targets);
+    }
+
+    #[test]
+    fn trusted_proxies_take_ranges_and_single_addresses() {
+        let cli = Cli::parse_from(["mailvet", "--trusted-proxies", "10.0.0.0/8,192.168.1.7"]);
+        let proxies: Vec<String> = cli
+            .settings
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32"]);
+        assert!(Cli::try_parse_from(["mailvet", "--trusted-proxies", "10.0.0.0/33"]).is_err());
     }
 }

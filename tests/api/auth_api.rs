@@ -216,7 +216,8 @@ async fn rate_limited_app(trusted_proxy: bool) -> TestApp {
         settings.rate_limit_public = 3;
         settings.rate_limit_secret = 2;
         if trusted_proxy {
-            settings.trusted_proxies = vec!["127.0.0.1".parse().expect("an IP")];
+            settings.trusted_proxies =
+                vec![mailvet::http::parse_ip_range("127.0.0.1").expect("an IP")];
         }
     })
     .await

@@ -13,21 +13,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::settings::Settings;
-use crate::startup;
+use crate::settings::CheckSettings;
+use crate::startup::{self, Engine};
+use crate::suppress::SoftBouncePolicy;
 use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
 use crate::vocab::{Reason, Status};
 
 /// Verifies the addresses and prints a table (or JSON lines) on stdout.
 pub async fn run(
-    settings: &Settings,
+    settings: &CheckSettings,
     emails: &[String],
     json: bool,
     fresh: bool,
 ) -> anyhow::Result<()> {
-    let db = startup::open_database(settings).await?;
-    let engine = startup::Engine::build(settings, db.clone())?;
+    let db = startup::open_database(&settings.database).await?;
+    let engine = engine(settings, db.clone())?;
     let results = engine.verifier.verify_batch(emails, fresh).await.value;
     db.close().await;
     let output = if json {
@@ -39,6 +40,13 @@ pub async fn run(
     stdout.write_all(output.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// The service's engine, on its database, with check's settings. `check`
+/// records no bounces, so the soft-bounce policy is never consulted.
+fn engine(settings: &CheckSettings, db: Arc<dyn crate::store::Database>) -> anyhow::Result<Engine> {
+    let verifier = settings.verify.verifier(&settings.dns, &settings.smtp)?;
+    Engine::build(db, verifier, SoftBouncePolicy::default())
 }
 
 /// Addresses verified at once: one `verify_batch`, so that a chunk's
@@ -70,7 +78,7 @@ const CHUNK_SIZE: usize = 500;
 /// progress bar. Duplicates are folded within a chunk; a later repetition
 /// is answered from the cache (unless `fresh`).
 pub async fn run_file(
-    settings: &Settings,
+    settings: &CheckSettings,
     file: &Path,
     output: Option<&Path>,
     json: bool,
@@ -100,9 +108,9 @@ pub async fn run_file(
     let first = chunks.recv().await.transpose()?;
     let mut sink = Sink::open(output, json)?;
 
-    let db = startup::open_database(settings).await?;
+    let db = startup::open_database(&settings.database).await?;
     let outcome = async {
-        let verifier = startup::Engine::build(settings, db.clone())?.verifier;
+        let verifier = engine(settings, db.clone())?.verifier;
         let progress = progress_bar(total);
         let mut tally = Tally::default();
         let mut next = first;

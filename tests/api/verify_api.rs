@@ -278,9 +278,9 @@ async fn a_failing_dns_server_is_unknown_never_undeliverable() {
     let garbage = garbage_server().await;
     for server in [servfail, silent, garbage] {
         let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-            settings.dns_servers = vec![server];
-            settings.dns_timeout = Duration::from_millis(300);
-            settings.allow_private_targets = true;
+            settings.dns.servers = vec![server];
+            settings.dns.timeout = Duration::from_millis(300);
+            settings.smtp.allow_private_targets = true;
         })
         .await;
         let result = verify(&app, "someone@example.test").await;
@@ -375,7 +375,7 @@ async fn smtp_faults_give_honest_unknowns() {
         let peer = SmtpPeer::start(script).await;
         let app = TestApp::spawn_with(Db::Sqlite, |settings| {
             probe_settings(dns.addr, peer.port())(settings);
-            settings.smtp_timeout = Duration::from_millis(400);
+            settings.smtp.timeout = Duration::from_millis(400);
         })
         .await;
         let result = verify(&app, "x@example.test").await;
@@ -477,7 +477,7 @@ async fn private_targets_are_refused_by_default() {
     let peer = SmtpPeer::start(Script::catch_all()).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.allow_private_targets = false;
+        settings.smtp.allow_private_targets = false;
     })
     .await;
     for (email, kind) in [
@@ -607,11 +607,11 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
     let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.probe_budget_per_domain = 20;
+        settings.verify.probe_budget_per_domain = 20;
         // The HTTP rate limit is not what this test is about.
-        settings.rate_limit_public = 100_000;
-        settings.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
-        settings.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
+        settings.http.rate_limit_public = 100_000;
+        settings.keys.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
+        settings.keys.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
     })
     .await;
     // 2,000 random addresses through a public key, 50 at a time.
@@ -678,7 +678,7 @@ async fn past_the_budget_a_known_catch_all_domain_is_answered_without_a_probe() 
     let peer = SmtpPeer::start(Script::catch_all()).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.probe_budget_per_domain = 1;
+        settings.verify.probe_budget_per_domain = 1;
     })
     .await;
     assert_eq!(

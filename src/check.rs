@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::jobs::input::{CsvAddresses, InputError};
 use crate::settings::CheckSettings;
 use crate::startup::{self, Engine};
 use crate::suppress::SoftBouncePolicy;
@@ -60,23 +61,16 @@ const CHUNK_SIZE: usize = 500;
 /// output when it is absent or `-`. A progress bar and, at the end, a
 /// summary go to standard error.
 ///
-/// Which column holds the addresses, decided on the first non-blank row:
-/// - a cell named `email` (ignoring case and any space, `-` or `_`, so
-///   `E-mail` and `Email Address` count) makes that row the header and
-///   that cell's column the addresses;
-/// - otherwise the first column holds the addresses, and the first row is a
-///   header only when its first cell has no `@` (a list without a header
-///   starts with an address). Such a header must be followed by an address
-///   with an `@` in the first column, or the file is refused as having no
-///   usable column.
-///
-/// Cells are trimmed; rows may have different lengths; blank rows are
-/// skipped, and so are rows whose address cell is empty (counted in the
-/// summary). Bytes that are not UTF-8 become U+FFFD (and the address
-/// `invalid_syntax`). The input is streamed, `CHUNK_SIZE` rows at a time;
-/// a regular file is read once beforehand to count its addresses for the
-/// progress bar. Duplicates are folded within a chunk; a later repetition
-/// is answered from the cache (unless `fresh`).
+/// The addresses are read as `POST /jobs` reads an upload
+/// ([`CsvAddresses`]): the column named `email` (`E-mail`, `Email
+/// Address`…), or else the first column, whose first row is a header unless
+/// it holds an `@`; blank rows are skipped, and so are rows whose address
+/// cell is empty (counted in the summary); a file that is not UTF-8, is
+/// empty or has no usable column is refused, before the database is
+/// opened when it is a regular file. The input is streamed, `CHUNK_SIZE`
+/// rows at a time; a regular file is read once beforehand to count its
+/// addresses for the progress bar. Duplicates are folded within a chunk; a
+/// later repetition is answered from the cache (unless `fresh`).
 pub async fn run_file(
     settings: &CheckSettings,
     file: &Path,
@@ -167,14 +161,17 @@ impl Input {
         }
     }
 
-    fn open(&self) -> anyhow::Result<Addresses<Box<dyn Read + Send>>> {
+    fn open(&self) -> anyhow::Result<Addresses> {
         let reader: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(std::io::stdin()),
             Input::File(path) => Box::new(
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
             ),
         };
-        Ok(Addresses::new(reader, self.name()))
+        Ok(Addresses {
+            reader: CsvAddresses::new(reader, self.name()),
+            name: self.name(),
+        })
     }
 }
 
@@ -186,160 +183,36 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The addresses of a CSV, one by one; see `run_file` for the column rule.
-struct Addresses<R: Read> {
-    rows: csv::Reader<R>,
-    record: csv::ByteRecord,
+/// The addresses of the input, read by the one CSV reader of address
+/// lists; its errors name the input.
+struct Addresses {
+    reader: CsvAddresses<Box<dyn Read + Send>>,
     name: String,
-    /// Set once the first non-blank row has been looked at.
-    column: Option<usize>,
-    /// The first row, when it held an address rather than a header.
-    first: Option<String>,
-    /// The header named no `email` column: the first address must have an
-    /// `@`, or the first column holds something else.
-    header_without_email: Option<String>,
-    /// Non-blank rows without an address.
-    skipped: u64,
 }
 
-impl<R: Read> Addresses<R> {
-    fn new(input: R, name: String) -> Self {
-        let rows = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(input);
-        Addresses {
-            rows,
-            record: csv::ByteRecord::new(),
-            name,
-            column: None,
-            first: None,
-            header_without_email: None,
-            skipped: 0,
-        }
-    }
-
-    /// Reads the next row; false at the end.
-    fn read_row(&mut self) -> anyhow::Result<bool> {
-        self.rows
-            .read_byte_record(&mut self.record)
-            .with_context(|| format!("{} is not readable as CSV", self.name))
-    }
-
-    fn line(&self) -> u64 {
-        self.record.position().map_or(0, csv::Position::line)
-    }
-
-    /// Finds the address column on the first non-blank row.
-    fn start(&mut self) -> anyhow::Result<usize> {
-        loop {
-            if !self.read_row()? {
-                anyhow::bail!("{} is empty: no header and no addresses", self.name);
-            }
-            if self.record.position().is_some_and(|at| at.byte() == 0) {
-                strip_bom(&mut self.record);
-            }
-            if !is_blank(&self.record) {
-                break;
-            }
-        }
-        let first_cell = self.record.get(0).unwrap_or_default();
-        let column = if let Some(column) = self
-            .record
-            .iter()
-            .position(crate::jobs::input::is_email_header)
-        {
-            column
-        } else if first_cell.contains(&b'@') {
-            self.first = Some(String::from_utf8_lossy(first_cell).into_owned());
-            0
-        } else {
-            self.header_without_email = Some(String::from_utf8_lossy(first_cell).into_owned());
-            0
-        };
-        self.column = Some(column);
-        Ok(column)
-    }
-
-    /// The next address, or `None` at the end.
-    fn next_address(&mut self) -> anyhow::Result<Option<String>> {
-        let column = match self.column {
-            Some(column) => column,
-            None => self.start()?,
-        };
-        if let Some(first) = self.first.take() {
-            return Ok(Some(first));
-        }
-        loop {
-            if !self.read_row()? {
-                if let Some(header) = self.header_without_email.take() {
-                    anyhow::bail!(
-                        "{} has no usable column: no column is named `email`, and no address follows the first column's header `{header}`",
-                        self.name
-                    );
-                }
-                return Ok(None);
-            }
-            match self.record.get(column) {
-                Some(cell) if !cell.is_empty() => {
-                    if let Some(header) = self.header_without_email.take()
-                        && !cell.contains(&b'@')
-                    {
-                        anyhow::bail!(
-                            "{} has no usable column: no column is named `email`, and the first column (`{header}`) holds no address at line {}",
-                            self.name,
-                            self.line()
-                        );
-                    }
-                    return Ok(Some(String::from_utf8_lossy(cell).into_owned()));
-                }
-                _ if is_blank(&self.record) => {}
-                _ => self.skipped += 1,
-            }
-        }
-    }
-
+impl Addresses {
     /// Up to `size` addresses; empty at the end.
     fn next_chunk(&mut self, size: usize) -> anyhow::Result<Vec<String>> {
-        let mut chunk = Vec::with_capacity(size);
-        while chunk.len() < size {
-            match self.next_address()? {
-                Some(address) => chunk.push(address),
-                None => break,
-            }
-        }
-        Ok(chunk)
+        let name = &self.name;
+        self.reader
+            .next_batch(size)
+            .map_err(|err| read_error(err, name))
     }
 
     /// How many addresses there are (reads to the end).
-    fn count(mut self) -> anyhow::Result<u64> {
-        let mut count = 0;
-        while self.next_address()?.is_some() {
-            count += 1;
-        }
-        Ok(count)
+    fn count(self) -> anyhow::Result<u64> {
+        let name = self.name;
+        self.reader.count().map_err(|err| read_error(err, &name))
     }
 }
 
-fn is_blank(record: &csv::ByteRecord) -> bool {
-    record.iter().all(<[u8]>::is_empty)
-}
-
-/// Removes a UTF-8 byte order mark (as spreadsheets write) from the first
-/// cell.
-fn strip_bom(record: &mut csv::ByteRecord) {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    let Some(rest) = record.get(0).and_then(|cell| cell.strip_prefix(BOM)) else {
-        return;
-    };
-    let mut fixed = csv::ByteRecord::new();
-    fixed.push_field(rest.trim_ascii());
-    for cell in record.iter().skip(1) {
-        fixed.push_field(cell);
+/// A reading error as `check` reports it: the reader's own messages name
+/// the input already; a failed read says which input failed.
+fn read_error(err: InputError, name: &str) -> anyhow::Error {
+    match err {
+        InputError::Io(err) => anyhow::Error::new(err).context(format!("cannot read {name}")),
+        other => anyhow::Error::new(other),
     }
-    fixed.set_position(record.position().cloned());
-    *record = fixed;
 }
 
 /// Chunks of addresses read on a thread of their own, at most two ahead of
@@ -362,14 +235,14 @@ impl Chunks {
     }
 }
 
-fn read_chunks(mut addresses: Addresses<Box<dyn Read + Send>>) -> Chunks {
+fn read_chunks(mut addresses: Addresses) -> Chunks {
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
     let skipped = Arc::new(AtomicU64::new(0));
     let counter = skipped.clone();
     std::thread::spawn(move || {
         loop {
             let chunk = addresses.next_chunk(CHUNK_SIZE);
-            counter.store(addresses.skipped, Ordering::SeqCst);
+            counter.store(addresses.reader.skipped(), Ordering::SeqCst);
             match chunk {
                 Ok(chunk) if chunk.is_empty() => return,
                 Ok(chunk) => {
@@ -627,94 +500,6 @@ pub fn table(results: &[VerifyResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addresses(text: &[u8]) -> anyhow::Result<Vec<String>> {
-        let mut reader = Addresses::new(text, "list.csv".to_owned());
-        let mut all = Vec::new();
-        loop {
-            let chunk = reader.next_chunk(2)?;
-            if chunk.is_empty() {
-                return Ok(all);
-            }
-            all.extend(chunk);
-        }
-    }
-
-    #[test]
-    fn a_column_named_email_is_read_wherever_it_is() {
-        let text = b"name,EMAIL,city\nAlice, alice@example.test ,Paris\n\n,,\nBob,bob@example.test\nNobody,,Rome\nShort\n";
-        assert_eq!(
-            addresses(text).expect("read"),
-            ["alice@example.test", "bob@example.test"]
-        );
-        let mut reader = Addresses::new(&text[..], "list.csv".to_owned());
-        assert_eq!(reader.next_chunk(10).expect("read").len(), 2);
-        assert_eq!(
-            reader.skipped, 2,
-            "the rows without an address, not the blank ones"
-        );
-    }
-
-    #[test]
-    fn spreadsheet_headers_with_a_bom_and_other_spellings_count() {
-        for header in ["\u{feff}Email", "E-mail", "Email Address", "email_address"] {
-            let text = format!("{header},name\nalice@example.test,Alice\n");
-            assert_eq!(
-                addresses(text.as_bytes()).expect("read"),
-                ["alice@example.test"],
-                "{header}"
-            );
-        }
-    }
-
-    #[test]
-    fn without_an_email_column_the_first_column_is_read() {
-        // No header: the first row is an address.
-        let text = b"alice@example.test,Alice\nnot-an-address,Nobody\nbob@example.test\n";
-        assert_eq!(
-            addresses(text).expect("read"),
-            ["alice@example.test", "not-an-address", "bob@example.test"]
-        );
-        // A header of another name: skipped.
-        let text = b"address\nalice@example.test\n";
-        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
-        // A BOM before a first address does not stick to it.
-        let text = b"\xEF\xBB\xBFalice@example.test\n";
-        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
-    }
-
-    #[test]
-    fn a_file_without_a_usable_column_is_refused() {
-        for (text, expected) in [
-            (&b""[..], "list.csv is empty"),
-            (b"\n,,\n", "list.csv is empty"),
-            (b"name,phone\nAlice,555 0100\n", "no usable column"),
-            (b"name,phone\n", "no usable column"),
-        ] {
-            let err = addresses(text).expect_err("refused");
-            assert!(format!("{err:#}").contains(expected), "{err:#}");
-        }
-        // A header named email with no rows is an empty list, not an error.
-        assert_eq!(addresses(b"email\n").expect("read"), Vec::<String>::new());
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_do_not_stop_the_file() {
-        let text = b"email,name\nal\xE9@example.test,Ren\xE9\nbob@example.test,Bob\n";
-        assert_eq!(
-            addresses(text).expect("read"),
-            ["al\u{fffd}@example.test", "bob@example.test"]
-        );
-    }
-
-    #[test]
-    fn counting_agrees_with_reading() {
-        let text = b"name,email\nA,a@example.test\nB,\n\nC,c@example.test\n";
-        let count = Addresses::new(&text[..], "list.csv".to_owned())
-            .count()
-            .expect("count");
-        assert_eq!(count, 2);
-    }
 
     #[test]
     fn the_summary_counts_every_status_and_the_reasons_seen() {

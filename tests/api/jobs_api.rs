@@ -321,6 +321,19 @@ async fn uploads_that_cannot_be_taken_get_precise_errors_and_leave_no_job() {
         )
         .await;
     bad_utf8.assert_error(400, "malformed_body");
+    assert!(bad_utf8.text().contains("line 3"), "{}", bad_utf8.text());
+    // As `mailvet check --file` reads it: a CSV without an address column,
+    // or with nothing in it, is refused.
+    let no_addresses = upload_csv(&app, "name,phone\nAlice,555 0100\n").await;
+    no_addresses.assert_error(422, "invalid_request");
+    assert!(
+        no_addresses.text().contains("the CSV has no usable column"),
+        "{}",
+        no_addresses.text()
+    );
+    upload_csv(&app, "")
+        .await
+        .assert_error(422, "invalid_request");
     assert_eq!(
         job_rows(&app).await,
         (0, 0),

@@ -1,29 +1,32 @@
 use std::process::ExitCode;
 
-use mailvet::{Application, Cli, Command, check, startup, telemetry};
+use mailvet::settings::{CheckArgs, MigrateSettings};
+use mailvet::{Application, Cli, Command, Settings, check, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     mailvet::tls::install_provider();
-    let cli = Cli::parse_args();
-    telemetry::init_tracing(cli.settings.log_format);
-    let outcome = match cli.command.clone().unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli).await,
-        Command::Migrate => migrate(&cli).await,
-        Command::Check {
+    let command = Cli::parse_args().into_command();
+    telemetry::init_tracing(command.log_format());
+    let outcome = match command {
+        Command::Serve(settings) => serve(&settings).await,
+        Command::Migrate(settings) => migrate(&settings).await,
+        Command::Check(CheckArgs {
             emails,
             file: None,
             json,
             fresh,
+            settings,
             ..
-        } => check::run(&cli.settings, &emails, json, fresh).await,
-        Command::Check {
+        }) => check::run(&settings, &emails, json, fresh).await,
+        Command::Check(CheckArgs {
             file: Some(file),
             output,
             json,
             fresh,
+            settings,
             ..
-        } => check::run_file(&cli.settings, &file, output.as_deref(), json, fresh).await,
+        }) => check::run_file(&settings, &file, output.as_deref(), json, fresh).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,14 +37,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(cli: &Cli) -> anyhow::Result<()> {
-    let app = Application::build(&cli.settings).await?;
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
     tracing::info!(listen = %app.local_addr(), "mailvet is serving");
     app.run_until_stopped(startup::shutdown_signal()).await
 }
 
-async fn migrate(cli: &Cli) -> anyhow::Result<()> {
-    let db = startup::open_database(&cli.settings).await?;
+async fn migrate(settings: &MigrateSettings) -> anyhow::Result<()> {
+    let db = startup::open_database(&settings.database).await?;
     db.close().await;
     tracing::info!("migrations are up to date");
     Ok(())

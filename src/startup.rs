@@ -15,12 +15,12 @@ use crate::jobs::JobRunner;
 
 use crate::http::{self, AppState, HttpLimits};
 use crate::secret::{ExposeSecret, redact_url};
-use crate::settings::Settings;
+use crate::settings::{DatabaseArgs, Settings};
 use crate::store::{self, Database, Store, StoreError};
-use crate::suppress::SuppressionList;
+use crate::suppress::{SoftBouncePolicy, SuppressionList};
 use crate::telemetry;
-use crate::verify::Verifier;
 use crate::verify::resolver_watch::RECHECK;
+use crate::verify::{Verifier, VerifierSettings};
 
 /// How long start-up waits for an unreachable database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -37,9 +37,9 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Opens the configured database and applies pending migrations, waiting up
 /// to 30 s for a database that is still starting (as in docker compose).
-pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
-    let url = redact_url(settings.database_url.expose_secret());
-    let store = store::connect(&settings.store())
+pub async fn open_database(database: &DatabaseArgs) -> anyhow::Result<Arc<dyn Database>> {
+    let url = redact_url(database.url.expose_secret());
+    let store = store::connect(&database.store())
         .await
         .with_context(|| format!("opening the database at {url}"))?;
     let deadline = tokio::time::Instant::now() + DATABASE_WAIT;
@@ -74,10 +74,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn build(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
+    pub fn build(
+        db: Arc<dyn Database>,
+        verifier: VerifierSettings,
+        bounce_policy: SoftBouncePolicy,
+    ) -> anyhow::Result<Self> {
         let store: Arc<dyn Store> = db.clone();
-        let suppressions = Arc::new(SuppressionList::new(db, settings.soft_bounce_policy()));
-        let verifier = Verifier::new(settings.verifier()?, store.clone(), suppressions.clone())
+        let suppressions = Arc::new(SuppressionList::new(db, bounce_policy));
+        let verifier = Verifier::new(verifier, store.clone(), suppressions.clone())
             .context("setting up the DNS resolver")?;
         Ok(Engine {
             store,
@@ -111,58 +115,53 @@ impl Application {
     /// Opens and migrates the store and binds the listener (port 0 picks a
     /// free port; see [`Application::local_addr`]).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = open_database(settings).await?;
+        let db = open_database(&settings.database).await?;
         Self::with_database(settings, db).await
     }
 
     /// Like [`Application::build`], on a database the caller opened.
     pub async fn with_database(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
         crate::tls::install_provider();
-        let (secret_keys, public_keys) = settings.api_keys()?;
+        let (secret_keys, public_keys) = settings.keys.api_keys()?;
         let keys = http::Keys::new(&secret_keys, &public_keys);
-        if keys.is_empty() && !settings.listen.ip().is_loopback() {
+        if keys.is_empty() && !settings.http.listen.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to listen on {} without API keys: anyone who can reach it could read the \
                  suppression list and use this server to probe mail servers. Set MAILVET_SECRET_KEYS \
                  (or MAILVET_SECRET_KEYS_FILE), or listen on a loopback address such as 127.0.0.1:8080",
-                settings.listen
+                settings.http.listen
             );
         }
-        let listener = TcpListener::bind(settings.listen)
+        let listener = TcpListener::bind(settings.http.listen)
             .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let engine = Engine::build(settings, db)?;
+            .with_context(|| format!("binding {}", settings.http.listen))?;
+        let verifier = settings.verify.verifier(&settings.dns, &settings.smtp)?;
+        let engine = Engine::build(db, verifier, settings.bounces.soft_bounce_policy())?;
         let state = AppState::new(http::SharedState {
             store: engine.store,
             suppressions: engine.suppressions,
             verifier: engine.verifier,
             metrics: telemetry::metrics_handle(),
-            jobs: settings.jobs(),
-            webhook_signing: http::WebhookSigning {
-                mailgun: settings.mailgun_signing_key.clone(),
-                sendgrid: settings.sendgrid_verification_key.clone(),
-            },
+            jobs: settings.jobs.job_settings(&settings.smtp),
+            webhook_signing: settings.keys.webhook_signing(),
         });
         let gate = http::Gate::new(
             keys,
-            http::RateLimits {
-                public_per_minute: settings.rate_limit_public,
-                secret_per_second: settings.rate_limit_secret,
-            },
-            settings.trusted_proxies.clone(),
+            settings.http.rate_limits(),
+            settings.http.trusted_proxies.clone(),
         );
         let limits = HttpLimits {
-            request_timeout: settings.request_timeout,
-            max_body_bytes: settings.max_body_bytes,
+            request_timeout: settings.http.request_timeout,
+            max_body_bytes: settings.http.max_body_bytes,
             gate: gate.clone(),
-            cors_origins: settings.cors_origins.clone(),
+            cors_origins: settings.http.cors_origins.clone(),
         };
         Ok(Application {
             listener,
             router: http::router(state.clone(), limits),
             state,
             gate,
-            shutdown_grace: settings.shutdown_grace,
+            shutdown_grace: settings.http.shutdown_grace,
         })
     }
 

@@ -255,20 +255,20 @@ async fn hostile_peers_cannot_make_memory_grow_without_bound() {
     let dns = TestDns::start(zones).await;
     let smtp_app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, port)(settings);
-        settings.smtp_timeout = SMTP_TIMEOUT;
-        settings.probe_budget_per_domain = 1_000_000;
+        settings.smtp.timeout = SMTP_TIMEOUT;
+        settings.verify.probe_budget_per_domain = 1_000_000;
         // Every hostile session at once: the worst case for memory.
-        settings.max_smtp_sessions = 4 * PER_PEER;
-        settings.max_smtp_sessions_per_host = PER_PEER;
+        settings.smtp.max_sessions = 4 * PER_PEER;
+        settings.smtp.max_sessions_per_host = PER_PEER;
     })
     .await;
 
     // DNS: a server that answers garbage and truncated packets.
     let garbage = garbage_server().await;
     let dns_app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-        settings.dns_servers = vec![garbage];
-        settings.dns_timeout = Duration::from_millis(500);
-        settings.allow_private_targets = true;
+        settings.dns.servers = vec![garbage];
+        settings.dns.timeout = Duration::from_millis(500);
+        settings.smtp.allow_private_targets = true;
     })
     .await;
     let (startup_rss, _) = memory_kib();

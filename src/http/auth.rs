@@ -3,6 +3,8 @@
 //! endpoint; public keys only `POST /verify` (they are meant to be seen in
 //! a browser's signup form). Keys are compared in constant time, by their
 //! SHA-256 digests, so neither content nor length leaks through timing.
+//!
+//! Also the rate limits, and the client address behind trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -13,7 +15,9 @@ use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::ApiError;
 use crate::secret::{ExposeSecret, SecretString};
@@ -39,9 +43,9 @@ fn digest(key: &str) -> KeyDigest {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// Equality of two digests without an early exit.
+/// Equality of two digests in constant time.
 fn same(a: &KeyDigest, b: &KeyDigest) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a[..].ct_eq(&b[..]).into()
 }
 
 impl Keys {
@@ -65,7 +69,7 @@ impl Keys {
     }
 
     /// The digest and scope of a presented key, checking every configured
-    /// key.
+    /// key (no early exit on a match either).
     fn identify(&self, presented: &str) -> Option<(KeyDigest, Scope)> {
         let presented = digest(presented);
         let mut found = None;
@@ -93,11 +97,25 @@ pub struct Gate {
     keys: Keys,
     public: Arc<governor::DefaultKeyedRateLimiter<IpAddr>>,
     secret: Arc<governor::DefaultKeyedRateLimiter<KeyDigest>>,
-    trusted_proxies: Arc<Vec<IpAddr>>,
+    trusted_proxies: Arc<Vec<IpNet>>,
+}
+
+/// A trusted proxy as `--trusted-proxies` takes it: a CIDR range
+/// (`10.0.0.0/8`), or an IP address, which means that one address.
+pub fn parse_ip_range(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if text.contains('/') {
+        text.parse::<IpNet>()
+            .map_err(|err| format!("`{text}` is not a CIDR range: {err}"))
+    } else {
+        text.parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|err| format!("`{text}` is not an IP address or CIDR range: {err}"))
+    }
 }
 
 impl Gate {
-    pub fn new(keys: Keys, limits: RateLimits, trusted_proxies: Vec<IpAddr>) -> Self {
+    pub fn new(keys: Keys, limits: RateLimits, trusted_proxies: Vec<IpNet>) -> Self {
         let nonzero = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
         Gate {
             keys,
@@ -121,6 +139,11 @@ impl Gate {
         self.secret.retain_recent();
     }
 
+    /// Whether `ip` is in one of the trusted proxies' ranges.
+    fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|range| range.contains(ip))
+    }
+
     /// The client's address: the TCP peer, or — only when the peer is a
     /// trusted proxy — the last address in `X-Forwarded-For` that is not a
     /// trusted proxy itself.
@@ -130,7 +153,7 @@ impl Gate {
             .get::<ConnectInfo<SocketAddr>>()?
             .0
             .ip();
-        if !self.trusted_proxies.contains(&peer) {
+        if !self.is_trusted_proxy(&peer) {
             return Some(peer);
         }
         let forwarded = request
@@ -145,7 +168,7 @@ impl Gate {
             forwarded
                 .into_iter()
                 .rev()
-                .find(|ip| !self.trusted_proxies.contains(ip))
+                .find(|ip| !self.is_trusted_proxy(ip))
                 .unwrap_or(peer),
         )
     }
@@ -276,5 +299,62 @@ mod tests {
         assert_eq!(scope_of("sk_11"), None);
         assert_eq!(scope_of(""), None);
         assert!(Keys::default().is_empty());
+    }
+
+    fn gate(trusted_proxies: &str) -> Gate {
+        let ranges = trusted_proxies
+            .split(',')
+            .map(|range| parse_ip_range(range).expect("a range"))
+            .collect();
+        let limits = RateLimits {
+            public_per_minute: 60,
+            secret_per_second: 200,
+        };
+        Gate::new(Keys::default(), limits, ranges)
+    }
+
+    /// The client address of a request from `peer` forwarded for `client`.
+    fn client_of(gate: &Gate, peer: &str, client: &str) -> IpAddr {
+        let mut request = Request::new(axum::body::Body::empty());
+        let peer: IpAddr = peer.parse().expect("an IP");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer, 40000)));
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(client).expect("a header value"),
+        );
+        gate.client_ip(&request).expect("a client address")
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses() {
+        let gate = gate("10.0.0.0/8,192.168.1.7,fd00::/8");
+        let client: IpAddr = "203.0.113.9".parse().expect("an IP");
+        // Inside a range: the forwarded address is believed.
+        assert_eq!(client_of(&gate, "10.1.2.3", "203.0.113.9"), client);
+        assert_eq!(client_of(&gate, "fd12::1", "203.0.113.9"), client);
+        // A bare address is that one address.
+        assert_eq!(client_of(&gate, "192.168.1.7", "203.0.113.9"), client);
+        // Outside every range: the peer itself, whatever the header says.
+        for outside in ["11.0.0.1", "192.168.1.8", "fe80::1"] {
+            let peer: IpAddr = outside.parse().expect("an IP");
+            assert_eq!(client_of(&gate, outside, "203.0.113.9"), peer);
+        }
+        // A trusted proxy named in the header is skipped, from the right.
+        assert_eq!(
+            client_of(&gate, "10.0.0.1", "203.0.113.9, 10.9.9.9"),
+            client
+        );
+    }
+
+    #[test]
+    fn a_proxy_range_must_be_well_formed() {
+        assert!(parse_ip_range("10.0.0.0/8").is_ok());
+        assert!(parse_ip_range(" 192.168.1.7 ").is_ok());
+        assert!(parse_ip_range("::1").is_ok());
+        for bad in ["10.0.0.0/33", "10.0.0", "proxy.example", ""] {
+            assert!(parse_ip_range(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -32,7 +32,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-pub use auth::{Gate, Keys, RateLimits};
+pub use auth::{Gate, Keys, RateLimits, parse_ip_range};
 pub use error::{ApiError, ApiJson};
 pub use meta::OPENAPI_YAML;
 

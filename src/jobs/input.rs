@@ -30,7 +30,7 @@ pub enum InputError {
 /// Whether a header cell names the address column: `email` or
 /// `email address`, ignoring case, spaces, `-` and `_` (`E-mail`,
 /// `Email Address` as Mailchimp exports, `email_address`).
-pub fn is_email_header(cell: &[u8]) -> bool {
+fn is_email_header(cell: &[u8]) -> bool {
     let name: Vec<u8> = cell
         .iter()
         .filter(|byte| !matches!(byte, b' ' | b'-' | b'_'))
@@ -39,81 +39,206 @@ pub fn is_email_header(cell: &[u8]) -> bool {
     name == b"email" || name == b"emailaddress"
 }
 
-/// Which column of a CSV holds the addresses, and whether the first row
-/// is a header. A column named as [`is_email_header`] accepts wins; with
-/// none, the first column is used, and the first row is a header unless its
-/// first cell holds an `@`.
-pub fn email_column(first_row: &csv::StringRecord) -> (usize, bool) {
-    let named = first_row
-        .iter()
-        .position(|cell| is_email_header(cell.trim().trim_start_matches('\u{feff}').as_bytes()));
-    match named {
-        Some(column) => (column, true),
-        None => {
-            let first = first_row.get(0).unwrap_or_default();
-            (0, !first.contains('@'))
+/// The addresses of a CSV, one by one: the one reader of address lists,
+/// for `POST /jobs` and `mailvet check --file` alike.
+///
+/// Which column holds the addresses is decided on the first non-blank row:
+/// - a cell named as [`is_email_header`] accepts makes that row the header
+///   and that cell's column the addresses;
+/// - otherwise the first column holds the addresses, and the first row is
+///   a header only when its first cell has no `@` (a list without a header
+///   starts with an address). Such a header must be followed by an address
+///   with an `@` in the first column, or the file is refused as having no
+///   usable column.
+///
+/// Cells are trimmed of white space and of byte order marks (as
+/// spreadsheets write at the start of a file); rows may have different
+/// lengths; blank rows are skipped, and so are rows whose address cell is
+/// empty or missing ([`CsvAddresses::skipped`] counts them). An empty file
+/// (no header and no address) is refused; a header alone is an empty list.
+/// The input must be UTF-8: other bytes are refused with the line they are
+/// on, rather than read as an address nobody wrote.
+#[derive(Debug)]
+pub struct CsvAddresses<R: Read> {
+    rows: csv::Reader<R>,
+    record: csv::StringRecord,
+    /// How messages name the input: a path, `standard input`, `the CSV`.
+    name: String,
+    /// Set once the first non-blank row has been looked at.
+    column: Option<usize>,
+    /// The first row, when it held an address rather than a header.
+    first: Option<String>,
+    /// The header named no `email` column: the first address must have an
+    /// `@`, or the first column holds something else.
+    header_without_email: Option<String>,
+    /// Non-blank rows without an address.
+    skipped: u64,
+}
+
+impl<R: Read> CsvAddresses<R> {
+    /// A reader of `input`, which messages call `name`.
+    pub fn new(input: R, name: impl Into<String>) -> Self {
+        let rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input);
+        CsvAddresses {
+            rows,
+            record: csv::StringRecord::new(),
+            name: name.into(),
+            column: None,
+            first: None,
+            header_without_email: None,
+            skipped: 0,
         }
+    }
+
+    /// Non-blank rows without an address, so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The next address, or `None` at the end.
+    pub fn next_address(&mut self) -> Result<Option<String>, InputError> {
+        let column = match self.column {
+            Some(column) => column,
+            None => self.start()?,
+        };
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        loop {
+            if !self.read_row()? {
+                if let Some(header) = self.header_without_email.take() {
+                    return Err(InputError::Invalid(format!(
+                        "{} has no usable column: no column is named `email`, and no address follows the first column's header `{header}`",
+                        self.name
+                    )));
+                }
+                return Ok(None);
+            }
+            match self.record.get(column).map(clean) {
+                Some(cell) if !cell.is_empty() => {
+                    if let Some(header) = self.header_without_email.take()
+                        && !cell.contains('@')
+                    {
+                        return Err(InputError::Invalid(format!(
+                            "{} has no usable column: no column is named `email`, and the first column (`{header}`) holds no address at line {}",
+                            self.name,
+                            self.line()
+                        )));
+                    }
+                    return Ok(Some(cell.to_owned()));
+                }
+                _ if is_blank(&self.record) => {}
+                _ => self.skipped += 1,
+            }
+        }
+    }
+
+    /// Up to `size` addresses; empty at the end.
+    pub fn next_batch(&mut self, size: usize) -> Result<Vec<String>, InputError> {
+        let mut batch = Vec::with_capacity(size);
+        while batch.len() < size {
+            match self.next_address()? {
+                Some(address) => batch.push(address),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// How many addresses there are (reads to the end).
+    pub fn count(mut self) -> Result<u64, InputError> {
+        let mut count = 0;
+        while self.next_address()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Reads the next row; false at the end.
+    fn read_row(&mut self) -> Result<bool, InputError> {
+        self.rows
+            .read_record(&mut self.record)
+            .map_err(|err| csv_error(err, &self.name))
+    }
+
+    fn line(&self) -> u64 {
+        self.record.position().map_or(0, csv::Position::line)
+    }
+
+    /// Finds the address column on the first non-blank row.
+    fn start(&mut self) -> Result<usize, InputError> {
+        loop {
+            if !self.read_row()? {
+                return Err(InputError::Invalid(format!(
+                    "{} is empty: no header and no addresses",
+                    self.name
+                )));
+            }
+            if !is_blank(&self.record) {
+                break;
+            }
+        }
+        let named = self
+            .record
+            .iter()
+            .position(|cell| is_email_header(clean(cell).as_bytes()));
+        let column = match named {
+            Some(column) => column,
+            None => {
+                let first = clean(self.record.get(0).unwrap_or_default()).to_owned();
+                if first.contains('@') {
+                    self.first = Some(first);
+                } else {
+                    self.header_without_email = Some(first);
+                }
+                0
+            }
+        };
+        self.column = Some(column);
+        Ok(column)
     }
 }
 
-/// Reads the addresses of a CSV, handing them to `sink` in batches of at
-/// most [`BATCH`]. Blank cells are skipped. `sink` returns `false` to stop.
+/// A cell without surrounding white space or byte order marks.
+fn clean(cell: &str) -> &str {
+    cell.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+}
+
+fn is_blank(record: &csv::StringRecord) -> bool {
+    record.iter().all(|cell| clean(cell).is_empty())
+}
+
+/// Reads the addresses of a CSV upload (see [`CsvAddresses`]), handing
+/// them to `sink` in batches of at most [`BATCH`]. `sink` returns `false`
+/// to stop.
 pub fn read_csv<R: Read>(
     input: R,
     mut sink: impl FnMut(Vec<String>) -> bool,
 ) -> Result<(), InputError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
-    let mut record = csv::StringRecord::new();
-    let mut column = None;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut addresses = CsvAddresses::new(input, "the CSV");
     loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(err) => return Err(csv_error(err)),
+        let batch = addresses.next_batch(BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
         }
-        let column = match column {
-            Some(column) => column,
-            None if record.iter().all(|cell| cell.trim().is_empty()) => continue,
-            None => {
-                let (found, header) = email_column(&record);
-                column = Some(found);
-                if header {
-                    continue;
-                }
-                found
-            }
-        };
-        let Some(cell) = record.get(column) else {
-            continue;
-        };
-        let email = cell.trim().trim_start_matches('\u{feff}');
-        if email.is_empty() {
-            continue;
-        }
-        batch.push(email.to_owned());
-        if batch.len() == BATCH && !sink(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
+        if !sink(batch) {
             return Err(InputError::Stopped);
         }
     }
-    if !batch.is_empty() && !sink(batch) {
-        return Err(InputError::Stopped);
-    }
-    Ok(())
 }
 
-fn csv_error(err: csv::Error) -> InputError {
-    let line = err.position().map(|position| position.line());
+fn csv_error(err: csv::Error, name: &str) -> InputError {
+    let line = err.position().map(csv::Position::line);
     match err.into_kind() {
         csv::ErrorKind::Io(err) => InputError::Io(err),
         csv::ErrorKind::Utf8 { .. } => InputError::Malformed(format!(
-            "line {} of the CSV is not valid UTF-8",
+            "line {} of {name} is not valid UTF-8",
             line.unwrap_or_default()
         )),
-        other => InputError::Malformed(format!("the CSV could not be read: {other:?}")),
+        other => InputError::Malformed(format!("{name} could not be read: {other:?}")),
     }
 }
 
@@ -332,6 +457,100 @@ mod tests {
             matches!(err, InputError::Malformed(ref text) if text.contains("line 3")),
             "{err}"
         );
+    }
+
+    /// Every address of a CSV, read in batches of two.
+    fn addresses(text: &[u8]) -> Result<Vec<String>, InputError> {
+        let mut reader = CsvAddresses::new(text, "list.csv");
+        let mut all = Vec::new();
+        loop {
+            let batch = reader.next_batch(2)?;
+            if batch.is_empty() {
+                return Ok(all);
+            }
+            all.extend(batch);
+        }
+    }
+
+    #[test]
+    fn a_column_named_email_is_read_wherever_it_is() {
+        let text = b"name,EMAIL,city\nAlice, alice@example.test ,Paris\n\n,,\nBob,bob@example.test\nNobody,,Rome\nShort\n";
+        assert_eq!(
+            addresses(text).expect("read"),
+            ["alice@example.test", "bob@example.test"]
+        );
+        let mut reader = CsvAddresses::new(&text[..], "list.csv");
+        assert_eq!(reader.next_batch(10).expect("read").len(), 2);
+        assert_eq!(
+            reader.skipped(),
+            2,
+            "the rows without an address, not the blank ones"
+        );
+    }
+
+    #[test]
+    fn spreadsheet_headers_with_a_bom_and_other_spellings_count() {
+        for header in ["\u{feff}Email", "E-mail", "Email Address", "email_address"] {
+            let text = format!("{header},name\nalice@example.test,Alice\n");
+            assert_eq!(
+                addresses(text.as_bytes()).expect("read"),
+                ["alice@example.test"],
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_email_column_the_first_column_is_read() {
+        // No header: the first row is an address.
+        let text = b"alice@example.test,Alice\nnot-an-address,Nobody\nbob@example.test\n";
+        assert_eq!(
+            addresses(text).expect("read"),
+            ["alice@example.test", "not-an-address", "bob@example.test"]
+        );
+        // A header of another name: skipped.
+        let text = b"address\nalice@example.test\n";
+        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
+        // A BOM before a first address does not stick to it.
+        let text = b"\xEF\xBB\xBFalice@example.test\n";
+        assert_eq!(addresses(text).expect("read"), ["alice@example.test"]);
+    }
+
+    #[test]
+    fn a_file_without_a_usable_column_is_refused() {
+        for (text, expected) in [
+            (&b""[..], "list.csv is empty"),
+            (b"\n,,\n", "list.csv is empty"),
+            (b"name,phone\nAlice,555 0100\n", "no usable column"),
+            (b"name,phone\n", "no usable column"),
+        ] {
+            let err = addresses(text).expect_err("refused");
+            assert!(
+                matches!(err, InputError::Invalid(ref message) if message.contains(expected)),
+                "{err}"
+            );
+        }
+        // A header named email with no rows is an empty list, not an error.
+        assert_eq!(addresses(b"email\n").expect("read"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_with_their_line() {
+        let text = b"email,name\nbob@example.test,Bob\nal\xE9@example.test,Ren\xE9\n";
+        let err = addresses(text).expect_err("not UTF-8");
+        assert!(
+            matches!(err, InputError::Malformed(ref message) if message == "line 3 of list.csv is not valid UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn counting_agrees_with_reading() {
+        let text = b"name,email\nA,a@example.test\nB,\n\nC,c@example.test\n";
+        let count = CsvAddresses::new(&text[..], "list.csv")
+            .count()
+            .expect("count");
+        assert_eq!(count, 2);
     }
 
     #[test]

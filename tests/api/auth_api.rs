@@ -13,9 +13,9 @@ const PUBLIC: &str = "pk_test_81b0aa";
 
 async fn app_with_keys() -> TestApp {
     TestApp::spawn_with(Db::Sqlite, |settings| {
-        settings.secret_keys = vec![SecretString::from(SECRET)];
-        settings.public_keys = vec![SecretString::from(PUBLIC)];
-        settings.cors_origins = vec!["https://shop.example".into()];
+        settings.keys.secret_keys = vec![SecretString::from(SECRET)];
+        settings.keys.public_keys = vec![SecretString::from(PUBLIC)];
+        settings.http.cors_origins = vec!["https://shop.example".into()];
     })
     .await
 }
@@ -149,7 +149,7 @@ async fn cors_preflights_are_answered_for_allowed_origins_only_and_never_with_cr
 async fn without_keys_mailvet_refuses_to_listen_beyond_loopback() {
     let db = common::db::SqliteTestDb::new().await;
     let mut settings = test_settings(&db.url);
-    settings.listen = "0.0.0.0:0".parse().expect("an address");
+    settings.http.listen = "0.0.0.0:0".parse().expect("an address");
     let refused = Application::build(&settings)
         .await
         .expect_err("no keys, not loopback");
@@ -164,7 +164,7 @@ async fn without_keys_mailvet_refuses_to_listen_beyond_loopback() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("keys");
     std::fs::write(&file, "# secret keys\nsk_from_file\n").expect("write keys");
-    settings.secret_keys_file = Some(file);
+    settings.keys.secret_keys_file = Some(file);
     let app = Application::build(&settings).await.expect("keys given");
     assert!(app.local_addr().ip().is_unspecified());
 }
@@ -175,8 +175,8 @@ async fn keys_can_come_from_files() {
     let file = dir.path().join("public");
     std::fs::write(&file, "pk_file_1, pk_file_2\n").expect("write keys");
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
-        settings.secret_keys = vec![SecretString::from(SECRET)];
-        settings.public_keys_file = Some(file.clone());
+        settings.keys.secret_keys = vec![SecretString::from(SECRET)];
+        settings.keys.public_keys_file = Some(file.clone());
     })
     .await;
     let reply = app
@@ -211,12 +211,13 @@ async fn webhooks_can_authenticate_with_the_key_in_the_url() {
 
 async fn rate_limited_app(trusted_proxy: bool) -> TestApp {
     TestApp::spawn_with(Db::Sqlite, move |settings| {
-        settings.secret_keys = vec![SecretString::from(SECRET)];
-        settings.public_keys = vec![SecretString::from(PUBLIC)];
-        settings.rate_limit_public = 3;
-        settings.rate_limit_secret = 2;
+        settings.keys.secret_keys = vec![SecretString::from(SECRET)];
+        settings.keys.public_keys = vec![SecretString::from(PUBLIC)];
+        settings.http.rate_limit_public = 3;
+        settings.http.rate_limit_secret = 2;
         if trusted_proxy {
-            settings.trusted_proxies = vec!["127.0.0.1".parse().expect("an IP")];
+            settings.http.trusted_proxies =
+                vec![mailvet::http::parse_ip_range("127.0.0.1").expect("an IP")];
         }
     })
     .await

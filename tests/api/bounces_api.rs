@@ -71,7 +71,10 @@ async fn a_bounce_about_the_sender_suppresses_nothing() {
 
 #[tokio::test]
 async fn soft_bounces_suppress_only_past_the_limit() {
-    let app = TestApp::spawn_with(Db::Sqlite, |settings| settings.soft_bounce_limit = 3).await;
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        settings.bounces.soft_bounce_limit = 3
+    })
+    .await;
     let soft = json!({"email": "full@example.test", "status": "4.2.2", "diagnostic": "452 4.2.2 Mailbox full"});
     for attempt in 1..=3 {
         let reply = json_bounce(&app, soft.clone()).await;

@@ -18,6 +18,8 @@ fn mailvet() -> Command {
         }
     }
     command.env("RUST_LOG", "info");
+    // No resolver canaries: the tests' DNS servers know only their own zones.
+    command.env("MAILVET_DNS_CANARY", "none");
     command
 }
 
@@ -564,6 +566,30 @@ fn check_file_refuses_a_csv_without_an_address_column() {
         "{stderr}"
     );
     assert!(!database.exists());
+}
+
+#[test]
+fn check_file_refuses_a_list_that_is_not_utf8_naming_the_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("check.db");
+    let list = dir.path().join("latin1.csv");
+    std::fs::write(&list, b"email\nbob@example.test\nren\xe9@example.test\n")
+        .expect("write the list");
+    let output = mailvet()
+        .args(["check", "--dns-servers", "127.0.0.1:9", "--database-url"])
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--file")
+        .arg(&list)
+        .output()
+        .expect("run mailvet check");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("line 3 of {} is not valid UTF-8", list.display())),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    assert!(!database.exists(), "refused before the database is opened");
 }
 
 /// The peak resident memory of a running process, in KiB (Linux).

@@ -23,9 +23,9 @@ async fn verification_answers_without_the_database_and_says_so() {
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.database_url =
-            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
-        settings.db_acquire_timeout = Duration::from_secs(1);
+        settings.database.url =
+            SecretString::from(via(settings.database.url.expose_secret(), proxy_addr));
+        settings.database.acquire_timeout = Duration::from_secs(1);
     })
     .await;
 

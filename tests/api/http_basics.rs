@@ -41,8 +41,8 @@ async fn readyz_is_503_while_postgres_is_gone_and_200_again_when_it_is_back() {
     let mut proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        let url = via(settings.database_url.expose_secret(), proxy_addr);
-        settings.database_url = SecretString::from(url);
+        let url = via(settings.database.url.expose_secret(), proxy_addr);
+        settings.database.url = SecretString::from(url);
     })
     .await;
     assert_eq!(app.get("/readyz").await.status, 200);
@@ -179,9 +179,9 @@ async fn a_request_slower_than_the_time_limit_is_a_json_504() {
     let proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url =
-            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
-        settings.request_timeout = Duration::from_millis(300);
+        settings.database.url =
+            SecretString::from(via(settings.database.url.expose_secret(), proxy_addr));
+        settings.http.request_timeout = Duration::from_millis(300);
     })
     .await;
     proxy.set_delay(Duration::from_millis(800));
@@ -194,8 +194,8 @@ async fn in_flight_requests_finish_during_a_graceful_shutdown() {
     let proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let mut app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url =
-            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
+        settings.database.url =
+            SecretString::from(via(settings.database.url.expose_secret(), proxy_addr));
     })
     .await;
     assert_eq!(app.get("/readyz").await.status, 200);

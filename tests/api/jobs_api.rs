@@ -37,7 +37,7 @@ fn job_settings(
     let probe = probe_settings(dns.addr, peer.port());
     move |settings: &mut Settings| {
         probe(settings);
-        settings.probe_budget_per_domain = 10_000;
+        settings.verify.probe_budget_per_domain = 10_000;
         more(settings);
     }
 }
@@ -271,8 +271,8 @@ async fn uploads_that_cannot_be_taken_get_precise_errors_and_leave_no_job() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
-            settings.max_job_addresses = 5;
-            settings.max_job_upload_bytes = 4096;
+            settings.jobs.max_addresses = 5;
+            settings.jobs.max_upload_bytes = 4096;
         }),
     )
     .await;
@@ -321,6 +321,19 @@ async fn uploads_that_cannot_be_taken_get_precise_errors_and_leave_no_job() {
         )
         .await;
     bad_utf8.assert_error(400, "malformed_body");
+    assert!(bad_utf8.text().contains("line 3"), "{}", bad_utf8.text());
+    // As `mailvet check --file` reads it: a CSV without an address column,
+    // or with nothing in it, is refused.
+    let no_addresses = upload_csv(&app, "name,phone\nAlice,555 0100\n").await;
+    no_addresses.assert_error(422, "invalid_request");
+    assert!(
+        no_addresses.text().contains("the CSV has no usable column"),
+        "{}",
+        no_addresses.text()
+    );
+    upload_csv(&app, "")
+        .await
+        .assert_error(422, "invalid_request");
     assert_eq!(
         job_rows(&app).await,
         (0, 0),
@@ -383,8 +396,8 @@ async fn greylisted_addresses_are_tried_again_after_the_delay() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
-            settings.job_greylist_delay = Duration::from_millis(300);
-            settings.job_greylist_attempts = 3;
+            settings.jobs.greylist_delay = Duration::from_millis(300);
+            settings.jobs.greylist_attempts = 3;
         }),
     )
     .await;
@@ -416,8 +429,8 @@ async fn an_address_greylisted_on_every_try_ends_unknown_not_undeliverable() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
-            settings.job_greylist_delay = Duration::from_millis(100);
-            settings.job_greylist_attempts = 3;
+            settings.jobs.greylist_delay = Duration::from_millis(100);
+            settings.jobs.greylist_attempts = 3;
         }),
     )
     .await;
@@ -454,8 +467,8 @@ async fn a_cancelled_job_stops_and_keeps_its_results() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
-            settings.job_workers = Some(1);
-            settings.job_chunk_size = 2;
+            settings.jobs.workers = Some(1);
+            settings.jobs.chunk_size = 2;
         }),
     )
     .await;
@@ -519,8 +532,8 @@ async fn a_restarted_service_resumes_the_job_where_it_left_off() {
     })
     .await;
     let configure = |settings: &mut Settings| {
-        settings.job_workers = Some(1);
-        settings.job_chunk_size = 3;
+        settings.jobs.workers = Some(1);
+        settings.jobs.chunk_size = 3;
     };
     let mut first = TestApp::spawn_with(Db::Sqlite, job_settings(&dns, &peer, configure)).await;
     let emails: Vec<String> = (0..30).map(|d| format!("someone@d{d}.test")).collect();
@@ -572,7 +585,7 @@ async fn addresses_held_by_a_dead_replica_are_taken_over_when_its_lease_ends() {
     // A replica that only takes uploads.
     let intake = TestApp::spawn_with(
         Db::Postgres,
-        job_settings(&dns, &peer, |settings| settings.job_workers = Some(0)),
+        job_settings(&dns, &peer, |settings| settings.jobs.workers = Some(0)),
     )
     .await;
     let emails: Vec<String> = (0..20).map(|n| format!("u{n}@d{}.test", n % 4)).collect();
@@ -599,7 +612,7 @@ async fn addresses_held_by_a_dead_replica_are_taken_over_when_its_lease_ends() {
 
     let worker = intake
         .spawn_sharing(job_settings(&dns, &peer, |settings| {
-            settings.job_chunk_size = 5
+            settings.jobs.chunk_size = 5
         }))
         .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -623,9 +636,9 @@ async fn replicas_on_one_postgres_share_a_job_without_doing_anything_twice() {
     .await;
     let replica = |name: &'static str| {
         job_settings(&dns, &peer, move |settings| {
-            settings.job_workers = Some(2);
-            settings.job_chunk_size = 5;
-            settings.helo_name = Some(format!("{name}.example.test"));
+            settings.jobs.workers = Some(2);
+            settings.jobs.chunk_size = 5;
+            settings.smtp.helo_name = Some(format!("{name}.example.test"));
         })
     };
     let a = TestApp::spawn_with(Db::Postgres, replica("replica-a")).await;
@@ -680,9 +693,9 @@ async fn a_live_worker_keeps_its_lease_on_a_slow_server() {
     })
     .await;
     let slow = |settings: &mut Settings| {
-        settings.job_lease = Duration::from_millis(600);
-        settings.job_chunk_size = 4;
-        settings.job_workers = Some(1);
+        settings.jobs.lease = Duration::from_millis(600);
+        settings.jobs.chunk_size = 4;
+        settings.jobs.workers = Some(1);
     };
     let a = TestApp::spawn_with(Db::Postgres, job_settings(&dns, &peer, slow)).await;
     let b = a.spawn_sharing(job_settings(&dns, &peer, slow)).await;

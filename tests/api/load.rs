@@ -92,12 +92,12 @@ async fn spawn_app(db: Db, network: &Network) -> TestApp {
         probe_settings(dns, port)(settings);
         // The budget would answer most of a flood `rate_limited`, and the
         // HTTP limit 429; neither is what this test measures.
-        settings.probe_budget_per_domain = 1_000_000;
-        settings.secret_keys = vec![SecretString::from(KEY)];
-        settings.rate_limit_secret = 1_000_000;
+        settings.verify.probe_budget_per_domain = 1_000_000;
+        settings.keys.secret_keys = vec![SecretString::from(KEY)];
+        settings.http.rate_limit_secret = 1_000_000;
         // Enough sessions per MX host that the store, not SMTP politeness,
         // sees the whole concurrency.
-        settings.max_smtp_sessions_per_host = CLIENTS / DOMAINS.len();
+        settings.smtp.max_sessions_per_host = CLIENTS / DOMAINS.len();
     })
     .await
 }

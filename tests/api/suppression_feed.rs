@@ -286,9 +286,9 @@ async fn a_polling_reader_loses_no_change_under_concurrent_writers_on_postgres()
     proxy.set_jitter(Duration::from_millis(3));
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url =
-            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
-        settings.db_max_connections = 16;
+        settings.database.url =
+            SecretString::from(via(settings.database.url.expose_secret(), proxy_addr));
+        settings.database.max_connections = 16;
     })
     .await;
     no_change_is_lost(&app, 8, 500).await;

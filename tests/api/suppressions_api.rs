@@ -152,7 +152,10 @@ async fn a_body_that_is_not_json_is_a_415() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_a_413_and_the_service_keeps_serving() {
-    let app = TestApp::spawn_with(Db::Sqlite, |settings| settings.max_body_bytes = 64 * 1024).await;
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        settings.http.max_body_bytes = 64 * 1024
+    })
+    .await;
     let padding = "x".repeat(200 * 1024);
     let reply = app
         .send(
@@ -208,9 +211,9 @@ async fn suppression_endpoints_are_503_while_the_database_is_gone() {
     let mut proxy = TcpProxy::start(pg_socket_addr()).await;
     let proxy_addr = proxy.addr;
     let app = TestApp::spawn_with(Db::Postgres, |settings| {
-        settings.database_url =
-            SecretString::from(via(settings.database_url.expose_secret(), proxy_addr));
-        settings.db_acquire_timeout = std::time::Duration::from_secs(1);
+        settings.database.url =
+            SecretString::from(via(settings.database.url.expose_secret(), proxy_addr));
+        settings.database.acquire_timeout = std::time::Duration::from_secs(1);
     })
     .await;
     proxy.down();

@@ -279,9 +279,9 @@ async fn a_failing_dns_server_is_unknown_never_undeliverable() {
     let garbage = garbage_server().await;
     for server in [servfail, silent, garbage] {
         let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-            settings.dns_servers = vec![server];
-            settings.dns_timeout = Duration::from_millis(300);
-            settings.allow_private_targets = true;
+            settings.dns.servers = vec![server];
+            settings.dns.timeout = Duration::from_millis(300);
+            settings.smtp.allow_private_targets = true;
         })
         .await;
         let result = verify(&app, "someone@example.test").await;
@@ -299,9 +299,9 @@ async fn a_resolver_that_denies_every_name_without_an_soa_proves_nothing() {
     // name, with no SOA in the authority section (RFC 2308).
     for server in [lying_nxdomain_server().await, lying_nodata_server().await] {
         let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
-            settings.dns_servers = vec![server];
-            settings.dns_timeout = Duration::from_millis(300);
-            settings.allow_private_targets = true;
+            settings.dns.servers = vec![server];
+            settings.dns.timeout = Duration::from_millis(300);
+            settings.smtp.allow_private_targets = true;
         })
         .await;
         for email in ["someone@example.test", "else@gmail.com"] {
@@ -316,6 +316,72 @@ async fn a_resolver_that_denies_every_name_without_an_soa_proves_nothing() {
             assert_eq!(app.get(&format!("/suppressions/{email}")).await.status, 404);
         }
     }
+}
+
+#[tokio::test]
+async fn while_the_resolver_fails_its_canaries_nothing_is_undeliverable_by_dns_or_suppressed() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    // Canaries the test's DNS server does not know: the resolver fails them.
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        probe_settings(dns.addr, peer.port())(settings);
+        settings.dns.canaries = vec!["canary-one.test".into(), "canary-two.test".into()];
+    })
+    .await;
+
+    let gone = verify(&app, "a@nonexistent.example.test").await;
+    assert_eq!(verdict(&gone), ("unknown", "dns_error"), "{gone}");
+    assert!(
+        gone["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("canary")),
+        "{gone}"
+    );
+    let unknown_user = verify(&app, "bob@example.test").await;
+    assert_eq!(
+        verdict(&unknown_user),
+        ("undeliverable", "mailbox_not_found"),
+        "the server's own answer still stands: {unknown_user}"
+    );
+    for email in ["a@nonexistent.example.test", "bob@example.test"] {
+        assert_eq!(
+            app.get(&format!("/suppressions/{email}")).await.status,
+            404,
+            "{email} is not suppressed while the resolver is not trusted"
+        );
+    }
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["dns"]["state"], "failing", "{}", ready.text());
+    assert!(
+        ready.json()["dns"]["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("canary-one.test")),
+        "{}",
+        ready.text()
+    );
+
+    // The same with a canary that resolves: DNS and the server are believed.
+    let trusting = TestApp::spawn_with(Db::Sqlite, |settings| {
+        probe_settings(dns.addr, peer.port())(settings);
+        settings.dns.canaries = vec!["canary-one.test".into(), "example.test".into()];
+    })
+    .await;
+    let gone = verify(&trusting, "a@nonexistent.example.test").await;
+    assert_eq!(
+        verdict(&gone),
+        ("undeliverable", "no_such_domain"),
+        "{gone}"
+    );
+    verify(&trusting, "bob@example.test").await;
+    assert_eq!(
+        trusting.get("/suppressions/bob@example.test").await.status,
+        200
+    );
+    assert_eq!(
+        trusting.get("/readyz").await.json()["dns"]["state"],
+        "healthy"
+    );
 }
 
 #[tokio::test]
@@ -401,7 +467,7 @@ async fn smtp_faults_give_honest_unknowns() {
         let peer = SmtpPeer::start(script).await;
         let app = TestApp::spawn_with(Db::Sqlite, |settings| {
             probe_settings(dns.addr, peer.port())(settings);
-            settings.smtp_timeout = Duration::from_millis(400);
+            settings.smtp.timeout = Duration::from_millis(400);
         })
         .await;
         let result = verify(&app, "x@example.test").await;
@@ -503,7 +569,7 @@ async fn private_targets_are_refused_by_default() {
     let peer = SmtpPeer::start(Script::catch_all()).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.allow_private_targets = false;
+        settings.smtp.allow_private_targets = false;
     })
     .await;
     for (email, kind) in [
@@ -633,11 +699,11 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
     let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.probe_budget_per_domain = 20;
+        settings.verify.probe_budget_per_domain = 20;
         // The HTTP rate limit is not what this test is about.
-        settings.rate_limit_public = 100_000;
-        settings.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
-        settings.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
+        settings.http.rate_limit_public = 100_000;
+        settings.keys.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
+        settings.keys.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
     })
     .await;
     // 2,000 random addresses through a public key, 50 at a time.
@@ -704,7 +770,7 @@ async fn past_the_budget_a_known_catch_all_domain_is_answered_without_a_probe() 
     let peer = SmtpPeer::start(Script::catch_all()).await;
     let app = TestApp::spawn_with(Db::Sqlite, |settings| {
         probe_settings(dns.addr, peer.port())(settings);
-        settings.probe_budget_per_domain = 1;
+        settings.verify.probe_budget_per_domain = 1;
     })
     .await;
     assert_eq!(

@@ -243,7 +243,8 @@ fn signed_mailgun(key: &str, timestamp: i64) -> Vec<u8> {
 #[tokio::test]
 async fn with_a_signing_key_only_signed_mailgun_webhooks_are_taken() {
     let app = TestApp::spawn_with(common::app::Db::Sqlite, |settings| {
-        settings.mailgun_signing_key = Some(mailvet::secret::SecretString::from("mg-signing-key"));
+        settings.keys.mailgun_signing_key =
+            Some(mailvet::secret::SecretString::from("mg-signing-key"));
     })
     .await;
     let now = chrono::Utc::now().timestamp();

@@ -12,13 +12,13 @@ use super::app::TestApp;
 /// Points the verifier at the test's DNS server and SMTP port, on loopback.
 pub fn probe_settings(dns: SocketAddr, smtp_port: u16) -> impl FnOnce(&mut Settings) {
     move |settings: &mut Settings| {
-        settings.dns_servers = vec![dns];
-        settings.dns_timeout = Duration::from_secs(1);
-        settings.smtp_port = smtp_port;
-        settings.smtp_timeout = Duration::from_secs(5);
-        settings.allow_private_targets = true;
-        settings.helo_name = Some("verifier.example.test".into());
-        settings.mail_from = Some("probe@verifier.example.test".into());
+        settings.dns.servers = vec![dns];
+        settings.dns.timeout = Duration::from_secs(1);
+        settings.smtp.port = smtp_port;
+        settings.smtp.timeout = Duration::from_secs(5);
+        settings.smtp.allow_private_targets = true;
+        settings.smtp.helo_name = Some("verifier.example.test".into());
+        settings.smtp.mail_from = Some("probe@verifier.example.test".into());
     }
 }
 

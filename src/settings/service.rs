@@ -1,0 +1,257 @@
+//! The service's own flags: HTTP, API keys, bounce policy and bulk jobs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use ipnet::IpNet;
+
+use super::{SmtpArgs, blank};
+use crate::http::{RateLimits, WebhookSigning};
+use crate::jobs::JobSettings;
+use crate::secret::{ExposeSecret, SecretString, parse_secret};
+use crate::suppress::SoftBouncePolicy;
+
+/// The HTTP server: where it listens, its limits, CORS, and whom it
+/// believes about a client's address.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address and port to serve HTTP on.
+    #[arg(long, env = "MAILVET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Longest time an HTTP request may take before it is answered 504.
+    #[arg(long, env = "MAILVET_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAILVET_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// On SIGTERM/SIGINT, how long to let in-flight requests finish.
+    #[arg(long, env = "MAILVET_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Browser origins allowed to call POST /verify, comma separated.
+    #[arg(long, env = "MAILVET_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Proxies whose X-Forwarded-For header names the client: IP addresses
+    /// or CIDR ranges, comma separated (`10.0.0.0/8,192.168.1.7`). Without
+    /// them the header is ignored.
+    #[arg(
+        long,
+        env = "MAILVET_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = crate::http::parse_ip_range
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Requests a minute allowed from one client IP with a public key.
+    #[arg(long, env = "MAILVET_RATE_LIMIT_PUBLIC", default_value_t = 60)]
+    pub rate_limit_public: u32,
+
+    /// Requests a second allowed with one secret key.
+    #[arg(long, env = "MAILVET_RATE_LIMIT_SECRET", default_value_t = 200)]
+    pub rate_limit_secret: u32,
+}
+
+impl HttpArgs {
+    pub(super) fn drop_empty_values(&mut self) {
+        self.cors_origins.retain(|origin| !blank(origin));
+    }
+
+    /// The request rates allowed per caller.
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            public_per_minute: self.rate_limit_public,
+            secret_per_second: self.rate_limit_secret,
+        }
+    }
+}
+
+/// API keys, and the keys ESP webhooks are signed with.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Keys")]
+pub struct KeyArgs {
+    /// API keys with every permission, comma separated.
+    #[arg(
+        long,
+        env = "MAILVET_SECRET_KEYS",
+        value_delimiter = ',',
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub secret_keys: Vec<SecretString>,
+
+    /// A file of secret keys (one per line or comma separated), for Docker
+    /// secrets; added to --secret-keys.
+    #[arg(long, env = "MAILVET_SECRET_KEYS_FILE")]
+    pub secret_keys_file: Option<PathBuf>,
+
+    /// API keys that may only call POST /verify (safe in a browser).
+    #[arg(
+        long,
+        env = "MAILVET_PUBLIC_KEYS",
+        value_delimiter = ',',
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub public_keys: Vec<SecretString>,
+
+    /// A file of public keys, added to --public-keys.
+    #[arg(long, env = "MAILVET_PUBLIC_KEYS_FILE")]
+    pub public_keys_file: Option<PathBuf>,
+
+    /// Mailgun's webhook signing key: when set, `POST /bounces/mailgun`
+    /// accepts only events signed with it (401 otherwise).
+    #[arg(
+        long,
+        env = "MAILVET_MAILGUN_SIGNING_KEY",
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub mailgun_signing_key: Option<SecretString>,
+
+    /// SendGrid's signed event webhook verification key (base64): when
+    /// set, `POST /bounces/sendgrid` accepts only signed events (401
+    /// otherwise).
+    #[arg(long, env = "MAILVET_SENDGRID_VERIFICATION_KEY")]
+    pub sendgrid_verification_key: Option<String>,
+}
+
+impl KeyArgs {
+    pub(super) fn drop_empty_values(&mut self) {
+        self.secret_keys.retain(|key| !blank(key.expose_secret()));
+        self.public_keys.retain(|key| !blank(key.expose_secret()));
+    }
+
+    /// The API keys, secret and public, from the flags and the key files.
+    pub fn api_keys(&self) -> std::io::Result<(Vec<SecretString>, Vec<SecretString>)> {
+        let read =
+            |path: &Option<PathBuf>, keys: &[SecretString]| -> std::io::Result<Vec<SecretString>> {
+                let mut all = keys.to_vec();
+                if let Some(path) = path {
+                    let text = std::fs::read_to_string(path).map_err(|err| {
+                        std::io::Error::new(
+                            err.kind(),
+                            format!("reading keys from {}: {err}", path.display()),
+                        )
+                    })?;
+                    all.extend(
+                        text.split([',', '\n', '\r'])
+                            .map(str::trim)
+                            .filter(|key| !key.is_empty() && !key.starts_with('#'))
+                            .map(SecretString::from),
+                    );
+                }
+                Ok(all)
+            };
+        Ok((
+            read(&self.secret_keys_file, &self.secret_keys)?,
+            read(&self.public_keys_file, &self.public_keys)?,
+        ))
+    }
+
+    /// The keys ESP webhooks must be signed with, when configured.
+    pub fn webhook_signing(&self) -> WebhookSigning {
+        WebhookSigning {
+            mailgun: self.mailgun_signing_key.clone(),
+            sendgrid: self.sendgrid_verification_key.clone(),
+        }
+    }
+}
+/// When reported bounces suppress an address.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Bounces")]
+pub struct BounceArgs {
+    /// Soft bounces within the window that suppress an address.
+    #[arg(long, env = "MAILVET_SOFT_BOUNCE_LIMIT", default_value_t = 3)]
+    pub soft_bounce_limit: u32,
+
+    /// The window in which soft bounces are counted.
+    #[arg(long, env = "MAILVET_SOFT_BOUNCE_WINDOW", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub soft_bounce_window: Duration,
+}
+
+impl BounceArgs {
+    /// When repeated soft bounces suppress an address.
+    pub fn soft_bounce_policy(&self) -> SoftBouncePolicy {
+        SoftBouncePolicy {
+            limit: self.soft_bounce_limit,
+            window: chrono::Duration::from_std(self.soft_bounce_window)
+                .unwrap_or_else(|_| chrono::Duration::days(7)),
+        }
+    }
+}
+
+/// Bulk jobs: uploads, and how this process works on them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Bulk jobs")]
+pub struct JobArgs {
+    /// Bulk jobs: domain groups this process verifies at once, each one
+    /// SMTP session. Default: three quarters of --max-smtp-sessions, so
+    /// that POST /verify always finds sessions free. 0 takes no job work
+    /// (a replica that only serves the API).
+    #[arg(long = "job-workers", env = "MAILVET_JOB_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Bulk jobs: addresses claimed per chunk (grouped by domain, so that a
+    /// domain's addresses share one SMTP session).
+    #[arg(
+        long = "job-chunk-size",
+        env = "MAILVET_JOB_CHUNK_SIZE",
+        default_value_t = 500
+    )]
+    pub chunk_size: usize,
+
+    /// Bulk jobs: how long a claim lasts unless renewed. A live replica
+    /// renews its claims every third of this; a dead one's are claimed
+    /// again when they run out.
+    #[arg(long = "job-lease", env = "MAILVET_JOB_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
+    /// Bulk jobs: the wait before a greylisted address is tried again.
+    #[arg(long = "job-greylist-delay", env = "MAILVET_JOB_GREYLIST_DELAY", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub greylist_delay: Duration,
+
+    /// Bulk jobs: tries of a greylisted address before the job reports it
+    /// `unknown / greylisted`.
+    #[arg(
+        long = "job-greylist-attempts",
+        env = "MAILVET_JOB_GREYLIST_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub greylist_attempts: u32,
+
+    /// Bulk jobs: the most addresses one job may hold.
+    #[arg(
+        long = "max-job-addresses",
+        env = "MAILVET_MAX_JOB_ADDRESSES",
+        default_value_t = 1_000_000
+    )]
+    pub max_addresses: u64,
+
+    /// Bulk jobs: the largest upload accepted by POST /jobs, in bytes.
+    #[arg(long = "max-job-upload-bytes", env = "MAILVET_MAX_JOB_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+}
+
+impl JobArgs {
+    /// The bulk jobs' settings; the default number of workers follows the
+    /// SMTP group's session limit.
+    pub fn job_settings(&self, smtp: &SmtpArgs) -> JobSettings {
+        JobSettings {
+            workers: self.workers.unwrap_or((smtp.max_sessions * 3 / 4).max(1)),
+            chunk_size: self.chunk_size.max(1),
+            lease: self.lease,
+            greylist_delay: self.greylist_delay,
+            greylist_attempts: self.greylist_attempts.max(1),
+            max_addresses: self.max_addresses,
+            max_upload_bytes: self.max_upload_bytes,
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}

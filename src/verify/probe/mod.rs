@@ -1,0 +1,274 @@
+//! The SMTP probe: asks a domain's mail hosts, in order, whether they would
+//! accept mail for each recipient, carrying several recipients in one
+//! session and never sending `DATA`. It gathers evidence — each reply with
+//! its stage, each failure — and concludes nothing from it: that is
+//! `verdict.rs`'s job.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+use tracing::Instrument;
+
+use super::dns::MailHost;
+use super::evidence::{CatchAllEvidence, ProbeEvidence, Stage};
+use super::guard::forbidden_target;
+use super::hosts::HostPool;
+use super::verdict::catch_all_answer;
+use crate::address::EmailAddress;
+use crate::smtp::{Session, SessionConfig, SmtpReply};
+
+mod transaction;
+
+/// How long a domain's catch-all answer is reused.
+const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
+/// The most domains whose catch-all answer is remembered.
+const CATCH_ALL_CAPACITY: u64 = 100_000;
+
+/// Settings of the prober.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub port: u16,
+    pub helo_name: String,
+    pub mail_from: String,
+    /// Per phase: connect, greeting, each command.
+    pub timeout: Duration,
+    pub allow_private_targets: bool,
+    /// SMTP sessions open at once, over all hosts.
+    pub max_sessions: usize,
+    /// SMTP sessions open at once to one mail host.
+    pub max_sessions_per_host: usize,
+    /// Rejected recipients after which a session is ended and a new one
+    /// opened (Postfix slows down after 10 and disconnects after 20).
+    pub max_rejections_per_session: usize,
+    /// `RCPT TO` commands in one session (the catch-all probe included)
+    /// before it is ended and a new one opened: many providers accept no
+    /// more than 100 recipients per transaction.
+    pub max_recipients_per_session: usize,
+}
+
+/// How talking to one address of a host ended.
+enum HostAttempt {
+    /// Every recipient has its evidence.
+    Done,
+    /// This address failed before the server said anything useful; try the
+    /// next address, then the next host.
+    NextAddress(ProbeEvidence),
+    /// The host refused us (4xx/5xx greeting or EHLO); try the next host.
+    NextHost(ProbeEvidence),
+}
+
+/// How one session ended.
+enum SessionEnd {
+    Finished,
+    Reconnect,
+    Failed(HostAttempt),
+}
+
+/// What one probe has learnt so far, over all its sessions.
+struct Findings {
+    /// The evidence for each recipient, once it has some.
+    found: Vec<Option<ProbeEvidence>>,
+    /// Recipients the server accepted; they get the catch-all evidence
+    /// when the probe ends.
+    accepted: Vec<usize>,
+    /// The answer for a random address at the domain, the latest one asked.
+    catch_all: CatchAllEvidence,
+}
+
+impl Findings {
+    fn new(recipients: usize) -> Self {
+        Findings {
+            found: vec![None; recipients],
+            accepted: Vec::new(),
+            catch_all: CatchAllEvidence::NotAsked,
+        }
+    }
+
+    /// Whether the domain's catch-all answer is known for sure.
+    fn catch_all_settled(&self) -> bool {
+        match &self.catch_all {
+            CatchAllEvidence::Known(_) => true,
+            CatchAllEvidence::Reply(reply) => catch_all_answer(reply).is_some(),
+            CatchAllEvidence::NotAsked | CatchAllEvidence::Failed(_) => false,
+        }
+    }
+
+    /// The evidence, one per recipient, with the catch-all answer given to
+    /// every accepted one; `fallback` for any left without.
+    fn finish(mut self, fallback: ProbeEvidence) -> Vec<ProbeEvidence> {
+        for &i in &self.accepted {
+            if let Some(ProbeEvidence::Answered { catch_all, .. }) = self.found[i].as_mut() {
+                *catch_all = self.catch_all.clone();
+            }
+        }
+        self.found
+            .into_iter()
+            .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
+            .collect()
+    }
+}
+
+/// Runs probes within the session pool's caps.
+#[derive(Debug)]
+pub struct Prober {
+    settings: ProbeSettings,
+    session: SessionConfig,
+    pool: HostPool,
+    catch_all: Cache<String, bool>,
+}
+
+impl Prober {
+    pub fn new(settings: ProbeSettings) -> Self {
+        let session = SessionConfig {
+            helo_name: settings.helo_name.clone(),
+            timeout: settings.timeout,
+            tls: crate::smtp::probe_tls_config(),
+        };
+        Prober {
+            pool: HostPool::new(settings.max_sessions, settings.max_sessions_per_host),
+            settings,
+            session,
+            catch_all: Cache::builder()
+                .max_capacity(CATCH_ALL_CAPACITY)
+                .time_to_live(CATCH_ALL_TTL)
+                .build(),
+        }
+    }
+
+    /// Whether an earlier probe found that `domain` accepts every address,
+    /// while that answer is remembered.
+    pub fn known_catch_all(&self, domain: &str) -> Option<bool> {
+        self.catch_all.get(domain)
+    }
+
+    /// Probes `recipients` (all at `domain`) through `hosts`, in order.
+    /// Returns the evidence for each recipient, in the same order.
+    pub async fn probe(
+        &self,
+        domain: &str,
+        hosts: &[MailHost],
+        recipients: &[EmailAddress],
+    ) -> Vec<ProbeEvidence> {
+        let mut findings = Findings::new(recipients.len());
+        let mut last_failure = None;
+        'hosts: for host in hosts {
+            let span =
+                tracing::info_span!("smtp.probe", mx.host = %host.name, email.domain = %domain);
+            for &ip in &host.addrs {
+                if let Some(refusal) = self.refused_target(&host.name, ip) {
+                    last_failure = Some(refusal);
+                    continue;
+                }
+                let addr = SocketAddr::new(ip, self.settings.port);
+                let attempt = self
+                    .attempt(domain, host, addr, recipients, &mut findings)
+                    .instrument(span.clone())
+                    .await;
+                match attempt {
+                    HostAttempt::Done => break 'hosts,
+                    HostAttempt::NextAddress(failure) => last_failure = Some(failure),
+                    HostAttempt::NextHost(failure) => {
+                        last_failure = Some(failure);
+                        continue 'hosts;
+                    }
+                }
+            }
+        }
+        findings.finish(last_failure.unwrap_or(ProbeEvidence::NoHostTried))
+    }
+
+    fn refused_target(&self, host: &str, ip: IpAddr) -> Option<ProbeEvidence> {
+        if self.settings.allow_private_targets {
+            return None;
+        }
+        let why = forbidden_target(ip)?;
+        Some(ProbeEvidence::ForbiddenTarget {
+            host: host.to_owned(),
+            ip,
+            why,
+        })
+    }
+
+    /// Sessions with one address of a host until every recipient has its
+    /// evidence (several sessions if the server's error limit is reached).
+    async fn attempt(
+        &self,
+        domain: &str,
+        host: &MailHost,
+        addr: SocketAddr,
+        recipients: &[EmailAddress],
+        findings: &mut Findings,
+    ) -> HostAttempt {
+        let claim = self.pool.want(&host.name);
+        loop {
+            let pending: Vec<usize> = (0..recipients.len())
+                .filter(|&i| findings.found[i].is_none())
+                .collect();
+            if pending.is_empty() {
+                return HostAttempt::Done;
+            }
+            let _permits = self.pool.permits(&claim).await;
+            let started = Instant::now();
+            let end = self
+                .session(domain, host, &claim, addr, recipients, &pending, findings)
+                .await;
+            metrics::histogram!("mailvet_smtp_session_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match end {
+                SessionEnd::Finished => return HostAttempt::Done,
+                SessionEnd::Reconnect => continue,
+                SessionEnd::Failed(attempt) => return attempt,
+            }
+        }
+    }
+
+    /// Connects, reads the greeting and says EHLO: a session ready for a
+    /// mail transaction, or how the attempt ended.
+    async fn open(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        pending: &[usize],
+        findings: &mut Findings,
+    ) -> Result<Session, SessionEnd> {
+        let (mut session, greeting) = match Session::connect(addr, name, self.session.clone()).await
+        {
+            Ok(connected) => connected,
+            Err(err) => {
+                count_probe("connect_failed");
+                let failure = ProbeEvidence::failed(name, &err);
+                return Err(SessionEnd::Failed(HostAttempt::NextAddress(failure)));
+            }
+        };
+        if !greeting.is_positive() {
+            count_probe("refused_at_greeting");
+            session.quit().await;
+            let refusal = refused(name, Stage::Greeting, greeting);
+            return Err(SessionEnd::Failed(HostAttempt::NextHost(refusal)));
+        }
+        let hello = match session.hello().await {
+            Ok(reply) => reply,
+            Err(err) => return Err(self.fail_session(name, &err, pending, findings)),
+        };
+        if !hello.is_positive() {
+            count_probe("refused_at_ehlo");
+            session.quit().await;
+            let refusal = refused(name, Stage::Ehlo, hello);
+            return Err(SessionEnd::Failed(HostAttempt::NextHost(refusal)));
+        }
+        Ok(session)
+    }
+}
+
+fn refused(host: &str, stage: Stage, reply: SmtpReply) -> ProbeEvidence {
+    ProbeEvidence::Refused {
+        host: host.to_owned(),
+        stage,
+        reply,
+    }
+}
+
+fn count_probe(outcome: &'static str) {
+    metrics::counter!("mailvet_smtp_probes_total", "outcome" => outcome).increment(1);
+}

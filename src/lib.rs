@@ -9,9 +9,10 @@
 //! 3. the suppression list and its owner, [`suppress`];
 //! 4. the verification engine, [`verify`];
 //! 5. reading and recording bounce reports, [`bounce`];
-//! 6. bulk verification, [`jobs`];
-//! 7. the API, [`http`];
-//! 8. the command line and the service: [`settings`], [`startup`], [`check`].
+//! 6. guarded outbound HTTP, [`outbound`];
+//! 7. bulk verification, [`jobs`];
+//! 8. the API, [`http`];
+//! 9. the command line and the service: [`settings`], [`startup`], [`check`].
 
 pub mod address;
 pub mod bounce;
@@ -19,6 +20,7 @@ pub mod check;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod outbound;
 pub mod rfc3339;
 pub mod secret;
 pub mod settings;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::JobRunner;
+use crate::outbound::Outbound;
 
 use crate::http::{self, AppState, HttpLimits};
 use crate::secret::{ExposeSecret, redact_url};
@@ -137,12 +138,16 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http.listen))?;
         let verifier = settings.verify.verifier(&settings.dns, &settings.smtp)?;
         let engine = Engine::build(db, verifier, settings.bounces.soft_bounce_policy())?;
+        let jobs = settings.jobs.job_settings(&settings.smtp);
+        let outbound = Outbound::new(&settings.dns.resolver(), jobs.allow_private_webhooks)
+            .context("setting up outbound HTTP")?;
         let state = AppState::new(http::SharedState {
             store: engine.store,
             suppressions: engine.suppressions,
             verifier: engine.verifier,
             metrics: telemetry::metrics_handle(),
-            jobs: settings.jobs.job_settings(&settings.smtp),
+            jobs,
+            outbound,
             webhook_signing: settings.keys.webhook_signing(),
         });
         let gate = http::Gate::new(
@@ -190,6 +195,7 @@ impl Application {
             state.store.clone(),
             state.verifier.clone(),
             state.jobs.clone(),
+            state.outbound.clone(),
         ));
         let stop_jobs = CancellationToken::new();
         let mut job_tasks = runner.spawn(&stop_jobs);

@@ -68,6 +68,8 @@ pub struct SharedState {
     pub verifier: Arc<Verifier>,
     pub metrics: PrometheusHandle,
     pub jobs: crate::jobs::JobSettings,
+    /// Guarded outbound HTTP (SNS subscription confirmation).
+    pub outbound: crate::outbound::Outbound,
     /// Keys that ESP webhooks must be signed with, when configured.
     pub webhook_signing: WebhookSigning,
 }

@@ -12,6 +12,7 @@ use super::{ApiError, AppState, WebhookSigning};
 use crate::bounce::ReportedRecipient;
 use crate::bounce::signature;
 use crate::bounce::webhooks::{self, SesNotice, WebhookError};
+use crate::outbound::Outbound;
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceOrigin;
 
@@ -35,7 +36,7 @@ pub async fn receive(
                 topic_arn,
                 subscribe_url,
             } => {
-                confirm_sns_subscription(&topic_arn, &subscribe_url).await?;
+                confirm_sns_subscription(&state.outbound, &topic_arn, &subscribe_url).await?;
                 return Ok(Json(json!({"status": "subscription_confirmed"})).into_response());
             }
             SesNotice::Recipients(recipients) => (BounceOrigin::Ses, recipients),
@@ -120,18 +121,20 @@ pub fn is_sns_url(url: &str) -> bool {
 }
 
 /// Confirms an SNS subscription by fetching its `SubscribeURL`.
-async fn confirm_sns_subscription(topic_arn: &str, subscribe_url: &str) -> Result<(), ApiError> {
+async fn confirm_sns_subscription(
+    outbound: &Outbound,
+    topic_arn: &str,
+    subscribe_url: &str,
+) -> Result<(), ApiError> {
     if !is_sns_url(subscribe_url) {
         return Err(ApiError::invalid(
             "the SubscribeURL is not an Amazon SNS address (https://sns.<region>.amazonaws.com/…); not fetched",
         ));
     }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|err| ApiError::internal(&err))?;
-    let response = client.get(subscribe_url).send().await.map_err(|err| {
+    let request = outbound
+        .request(reqwest::Method::GET, subscribe_url)
+        .map_err(|err| ApiError::invalid(err.to_string()))?;
+    let response = outbound.send(request).await.map_err(|err| {
         tracing::warn!(topic_arn, error = %err, "confirming the SNS subscription failed");
         ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -25,6 +25,8 @@ pub struct JobSettings {
     pub greylist_attempts: u32,
     pub max_addresses: u64,
     pub max_upload_bytes: usize,
+    /// Whether a completion webhook may reach a private address.
+    pub allow_private_webhooks: bool,
     /// Rung when a job is queued, so that idle workers start at once.
     pub wake: Arc<Notify>,
 }

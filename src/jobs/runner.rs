@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{JobSettings, JobView};
 use crate::error::error_chain;
+use crate::outbound::Outbound;
 use crate::store::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
 use crate::verify::{Verifier, VerifyResult};
 use crate::vocab::Reason;
@@ -38,25 +39,23 @@ pub struct JobRunner {
     /// This process's name on its claims.
     worker: String,
     webhook_due: Notify,
-    client: reqwest::Client,
+    outbound: Outbound,
 }
 
 impl JobRunner {
-    pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, settings: JobSettings) -> Self {
-        crate::tls::install_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mailvet/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    pub fn new(
+        store: Arc<dyn Store>,
+        verifier: Arc<Verifier>,
+        settings: JobSettings,
+        outbound: Outbound,
+    ) -> Self {
         JobRunner {
             store,
             verifier,
             settings,
             worker: uuid::Uuid::new_v4().to_string(),
             webhook_due: Notify::new(),
-            client,
+            outbound,
         }
     }
 
@@ -304,14 +303,16 @@ impl JobRunner {
             return;
         };
         let view = JobView::new(job, Utc::now());
-        let sent = self
-            .client
-            .post(url)
-            .header("x-mailvet-job", job.id.to_string())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(&view).unwrap_or_default())
-            .send()
-            .await;
+        let sent = match self.outbound.request(reqwest::Method::POST, url) {
+            Ok(request) => {
+                let request = request
+                    .header("x-mailvet-job", job.id.to_string())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(&view).unwrap_or_default());
+                self.outbound.send(request).await
+            }
+            Err(refused) => Err(refused),
+        };
         let failure = match sent {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("answered {}", response.status())),

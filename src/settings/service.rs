@@ -237,6 +237,15 @@ pub struct JobArgs {
     /// Bulk jobs: the largest upload accepted by POST /jobs, in bytes.
     #[arg(long = "max-job-upload-bytes", env = "MAILVET_MAX_JOB_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_upload_bytes: usize,
+
+    /// Bulk jobs: let a completion webhook reach loopback, private and
+    /// link-local addresses (for a receiver on this host or its LAN). Off,
+    /// such a webhook is refused, whatever its host name resolves to.
+    #[arg(
+        long = "allow-private-webhooks",
+        env = "MAILVET_ALLOW_PRIVATE_WEBHOOKS"
+    )]
+    pub allow_private_webhooks: bool,
 }
 
 impl JobArgs {
@@ -251,6 +260,7 @@ impl JobArgs {
             greylist_attempts: self.greylist_attempts.max(1),
             max_addresses: self.max_addresses,
             max_upload_bytes: self.max_upload_bytes,
+            allow_private_webhooks: self.allow_private_webhooks,
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }

@@ -198,6 +198,18 @@ impl MailResolver {
         })
     }
 
+    /// The addresses of `host` (A and AAAA), for connections that are not
+    /// mail routing (outbound HTTP).
+    pub async fn host_addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        match self.addresses(host).await? {
+            Lookup::Found(addrs) => Ok(addrs),
+            _ => Err(DnsError {
+                name: host.to_owned(),
+                detail: "no address".into(),
+            }),
+        }
+    }
+
     /// MX records as (preference, host); the host of a null MX is "".
     async fn mx(&self, domain: &str) -> Result<Lookup<Vec<(u16, String)>>, DnsError> {
         let name = fqdn(domain)?;

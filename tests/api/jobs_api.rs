@@ -230,14 +230,36 @@ async fn webhook_receiver(failures: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
         .expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
-    (format!("http://{addr}/hook"), received)
+    (
+        format!("http://hooks.d0.test:{}/hook", addr.port()),
+        received,
+    )
+}
+
+/// `d0.test` with a mail host, and `hooks.d0.test`, where a webhook
+/// receiver listens, on 127.0.0.1.
+fn domain_with_a_webhook_host() -> Vec<Zone> {
+    vec![
+        Zone::new("d0.test")
+            .mx("d0.test", 10, "mx.d0.test")
+            .ip("mx.d0.test", "127.0.0.1")
+            .ip("hooks.d0.test", "127.0.0.1"),
+    ]
 }
 
 #[tokio::test]
 async fn a_json_job_calls_its_webhook_with_the_final_job() {
-    let dns = TestDns::start(domains(1)).await;
+    let dns = TestDns::start(domain_with_a_webhook_host()).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["a@d0.test"])).await;
-    let app = TestApp::spawn_with(Db::Sqlite, job_settings(&dns, &peer, |_| {})).await;
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        job_settings(&dns, &peer, |settings| {
+            settings.jobs.allow_private_webhooks = true;
+        }),
+    )
+    .await;
+    // The receiver's name resolves through mailvet's resolver (the test's
+    // DNS server), not the system's.
     let (url, received) = webhook_receiver(0).await;
 
     let reply = upload_json(
@@ -262,6 +284,35 @@ async fn a_json_job_calls_its_webhook_with_the_final_job() {
     assert_eq!(calls[0]["id"], id.as_str());
     assert_eq!(calls[0]["status"], "completed");
     assert_eq!(calls[0]["processed"], 2);
+}
+
+#[tokio::test]
+async fn a_webhook_to_a_private_address_is_refused_unless_allowed() {
+    let dns = TestDns::start(domain_with_a_webhook_host()).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["a@d0.test"])).await;
+    let app = TestApp::spawn_with(Db::Sqlite, job_settings(&dns, &peer, |_| {})).await;
+    let (by_name, received) = webhook_receiver(0).await;
+    let port = by_name
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .expect("a port")
+        .to_owned();
+    // A name that resolves to loopback, and a loopback literal: neither is
+    // dialled.
+    let by_address = format!("http://127.0.0.1:{port}/hook");
+    for url in [&by_name, &by_address] {
+        let reply = upload_json(&app, &json!({"emails": ["a@d0.test"], "webhook_url": url})).await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        let id = reply.json()["id"].as_str().expect("id").to_owned();
+        let job = wait_finished(&app, &id, Duration::from_secs(20)).await;
+        assert_eq!(job["status"], "completed");
+    }
+    // A delivered webhook arrives within milliseconds of the job's end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        received.lock().expect("log").is_empty(),
+        "a webhook reached a loopback receiver without --allow-private-webhooks"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! Modules, bottom to top (a module uses only those below it):
 //! 1. the vocabulary and plain helpers, which use nothing above them:
 //!    [`vocab`], [`address`], [`smtp`] (the wire protocol), [`error`],
-//!    [`secret`], [`rfc3339`], [`telemetry`], [`tls`];
+//!    [`secret`], [`rfc3339`], [`spreadsheet`], [`telemetry`], [`tls`];
 //! 2. persistence, [`store`];
 //! 3. the suppression list and its owner, [`suppress`];
 //! 4. the verification engine, [`verify`];
@@ -25,6 +25,7 @@ pub mod rfc3339;
 pub mod secret;
 pub mod settings;
 pub mod smtp;
+pub mod spreadsheet;
 pub mod startup;
 pub mod store;
 pub mod suppress;

@@ -123,8 +123,8 @@ impl Application {
     /// Like [`Application::build`], on a database the caller opened.
     pub async fn with_database(settings: &Settings, db: Arc<dyn Database>) -> anyhow::Result<Self> {
         crate::tls::install_provider();
-        let (secret_keys, public_keys) = settings.keys.api_keys()?;
-        let keys = http::Keys::new(&secret_keys, &public_keys);
+        let api_keys = settings.keys.api_keys()?;
+        let keys = http::Keys::new(&api_keys.secret, &api_keys.public, &api_keys.webhook);
         if keys.is_empty() && !settings.http.listen.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to listen on {} without API keys: anyone who can reach it could read the \
@@ -147,7 +147,21 @@ impl Application {
             verifier: engine.verifier,
             metrics: telemetry::metrics_handle(),
             jobs,
+            sns: http::sns::SnsVerifier::new(
+                outbound.clone(),
+                settings.keys.sns_topic_arns.clone(),
+                &settings.keys.sns_certificates,
+            ),
             outbound,
+            readiness: moka::future::Cache::builder()
+                .time_to_live(http::READINESS_TTL)
+                .build(),
+            mailgun_tokens: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(
+                    2 * crate::bounce::signature::MAX_SKEW_SECONDS.unsigned_abs(),
+                ))
+                .build(),
             webhook_signing: settings.keys.webhook_signing(),
         });
         let gate = http::Gate::new(

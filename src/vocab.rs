@@ -204,9 +204,39 @@ impl SmtpEvidence {
             host: host.to_owned(),
             code: reply.code(),
             enhanced_code: reply.enhanced().map(|code| code.to_string()),
-            message: reply.message(),
+            message: bounded_text(&reply.message()),
         }
     }
+}
+
+/// The most bytes of a server's text kept with one verdict, bounce or
+/// suppression entry. A hostile server may send 64 lines of 4 KiB; what it
+/// said that matters fits in far less.
+pub const MAX_EVIDENCE_BYTES: usize = 1024;
+
+/// Text from someone else's server, made fit to keep and show: control
+/// characters (but the newlines between reply lines), bidirectional
+/// overrides and the replacement characters left by invalid UTF-8 are
+/// dropped, tabs become spaces, and it is cut at [`MAX_EVIDENCE_BYTES`],
+/// on a character boundary, with `…` to say so.
+pub fn bounded_text(text: &str) -> String {
+    const ELLIPSIS: char = '…';
+    let mut out = String::with_capacity(text.len().min(MAX_EVIDENCE_BYTES));
+    for c in text.chars() {
+        let c = match c {
+            '\t' => ' ',
+            '\n' => '\n',
+            '\u{FFFD}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => continue,
+            c if c.is_control() => continue,
+            c => c,
+        };
+        if out.len() + c.len_utf8() > MAX_EVIDENCE_BYTES - ELLIPSIS.len_utf8() {
+            out.push(ELLIPSIS);
+            return out;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What is known of why an address failed, kept with its suppression entry
@@ -227,7 +257,7 @@ impl Diagnosis {
             host: self.mx_host.clone().unwrap_or_default(),
             code,
             enhanced_code: self.enhanced_code.clone(),
-            message: self.diagnostic.clone().unwrap_or_default(),
+            message: bounded_text(self.diagnostic.as_deref().unwrap_or_default()),
         })
     }
 }
@@ -246,6 +276,26 @@ impl From<&SmtpEvidence> for Diagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_cleaned_and_cut() {
+        assert_eq!(
+            bounded_text("550 5.1.1 no\tsuch\r user"),
+            "550 5.1.1 no such user"
+        );
+        assert_eq!(bounded_text("line one\nline two"), "line one\nline two");
+        assert_eq!(
+            bounded_text("\u{1b}[31mred\u{7}\u{0} \u{FFFD}x\u{202E}gnp.exe"),
+            "[31mred xgnp.exe"
+        );
+        let long = "é".repeat(4000);
+        let cut = bounded_text(&long);
+        assert!(cut.len() <= MAX_EVIDENCE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() > MAX_EVIDENCE_BYTES - 8);
+        assert_eq!(bounded_text(&"a".repeat(1021)), "a".repeat(1021));
+        assert_eq!(bounded_text(&"a".repeat(1022)).chars().count(), 1022);
+    }
 
     #[test]
     fn names_round_trip_through_text_and_json() {

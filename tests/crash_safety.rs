@@ -78,7 +78,12 @@ async fn burst_then_kill(database_url: &str) -> Vec<String> {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill it mid-burst, once a fair number of writes are acknowledged
+    // (however slow the machine), while more are in flight.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while acknowledged.lock().expect("list").len() < 60 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let killed = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()

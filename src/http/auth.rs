@@ -6,7 +6,7 @@
 //!
 //! Also the rate limits, and the client address behind trusted proxies.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::ApiError;
 use crate::secret::{ExposeSecret, SecretString};
+use crate::verify::Requester;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub enum Scope {
     Secret,
     /// `POST /verify` only.
     Public,
+    /// `POST /bounces/{provider}` only: the key an ESP's webhook URL holds.
+    Webhook,
 }
 
 type KeyDigest = [u8; 32];
@@ -49,15 +52,16 @@ fn same(a: &KeyDigest, b: &KeyDigest) -> bool {
 }
 
 impl Keys {
-    pub fn new(secret: &[SecretString], public: &[SecretString]) -> Self {
-        let keys = secret
-            .iter()
-            .map(|key| (digest(key.expose_secret()), Scope::Secret))
-            .chain(
-                public
-                    .iter()
-                    .map(|key| (digest(key.expose_secret()), Scope::Public)),
-            )
+    pub fn new(secret: &[SecretString], public: &[SecretString], webhook: &[SecretString]) -> Self {
+        let scoped = |keys: &[SecretString], scope: Scope| {
+            keys.iter()
+                .map(move |key| (digest(key.expose_secret()), scope))
+                .collect::<Vec<_>>()
+        };
+        let keys = scoped(secret, Scope::Secret)
+            .into_iter()
+            .chain(scoped(public, Scope::Public))
+            .chain(scoped(webhook, Scope::Webhook))
             .collect();
         Keys {
             keys: Arc::new(keys),
@@ -174,6 +178,22 @@ impl Gate {
     }
 }
 
+/// The address a client is known by: an IPv4 address, or an IPv6
+/// client's /64 (a host is usually given a whole /64, and can rotate
+/// through it at will).
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 fn too_many(wait: std::time::Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = ApiError::new(
@@ -240,7 +260,7 @@ fn unauthorized(message: &str) -> Response {
 
 /// Checks the key of every request to a protected route. With no keys
 /// configured (only allowed on a loopback address) everything is open.
-pub async fn require_key(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     let keys = &gate.keys;
     if keys.is_empty() {
         return next.run(request).await;
@@ -262,17 +282,26 @@ pub async fn require_key(State(gate): State<Gate>, request: Request, next: Next)
     match keys.identify(&presented) {
         None => unauthorized("the API key is not known"),
         Some((digest, Scope::Secret)) => match over_limit(&gate.secret, &digest) {
-            None => next.run(request).await,
+            None => {
+                request.extensions_mut().insert(Requester::Trusted);
+                next.run(request).await
+            }
             Some(limited) => limited,
         },
-        Some((_, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
+        Some((digest, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
             // Public keys are shared by every visitor of a page: the limit
-            // is per client address.
+            // is per client address (an IPv6 client's /64).
             let client = gate
                 .client_ip(&request)
-                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                .map_or(IpAddr::from([0, 0, 0, 0]), client_network);
             match over_limit(&gate.public, &client) {
-                None => next.run(request).await,
+                None => {
+                    let key: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                    request.extensions_mut().insert(Requester::Public {
+                        client: format!("{key}/{client}"),
+                    });
+                    next.run(request).await
+                }
                 Some(limited) => limited,
             }
         }
@@ -280,6 +309,20 @@ pub async fn require_key(State(gate): State<Gate>, request: Request, next: Next)
             StatusCode::FORBIDDEN,
             "forbidden",
             "a public key may only call POST /verify; use a secret key",
+        )
+        .into_response(),
+        Some((digest, Scope::Webhook))
+            if route == "/bounces/{provider}" && request.method() == Method::POST =>
+        {
+            match over_limit(&gate.secret, &digest) {
+                None => next.run(request).await,
+                Some(limited) => limited,
+            }
+        }
+        Some((_, Scope::Webhook)) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a webhook key may only deliver ESP webhooks (POST /bounces/{provider}); use a secret key",
         )
         .into_response(),
     }
@@ -290,11 +333,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipv6_clients_are_known_by_their_64() {
+        let network = |ip: &str| client_network(ip.parse().expect("an address")).to_string();
+        assert_eq!(network("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(network("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::");
+        assert_eq!(network("198.51.100.7"), "198.51.100.7");
+        assert_eq!(network("::ffff:198.51.100.7"), "198.51.100.7");
+    }
+
+    #[test]
     fn keys_resolve_to_their_scope() {
-        let keys = Keys::new(&[SecretString::from("sk_1")], &[SecretString::from("pk_1")]);
+        let keys = Keys::new(
+            &[SecretString::from("sk_1")],
+            &[SecretString::from("pk_1")],
+            &[SecretString::from("wk_1")],
+        );
         let scope_of = |key: &str| keys.identify(key).map(|(_, scope)| scope);
         assert_eq!(scope_of("sk_1"), Some(Scope::Secret));
         assert_eq!(scope_of("pk_1"), Some(Scope::Public));
+        assert_eq!(scope_of("wk_1"), Some(Scope::Webhook));
         assert_eq!(scope_of("sk_"), None);
         assert_eq!(scope_of("sk_11"), None);
         assert_eq!(scope_of(""), None);

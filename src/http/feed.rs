@@ -120,7 +120,7 @@ fn csv_page(entries: Vec<Suppression>, next_cursor: &str, has_more: bool) -> Res
     ]);
     for entry in entries {
         let body = SuppressionBody::from(entry);
-        let _ = writer.write_record(body.csv_record());
+        let _ = writer.write_record(body.csv_record().map(crate::spreadsheet::safe_cell));
     }
     let bytes = writer.into_inner().unwrap_or_default();
     let mut response = (

@@ -8,10 +8,11 @@ mod health;
 mod jobs;
 mod media;
 mod meta;
+pub mod sns;
 mod stats;
 mod suppressions;
 mod verify;
-mod webhooks;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use tracing::Span;
 
 pub use auth::{Gate, Keys, RateLimits, parse_ip_range};
 pub use error::{ApiError, ApiJson};
+pub use health::READINESS_TTL;
 pub use meta::OPENAPI_YAML;
 
 use crate::store::Store;
@@ -70,8 +72,14 @@ pub struct SharedState {
     pub jobs: crate::jobs::JobSettings,
     /// Guarded outbound HTTP (SNS subscription confirmation).
     pub outbound: crate::outbound::Outbound,
+    /// Checks the signatures of Amazon SNS messages.
+    pub sns: sns::SnsVerifier,
     /// Keys that ESP webhooks must be signed with, when configured.
     pub webhook_signing: WebhookSigning,
+    /// The latest database check of `/readyz`, kept for a second.
+    pub readiness: moka::future::Cache<(), bool>,
+    /// Mailgun signature tokens already taken, for the replay window.
+    pub mailgun_tokens: moka::sync::Cache<String, ()>,
 }
 
 /// The keys ESP webhooks are signed with.

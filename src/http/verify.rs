@@ -1,14 +1,16 @@
 //! `POST /verify` and `POST /verify/batch`.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::http::header::WARNING;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
-use crate::verify::{Answer, VerifyResult};
+use crate::verify::result::Flags;
+use crate::verify::{Answer, Requester, VerifyResult};
+use crate::vocab::{Reason, Status};
 
 /// Most addresses in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -27,6 +29,31 @@ pub struct BatchRequest {
     emails: Vec<String>,
     #[serde(default)]
     fresh: bool,
+}
+
+/// The answer a public key gets: what a signup form needs and no more. A
+/// suppressed address is `undeliverable / suppressed`, without saying why
+/// (a complaint is nobody else's business), and no mail server's reply,
+/// MX host or suppression detail is shown.
+#[derive(Debug, Serialize)]
+pub struct PublicVerifyResult {
+    email: String,
+    status: Status,
+    reason: Reason,
+    suggestion: Option<String>,
+    flags: Flags,
+}
+
+impl From<VerifyResult> for PublicVerifyResult {
+    fn from(result: VerifyResult) -> Self {
+        PublicVerifyResult {
+            email: result.email,
+            status: result.status,
+            reason: result.reason,
+            suggestion: result.suggestion,
+            flags: result.flags,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -52,12 +79,35 @@ fn answer<T: Serialize>(answer: Answer<T>) -> Response {
 
 /// `POST /verify`: one address. An invalid address is a verdict
 /// (`undeliverable / invalid_syntax`), not an error. If the database is
-/// down the answer still comes, from the network, with a `Warning`.
+/// down the answer still comes, from the network, with a `Warning`. A
+/// public key gets the public shape, within its share of the probe budget,
+/// and may not ask for a fresh check.
 pub async fn verify(
     State(state): State<AppState>,
+    requester: Option<Extension<Requester>>,
     ApiJson(request): ApiJson<VerifyRequest>,
-) -> Response {
-    answer(state.verifier.verify(&request.email, request.fresh).await)
+) -> Result<Response, ApiError> {
+    // Without keys (a loopback server) every caller is trusted.
+    let requester = requester.map_or(Requester::Trusted, |Extension(requester)| requester);
+    if requester.is_public() && request.fresh {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a public key may not set `fresh`: its answers may come from the cache",
+        ));
+    }
+    let result = state
+        .verifier
+        .verify(&request.email, request.fresh, &requester)
+        .await;
+    Ok(if requester.is_public() {
+        answer(Answer {
+            value: PublicVerifyResult::from(result.value),
+            degraded: result.degraded,
+        })
+    } else {
+        answer(result)
+    })
 }
 
 /// `POST /verify/batch`: up to 1000 addresses, results in input order.

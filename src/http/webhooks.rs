@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::sns::SnsError;
 use super::{ApiError, AppState, WebhookSigning};
 use crate::bounce::ReportedRecipient;
 use crate::bounce::signature;
@@ -30,6 +31,9 @@ pub async fn receive(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_signature(&state, &provider, &headers, &body)?;
+    if provider == "ses" {
+        verify_sns(&state, &body).await?;
+    }
     let (origin, recipients): (BounceOrigin, Vec<ReportedRecipient>) = match provider.as_str() {
         "ses" => match webhooks::parse_ses(&body)? {
             SesNotice::SubscriptionConfirmation {
@@ -56,6 +60,34 @@ pub async fn receive(
     };
     let report = crate::bounce::intake::record(&state.suppressions, origin, recipients).await?;
     Ok(Json(report).into_response())
+}
+
+/// Refuses an SNS message (a JSON object with a `Type`) that SNS did not
+/// sign (401 `invalid_signature`), one for a topic not accepted (403), and
+/// says so when the signing certificate cannot be fetched (502). Anything
+/// else is left to the SES reader: a bare SES notification, or a body that
+/// is not JSON, which it refuses with 422.
+async fn verify_sns(state: &AppState, body: &[u8]) -> Result<(), ApiError> {
+    let Ok(message) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    if message.get("Type").is_none() {
+        return Ok(());
+    }
+    state.sns.verify(&message).await.map_err(|err| {
+        tracing::warn!(error = %err, "SNS message refused");
+        match err {
+            SnsError::Invalid(why) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", why)
+            }
+            SnsError::TopicNotAllowed(why) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", why)
+            }
+            SnsError::Unavailable(why) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", why)
+            }
+        }
+    })
 }
 
 /// With a signing key configured for the provider, refuses (401
@@ -92,14 +124,32 @@ fn check_signature(
         }
         _ => return Ok(()),
     };
-    checked.map_err(|err| {
-        tracing::warn!(provider, error = %err, "webhook refused");
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            err.to_string(),
-        )
-    })
+    let refused = |why: String| {
+        tracing::warn!(provider, error = %why, "webhook refused");
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", why)
+    };
+    checked.map_err(|err| refused(err.to_string()))?;
+    if provider == "mailgun" && !first_use_of_mailgun_token(state, body) {
+        return Err(refused(
+            "this Mailgun signature was already used: a signature covers only its timestamp and \
+             token, so a second event carrying it is a replay"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Mailgun signs only a timestamp and a token, not the event: a captured
+/// signature could carry any event while its timestamp is fresh. Each
+/// token is taken once within the window a timestamp is accepted.
+fn first_use_of_mailgun_token(state: &AppState, body: &[u8]) -> bool {
+    let token = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value["signature"]["token"].as_str().map(str::to_owned));
+    match token {
+        Some(token) => state.mailgun_tokens.entry(token).or_insert(()).is_fresh(),
+        None => true,
+    }
 }
 
 /// Whether a `SubscribeURL` is Amazon SNS's own: https on

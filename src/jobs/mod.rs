@@ -25,8 +25,15 @@ pub struct JobSettings {
     pub greylist_attempts: u32,
     pub max_addresses: u64,
     pub max_upload_bytes: usize,
+    /// How long an address refused by the probe budget is tried again
+    /// before it is answered `unknown / rate_limited`.
+    pub rate_limit_deadline: Duration,
+    /// The longest one domain group of a chunk may take.
+    pub group_deadline: Duration,
     /// Whether a completion webhook may reach a private address.
     pub allow_private_webhooks: bool,
+    /// What completion webhooks are signed with, if anything.
+    pub webhook_secret: Option<crate::secret::SecretString>,
     /// Rung when a job is queued, so that idle workers start at once.
     pub wake: Arc<Notify>,
 }

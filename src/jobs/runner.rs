@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{JobSettings, JobView};
 use crate::error::error_chain;
 use crate::outbound::Outbound;
+use crate::secret::ExposeSecret;
 use crate::store::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
 use crate::verify::{Verifier, VerifyResult};
 use crate::vocab::Reason;
@@ -40,6 +41,9 @@ pub struct JobRunner {
     worker: String,
     webhook_due: Notify,
     outbound: Outbound,
+    /// When this process first found each job address over the probe
+    /// budget.
+    first_limited: moka::sync::Cache<(uuid::Uuid, u64), std::time::Instant>,
 }
 
 impl JobRunner {
@@ -49,6 +53,9 @@ impl JobRunner {
         settings: JobSettings,
         outbound: Outbound,
     ) -> Self {
+        // An address not seen for this long has been answered, or its job
+        // has ended.
+        let forget_after = settings.rate_limit_deadline + BUDGET_RETRY * 4;
         JobRunner {
             store,
             verifier,
@@ -56,6 +63,10 @@ impl JobRunner {
             worker: uuid::Uuid::new_v4().to_string(),
             webhook_due: Notify::new(),
             outbound,
+            first_limited: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(forget_after)
+                .build(),
         }
     }
 
@@ -205,12 +216,32 @@ impl JobRunner {
                 continue;
             }
             let emails: Vec<String> = group.iter().map(|item| item.email.clone()).collect();
-            let results = self.verifier.verify_batch(&emails, fresh).await.value;
+            let deadline = self.settings.group_deadline;
+            let results = match tokio::time::timeout(
+                deadline,
+                self.verifier.verify_batch(&emails, fresh),
+            )
+            .await
+            {
+                Ok(answer) => answer.value,
+                Err(_) => {
+                    tracing::warn!(job = %job_id, domain = %group[0].domain, ?deadline, "a domain's addresses took longer than the group deadline");
+                    emails
+                            .iter()
+                            .map(|email| {
+                                VerifyResult::new(email, None, Reason::Timeout).with_message(format!(
+                                    "verifying this domain's addresses took longer than the job's group deadline ({})",
+                                    humantime::format_duration(deadline)
+                                ))
+                            })
+                            .collect()
+                }
+            };
             outcomes.extend(
                 group
                     .iter()
                     .zip(results)
-                    .map(|(item, result)| self.outcome(item, &result)),
+                    .map(|(item, result)| self.outcome(job_id, item, &result)),
             );
         }
         self.record(job_id, &outcomes).await;
@@ -248,8 +279,16 @@ impl JobRunner {
         }
     }
 
-    /// A verdict, or a retry for an answer that says "later".
-    fn outcome(&self, item: &ClaimedItem, result: &VerifyResult) -> ItemOutcome {
+    /// A verdict, or a retry for an answer that says "later". An address
+    /// refused by the probe budget is tried again until
+    /// `--job-rate-limit-deadline` after its first refusal (counted by this
+    /// process), then answered `unknown / rate_limited`.
+    fn outcome(
+        &self,
+        job_id: uuid::Uuid,
+        item: &ClaimedItem,
+        result: &VerifyResult,
+    ) -> ItemOutcome {
         let now = Utc::now();
         let later = |wait: Duration| now + chrono::Duration::from_std(wait).unwrap_or_default();
         match result.reason {
@@ -260,11 +299,19 @@ impl JobRunner {
                     counts_as_attempt: true,
                 }
             }
-            Reason::RateLimited => ItemOutcome::Retry {
-                seq: item.seq,
-                at: later(BUDGET_RETRY),
-                counts_as_attempt: false,
-            },
+            Reason::RateLimited
+                if self
+                    .first_limited
+                    .get_with((job_id, item.seq), std::time::Instant::now)
+                    .elapsed()
+                    < self.settings.rate_limit_deadline =>
+            {
+                ItemOutcome::Retry {
+                    seq: item.seq,
+                    at: later(BUDGET_RETRY.min(self.settings.rate_limit_deadline)),
+                    counts_as_attempt: false,
+                }
+            }
             _ => ItemOutcome::Done {
                 seq: item.seq,
                 status: result.status,
@@ -302,14 +349,22 @@ impl JobRunner {
         let Some(url) = job.webhook_url.as_deref() else {
             return;
         };
-        let view = JobView::new(job, Utc::now());
+        let now = Utc::now();
+        let view = JobView::new(job, now);
+        let body = serde_json::to_vec(&view).unwrap_or_default();
         let sent = match self.outbound.request(reqwest::Method::POST, url) {
-            Ok(request) => {
-                let request = request
+            Ok(mut request) => {
+                request = request
                     .header("x-mailvet-job", job.id.to_string())
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(serde_json::to_vec(&view).unwrap_or_default());
-                self.outbound.send(request).await
+                    .header(reqwest::header::CONTENT_TYPE, "application/json");
+                if let Some(secret) = &self.settings.webhook_secret {
+                    let timestamp = now.timestamp().to_string();
+                    request = request.header("x-mailvet-timestamp", &timestamp).header(
+                        "x-mailvet-signature",
+                        webhook_signature(secret.expose_secret(), &timestamp, &body),
+                    );
+                }
+                self.outbound.send(request.body(body)).await
             }
             Err(refused) => Err(refused),
         };
@@ -355,4 +410,21 @@ fn by_domain(chunk: ClaimedChunk) -> Vec<(uuid::Uuid, Vec<ClaimedItem>)> {
         .into_iter()
         .map(|(_, items)| (chunk.job_id, items))
         .collect()
+}
+
+/// The `X-Mailvet-Signature` of a webhook body: `v1=` and the hex
+/// HMAC-SHA256, keyed with the webhook secret, of the timestamp (Unix
+/// seconds, as sent in `X-Mailvet-Timestamp`), a dot, and the body. A
+/// receiver recomputes it, compares in constant time, and refuses a
+/// timestamp more than a few minutes old, so that a captured call cannot be
+/// replayed.
+pub fn webhook_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(timestamp.as_bytes());
+    context.update(b".");
+    context.update(body);
+    let tag = context.sign();
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1={hex}")
 }

@@ -204,6 +204,8 @@ pub struct VerifyArgs {
     /// New SMTP probes allowed per domain per minute. Beyond it, answers
     /// come from the cache or the domain's catch-all result, or are
     /// `unknown / rate_limited`: never a flood of sessions at one domain.
+    /// Callers with a public key share half of it, each client at most a
+    /// tenth; secret keys and jobs may use all of it.
     #[arg(long, env = "MAILVET_PROBE_BUDGET_PER_DOMAIN", default_value_t = 60)]
     pub probe_budget_per_domain: u32,
 

@@ -18,7 +18,7 @@ mod engine;
 mod service;
 
 pub use engine::{DatabaseArgs, DnsArgs, SmtpArgs, VerifyArgs};
-pub use service::{BounceArgs, HttpArgs, JobArgs, KeyArgs};
+pub use service::{ApiKeys, BounceArgs, HttpArgs, JobArgs, KeyArgs};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -105,6 +105,18 @@ pub struct KeyArgs {
     #[arg(long, env = "MAILVET_PUBLIC_KEYS_FILE")]
     pub public_keys_file: Option<PathBuf>,
 
+    /// API keys that may only deliver ESP webhooks (POST /bounces/…), for
+    /// the URL an ESP is given: a leaked one cannot read or change the
+    /// suppression list. At least 16 characters each.
+    #[arg(
+        long,
+        env = "MAILVET_WEBHOOK_KEYS",
+        value_delimiter = ',',
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub webhook_keys: Vec<SecretString>,
+
     /// Mailgun's webhook signing key: when set, `POST /bounces/mailgun`
     /// accepts only events signed with it (401 otherwise).
     #[arg(
@@ -115,6 +127,17 @@ pub struct KeyArgs {
     )]
     pub mailgun_signing_key: Option<SecretString>,
 
+    /// Amazon SNS topics whose messages `POST /bounces/ses` accepts, comma
+    /// separated; any topic when empty. Every SNS message's signature is
+    /// checked either way.
+    #[arg(long, env = "MAILVET_SNS_TOPIC_ARNS", value_delimiter = ',')]
+    pub sns_topic_arns: Vec<String>,
+
+    /// SNS signing certificates known without fetching them: (URL, PEM).
+    /// Not a flag; for embedding and tests.
+    #[arg(skip)]
+    pub sns_certificates: Vec<(String, String)>,
+
     /// SendGrid's signed event webhook verification key (base64): when
     /// set, `POST /bounces/sendgrid` accepts only signed events (401
     /// otherwise).
@@ -122,14 +145,28 @@ pub struct KeyArgs {
     pub sendgrid_verification_key: Option<String>,
 }
 
+/// The configured API keys, by what they may do.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    pub secret: Vec<SecretString>,
+    pub public: Vec<SecretString>,
+    pub webhook: Vec<SecretString>,
+}
+
+/// The shortest secret (or webhook) key accepted.
+pub const MIN_SECRET_KEY_CHARS: usize = 16;
+
 impl KeyArgs {
     pub(super) fn drop_empty_values(&mut self) {
         self.secret_keys.retain(|key| !blank(key.expose_secret()));
         self.public_keys.retain(|key| !blank(key.expose_secret()));
+        self.webhook_keys.retain(|key| !blank(key.expose_secret()));
     }
 
-    /// The API keys, secret and public, from the flags and the key files.
-    pub fn api_keys(&self) -> std::io::Result<(Vec<SecretString>, Vec<SecretString>)> {
+    /// The API keys, secret, public and webhook, from the flags and the key
+    /// files. Secret and webhook keys shorter than
+    /// [`MIN_SECRET_KEY_CHARS`] are refused: they could be guessed.
+    pub fn api_keys(&self) -> std::io::Result<ApiKeys> {
         let read =
             |path: &Option<PathBuf>, keys: &[SecretString]| -> std::io::Result<Vec<SecretString>> {
                 let mut all = keys.to_vec();
@@ -149,10 +186,31 @@ impl KeyArgs {
                 }
                 Ok(all)
             };
-        Ok((
-            read(&self.secret_keys_file, &self.secret_keys)?,
-            read(&self.public_keys_file, &self.public_keys)?,
-        ))
+        let keys = ApiKeys {
+            secret: read(&self.secret_keys_file, &self.secret_keys)?,
+            public: read(&self.public_keys_file, &self.public_keys)?,
+            webhook: self.webhook_keys.clone(),
+        };
+        for (kind, keys) in [("secret", &keys.secret), ("webhook", &keys.webhook)] {
+            let short = keys
+                .iter()
+                .enumerate()
+                .find(|(_, key)| key.expose_secret().chars().count() < MIN_SECRET_KEY_CHARS);
+            if let Some((n, key)) = short {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{kind} key {} of {} is {} characters long; a {kind} key needs at least \
+                         {MIN_SECRET_KEY_CHARS}, so that it cannot be guessed (make one with \
+                         `openssl rand -hex 24`)",
+                        n + 1,
+                        keys.len(),
+                        key.expose_secret().chars().count(),
+                    ),
+                ));
+            }
+        }
+        Ok(keys)
     }
 
     /// The keys ESP webhooks must be signed with, when configured.
@@ -226,6 +284,19 @@ pub struct JobArgs {
     )]
     pub greylist_attempts: u32,
 
+    /// Bulk jobs: how long an address whose domain's probe budget is spent
+    /// is tried again before the job answers it `unknown / rate_limited`,
+    /// so that a job always finishes.
+    #[arg(long = "job-rate-limit-deadline", env = "MAILVET_JOB_RATE_LIMIT_DEADLINE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub rate_limit_deadline: Duration,
+
+    /// Bulk jobs: the longest one domain's addresses in a chunk may take
+    /// (its SMTP sessions included); beyond it they are answered
+    /// `unknown / timeout`, so that a server that answers a byte a minute
+    /// cannot hold a worker for hours.
+    #[arg(long = "job-group-deadline", env = "MAILVET_JOB_GROUP_DEADLINE", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub group_deadline: Duration,
+
     /// Bulk jobs: the most addresses one job may hold.
     #[arg(
         long = "max-job-addresses",
@@ -246,6 +317,17 @@ pub struct JobArgs {
         env = "MAILVET_ALLOW_PRIVATE_WEBHOOKS"
     )]
     pub allow_private_webhooks: bool,
+
+    /// Bulk jobs: the secret completion webhooks are signed with
+    /// (HMAC-SHA256 of `<timestamp>.<body>`, in `X-Mailvet-Signature`);
+    /// unsigned when not set.
+    #[arg(
+        long = "webhook-secret",
+        env = "MAILVET_WEBHOOK_SECRET",
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl JobArgs {
@@ -260,7 +342,10 @@ impl JobArgs {
             greylist_attempts: self.greylist_attempts.max(1),
             max_addresses: self.max_addresses,
             max_upload_bytes: self.max_upload_bytes,
+            rate_limit_deadline: self.rate_limit_deadline,
+            group_deadline: self.group_deadline,
             allow_private_webhooks: self.allow_private_webhooks,
+            webhook_secret: self.webhook_secret.clone(),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }

@@ -65,8 +65,14 @@ impl fmt::Display for EnhancedCode {
 pub struct SmtpReply {
     code: u16,
     enhanced: Option<EnhancedCode>,
-    lines: Vec<String>,
+    /// Shared: one reply may stand for every recipient of a batch.
+    lines: std::sync::Arc<[String]>,
 }
+
+/// The most text a reply keeps, over all its lines: the rest is read (the
+/// reply must be well-formed to its end) and dropped. EHLO keywords fit
+/// many times over; a server's prose beyond it says nothing more.
+pub const MAX_REPLY_TEXT_BYTES: usize = 8 * 1024;
 
 /// Why bytes from a server are not a valid reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +137,7 @@ impl SmtpReply {
             .filter(|enhanced| u16::from(enhanced.class) == code / 100);
         let last = lines.len() - 1;
         let mut texts = Vec::with_capacity(lines.len());
+        let mut kept = 0;
         for (index, line) in lines.into_iter().enumerate() {
             if line.code != code {
                 return Err(ReplyError::MixedCodes {
@@ -141,16 +148,27 @@ impl SmtpReply {
             if line.more != (index != last) {
                 return Err(ReplyError::TrailingLines);
             }
-            let text = match (enhanced, EnhancedCode::split_off(&line.text)) {
+            if kept >= MAX_REPLY_TEXT_BYTES {
+                continue;
+            }
+            let mut text = match (enhanced, EnhancedCode::split_off(&line.text)) {
                 (Some(first), Some((this, rest))) if this == first => rest.to_owned(),
                 _ => line.text,
             };
+            if kept + text.len() > MAX_REPLY_TEXT_BYTES {
+                let mut end = MAX_REPLY_TEXT_BYTES - kept;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            kept += text.len();
             texts.push(text);
         }
         Ok(SmtpReply {
             code,
             enhanced,
-            lines: texts,
+            lines: texts.into(),
         })
     }
 
@@ -236,6 +254,21 @@ mod tests {
         assert_eq!(reply.lines().len(), 3);
         assert!(reply.lines()[1].starts_with("double-checking"));
         assert_eq!(reply.enhanced(), Some(EnhancedCode::new(5, 1, 1)));
+    }
+
+    #[test]
+    fn a_huge_reply_keeps_a_bounded_text_and_is_still_checked_to_its_end() {
+        let line = "é".repeat(2000); // 4000 bytes
+        let mut raw: Vec<String> = (0..63).map(|_| format!("550-5.7.1 {line}")).collect();
+        raw.push(format!("550 5.7.1 {line}"));
+        let reply = SmtpReply::parse(&raw.join("\r\n")).expect("parse");
+        let kept: usize = reply.lines().iter().map(String::len).sum();
+        assert!(kept <= MAX_REPLY_TEXT_BYTES, "{kept}");
+        assert!(kept > MAX_REPLY_TEXT_BYTES - 4, "{kept}");
+        assert_eq!(reply.lines().len(), 3);
+        // A malformed last line is still refused.
+        raw.push("250 other code".into());
+        assert!(SmtpReply::parse(&raw.join("\r\n")).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
-use super::budget::ProbeBudget;
+use super::budget::{ProbeBudget, Requester};
 use super::degraded::{Answer, noting_store_trouble, warn_store};
 use super::dns::{DnsError, DnsSettings, MailResolver, MailRoute};
 use super::evidence::{DnsEvidence, Evidence, ProbeEvidence};
@@ -69,7 +69,7 @@ pub struct Verifier {
     /// address (single-flight), keyed by the address and the suppression
     /// list's version: a request made after the list changed never shares
     /// an answer made before.
-    in_flight: moka::future::Cache<(String, u64), (VerifyResult, bool)>,
+    in_flight: moka::future::Cache<(String, u64, bool), (VerifyResult, bool)>,
     recorder: Recorder,
     watch: Arc<ResolverWatch>,
 }
@@ -104,9 +104,11 @@ impl Verifier {
         })
     }
 
-    /// Forgets the probe budgets of domains not probed lately.
+    /// Forgets the probe budgets of domains not probed lately, and the
+    /// session pool's state of hosts no longer in use.
     pub fn housekeeping(&self) {
         self.budget.housekeeping();
+        self.prober.housekeeping();
     }
 
     /// The watch on the resolver's canary names.
@@ -125,9 +127,16 @@ impl Verifier {
         })
     }
 
-    /// Verifies one address. Requests for an address already being
-    /// verified wait for that verification instead of probing again.
-    pub async fn verify(&self, input: &str, fresh: bool) -> Answer<VerifyResult> {
+    /// Verifies one address for `requester`, within the part of the probe
+    /// budget it may use. Requests for an address already being verified
+    /// (for the same kind of caller) wait for that verification instead of
+    /// probing again.
+    pub async fn verify(
+        &self,
+        input: &str,
+        fresh: bool,
+        requester: &Requester,
+    ) -> Answer<VerifyResult> {
         let address = match EmailAddress::parse(input) {
             Ok(address) => address,
             Err(err) => {
@@ -146,12 +155,14 @@ impl Verifier {
                 degraded: false,
             };
         }
-        let flight = (key, version);
+        // A public caller's answer may be "over its share of the budget":
+        // never handed to a trusted caller, nor the other way round.
+        let flight = (key, version, requester.is_public());
         let (result, degraded) = self
             .in_flight
             .get_with(
                 flight.clone(),
-                noting_store_trouble(self.verify_one(input, address, fresh, version)),
+                noting_store_trouble(self.verify_one(input, address, fresh, version, requester)),
             )
             .await;
         self.in_flight.invalidate(&flight).await;
@@ -170,6 +181,7 @@ impl Verifier {
         address: EmailAddress,
         fresh: bool,
         version: u64,
+        requester: &Requester,
     ) -> VerifyResult {
         let candidate = match self.early(input, address, fresh, version).await {
             Early::Done(result) => return result,
@@ -177,11 +189,14 @@ impl Verifier {
         };
         let domain = candidate.address.domain().to_owned();
         let route = self.resolver.mail_route(&domain).await;
-        let mut results = self.finish(&domain, route, vec![candidate], version).await;
+        let mut results = self
+            .finish(&domain, route, vec![candidate], version, requester)
+            .await;
         results.pop().expect("one result per candidate")
     }
 
-    /// Verifies up to a batch of addresses, in input order. Addresses at one
+    /// Verifies up to a batch of addresses, in input order, for a trusted
+    /// caller (a secret key, a job, the command line). Addresses at one
     /// domain share DNS lookups and SMTP sessions.
     pub async fn verify_batch(&self, inputs: &[String], fresh: bool) -> Answer<Vec<VerifyResult>> {
         let (value, degraded) = noting_store_trouble(self.batch(inputs, fresh)).await;
@@ -230,7 +245,9 @@ impl Verifier {
             .map(|(domain, group)| async move {
                 let route = self.resolver.mail_route(&domain).await;
                 let (indexes, candidates): (Vec<usize>, Vec<Candidate>) = group.into_iter().unzip();
-                let verdicts = self.finish(&domain, route, candidates, version).await;
+                let verdicts = self
+                    .finish(&domain, route, candidates, version, &Requester::Trusted)
+                    .await;
                 indexes.into_iter().zip(verdicts).collect()
             })
             .buffer_unordered(BATCH_DOMAIN_CONCURRENCY)
@@ -331,6 +348,7 @@ impl Verifier {
         route: Result<MailRoute, DnsError>,
         candidates: Vec<Candidate>,
         version: u64,
+        requester: &Requester,
     ) -> Vec<VerifyResult> {
         let count = candidates.len();
         let (mx, verdicts): (Vec<String>, Vec<Verdict>) = match DnsEvidence::of(&route) {
@@ -347,7 +365,7 @@ impl Verifier {
             }
             Ok(hosts) => {
                 let mx = hosts.iter().map(|host| host.name.clone()).collect();
-                let verdicts = match self.budget.take(domain) {
+                let verdicts = match self.budget.take(domain, requester) {
                     Err(refusal) => {
                         let evidence = Evidence::OverBudget {
                             domain,

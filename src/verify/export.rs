@@ -85,8 +85,11 @@ impl<W: Write> CsvResults<W> {
         }
     }
 
+    /// Writes one row; cells a spreadsheet would run as formulas are
+    /// neutralised (see `spreadsheet.rs`).
     pub fn write(&mut self, result: &VerifyResult) -> csv::Result<()> {
-        self.writer.write_record(csv_cells(result))
+        self.writer
+            .write_record(csv_cells(result).map(crate::spreadsheet::safe_cell))
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {

@@ -27,6 +27,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         (100, 64..=127, _) => "carrier-grade NAT",
         (0, _, _) => "unspecified",
         (192, 0, 0) => "IETF protocol assignments",
+        (192, 88, 99) => "6to4 relay anycast (deprecated)",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
         (198, 18..=19, _) => "benchmarking",
         (224..=239, _, _) => "multicast",
@@ -36,7 +37,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
     Some(if ip.is_loopback() {
         "loopback"
     } else if ip.is_unspecified() {
@@ -47,11 +49,33 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "unique-local (cloud metadata)"
     } else if first & 0xffc0 == 0xfe80 {
         "link-local"
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+    } else if first & 0xffc0 == 0xfec0 {
+        "site-local (deprecated)"
+    } else if first == 0x2001 && segments[1] == 0x0db8 {
         "documentation"
-    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
-        // NAT64: the embedded IPv4 address decides.
-        let [.., c, d] = ip.segments();
+    } else if first == 0x2001 && segments[1] == 0x0000 {
+        // Teredo (RFC 4380): the client's address is obfuscated inside,
+        // and the tunnel can end anywhere.
+        "Teredo tunnel"
+    } else if first == 0x2002 {
+        // 6to4 (RFC 3056, deprecated by RFC 7526): bits 16 to 48 carry
+        // an IPv4 address that the relay would dial.
+        "6to4 tunnel"
+    } else if segments[..6] == [0; 6] {
+        // IPv4-compatible `::a.b.c.d` (deprecated by RFC 4291); `::` and
+        // `::1` are caught above.
+        "IPv4-compatible (deprecated)"
+    } else if first == 0x0064 && segments[1] == 0xff9b && segments[2] == 0x0001 {
+        // Local-use NAT64 (RFC 8215, 64:ff9b:1::/48): the translator is
+        // the operator's own, with a prefix length of its choosing.
+        "local-use NAT64"
+    } else if first == 0x0064 && segments[1] == 0xff9b {
+        // The well-known NAT64 prefix 64:ff9b::/96 (RFC 6052): the last
+        // 32 bits are the IPv4 address that is dialled, and it decides.
+        if segments[2..6] != [0; 4] {
+            return Some("NAT64 outside its /96");
+        }
+        let [.., c, d] = segments;
         let v4 = Ipv4Addr::new((c >> 8) as u8, c as u8, (d >> 8) as u8, d as u8);
         return forbidden_v4(v4);
     } else {
@@ -90,6 +114,26 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "192.0.2.10",
             "2001:db8::1",
+            "192.88.99.1",
+            // 6to4 around 127.0.0.1 and 169.254.169.254, and any other.
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:808:808::1",
+            // Teredo.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            // IPv4-compatible.
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            // Site-local.
+            "fec0::1",
+            "feff::1",
+            // Local-use NAT64, whatever sits in its last bits.
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:7f00:1::",
+            "64:ff9b:1::808:808",
+            // The well-known NAT64 prefix outside its /96.
+            "64:ff9b:0:0:1::808:808",
         ] {
             assert!(verdict(ip).is_some(), "{ip} must be refused");
         }
@@ -103,6 +147,8 @@ mod tests {
             "100.128.0.1",
             "2a00:1450:4001::1b",
             "64:ff9b::808:808",
+            "2001:4860:4860::8888",
+            "2600::1",
         ] {
             assert_eq!(verdict(ip), None, "{ip}");
         }

@@ -1,8 +1,10 @@
-//! The pool of SMTP sessions: a cap on sessions open at once, overall and
-//! per mail host, and sessions handed from one probe of a host to the next.
+//! The pool of SMTP sessions: a cap on sessions open at once, overall, per
+//! mail host name and per IP address (a thousand names pointing at one
+//! address share that address's cap), and sessions handed from one probe
+//! of a host to the next.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +60,8 @@ pub struct HostPool {
     sessions: Arc<Semaphore>,
     max_per_host: usize,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    /// The per-address caps.
+    addresses: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
 }
 
 impl HostPool {
@@ -66,7 +70,32 @@ impl HostPool {
             sessions: Arc::new(Semaphore::new(max_sessions.max(1))),
             max_per_host,
             hosts: Mutex::default(),
+            addresses: Mutex::default(),
         }
+    }
+
+    /// Forgets hosts and addresses nobody is probing, holding a session
+    /// with, or handing one off at.
+    pub fn prune(&self) {
+        let max = self.max_per_host.max(1);
+        self.hosts.lock().expect("host pool").retain(|_, state| {
+            state.wanted.load(Ordering::SeqCst) > 0
+                || state.limit.available_permits() < max
+                || !state.idle.lock().expect("idle sessions").is_empty()
+        });
+        self.addresses
+            .lock()
+            .expect("address pool")
+            .retain(|_, limit| limit.available_permits() < max);
+    }
+
+    /// Hosts and addresses whose state is kept.
+    #[cfg(test)]
+    pub fn tracked(&self) -> (usize, usize) {
+        (
+            self.hosts.lock().expect("host pool").len(),
+            self.addresses.lock().expect("address pool").len(),
+        )
     }
 
     /// Registers a probe's interest in a host while the returned value
@@ -83,13 +112,25 @@ impl HostPool {
         HostClaim { state }
     }
 
-    /// Waits for a session slot at the claim's host and a global one. The
-    /// host's first, so that waiting for a busy host holds no global slot.
-    pub async fn permits(&self, claim: &HostClaim) -> SessionPermits {
+    /// Waits for a session slot at the claim's host, at the address `ip`
+    /// and a global one. The host's and the address's first, so that
+    /// waiting for a busy host holds no global slot.
+    pub async fn permits(&self, claim: &HostClaim, ip: IpAddr) -> SessionPermits {
         let host = claim
             .state
             .limit
             .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        let limit = self
+            .addresses
+            .lock()
+            .expect("address pool")
+            .entry(ip)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_host.max(1))))
+            .clone();
+        let address = limit
             .acquire_owned()
             .await
             .expect("semaphores are never closed");
@@ -101,6 +142,7 @@ impl HostPool {
             .expect("semaphores are never closed");
         SessionPermits {
             _host: host,
+            _address: address,
             _global: global,
         }
     }
@@ -110,6 +152,7 @@ impl HostPool {
 #[derive(Debug)]
 pub struct SessionPermits {
     _host: OwnedSemaphorePermit,
+    _address: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
 }
 
@@ -164,5 +207,31 @@ impl HostClaim {
 impl Drop for HostClaim {
     fn drop(&mut self) {
         self.state.wanted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_pointing_at_one_address_share_its_cap_and_idle_state_is_pruned() {
+        let pool = Arc::new(HostPool::new(100, 2));
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        let first = pool.want("mx1.one.test");
+        let second = pool.want("mx2.two.test");
+        let third = pool.want("mx3.three.test");
+        let _a = pool.permits(&first, ip).await;
+        let _b = pool.permits(&second, ip).await;
+        // A third name at the same address waits for a slot there.
+        let waiting = tokio::time::timeout(Duration::from_millis(100), pool.permits(&third, ip));
+        assert!(waiting.await.is_err(), "a third session at one address");
+        assert_eq!(pool.tracked(), (3, 1));
+        drop((_a, _b));
+        let _c = pool.permits(&third, ip).await;
+        drop(_c);
+        drop((first, second, third));
+        pool.prune();
+        assert_eq!(pool.tracked(), (0, 0), "nothing in use is kept");
     }
 }

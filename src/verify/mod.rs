@@ -21,6 +21,7 @@ pub mod resolver_watch;
 pub mod result;
 pub mod verdict;
 
+pub use budget::Requester;
 pub use classify::classify_reply;
 pub use degraded::Answer;
 pub use engine::{Verifier, VerifierSettings};

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{Reason, SmtpEvidence, Status, SuppressionReason};
+use crate::vocab::{Reason, SmtpEvidence, Status, SuppressionReason, bounded_text};
 
 /// What the local checks found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +60,10 @@ impl VerifyResult {
         self
     }
 
+    /// Sets the message, cleaned and cut like any text that may quote a
+    /// server (see [`bounded_text`]).
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = Some(message.into());
+        self.message = Some(bounded_text(&message.into()));
         self
     }
 }

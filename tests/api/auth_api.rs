@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::common;
 use crate::common::app::{Db, TestApp, test_settings};
 
-const SECRET: &str = "sk_test_4f9c2e";
+const SECRET: &str = "sk_test_4f9c2e0a1b2c";
 const PUBLIC: &str = "pk_test_81b0aa";
 
 async fn app_with_keys() -> TestApp {
@@ -160,10 +160,24 @@ async fn without_keys_mailvet_refuses_to_listen_beyond_loopback() {
     );
     assert!(message.contains("MAILVET_SECRET_KEYS"), "{message}");
 
+    // A short secret key is refused, without showing it.
+    settings.keys.secret_keys = vec![SecretString::from("sk_short_12345")];
+    let refused = Application::build(&settings)
+        .await
+        .expect_err("a 14-character secret key");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("secret key 1 of 1 is 14 characters long")
+            && message.contains("at least 16"),
+        "{message}"
+    );
+    assert!(!message.contains("sk_short_12345"), "{message}");
+    settings.keys.secret_keys.clear();
+
     // Keys from a file (Docker secrets) are enough.
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("keys");
-    std::fs::write(&file, "# secret keys\nsk_from_file\n").expect("write keys");
+    std::fs::write(&file, "# secret keys\nsk_from_file_0123456789\n").expect("write keys");
     settings.keys.secret_keys_file = Some(file);
     let app = Application::build(&settings).await.expect("keys given");
     assert!(app.local_addr().ip().is_unspecified());

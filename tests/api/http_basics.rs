@@ -48,12 +48,20 @@ async fn readyz_is_503_while_postgres_is_gone_and_200_again_when_it_is_back() {
     assert_eq!(app.get("/readyz").await.status, 200);
 
     proxy.down();
+    // The answer is kept for a second (READINESS_TTL), and a check waits a
+    // second for the database: readiness fails within about two.
     let started = Instant::now();
-    let reply = app.get("/readyz").await;
+    let reply = loop {
+        let reply = app.get("/readyz").await;
+        if reply.status != 200 || started.elapsed() > Duration::from_secs(5) {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     reply.assert_error(503, "database_unavailable");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "readiness failed within 2 s (took {:?})",
+        started.elapsed() < Duration::from_secs(3),
+        "readiness failed within 3 s (took {:?})",
         started.elapsed()
     );
     // Liveness does not depend on the database.

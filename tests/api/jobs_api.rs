@@ -51,13 +51,13 @@ async fn upload_csv(app: &TestApp, csv: &str) -> Reply {
     .await
 }
 
-async fn upload_json(app: &TestApp, body: &Value) -> Reply {
+pub(crate) async fn upload_json(app: &TestApp, body: &Value) -> Reply {
     app.send(app.request(Method::POST, "/jobs").json(body))
         .await
 }
 
 /// Polls the job until it has finished; the final job.
-async fn wait_finished(app: &TestApp, id: &str, within: Duration) -> Value {
+pub(crate) async fn wait_finished(app: &TestApp, id: &str, within: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let reply = app.get(&format!("/jobs/{id}")).await;
@@ -204,26 +204,41 @@ async fn postgres_a_csv_job_verifies_every_address_in_input_order() {
     a_csv_job_verifies_every_address_in_input_order(Db::Postgres).await;
 }
 
-/// A loopback HTTP server that records the bodies POSTed to it; fails the
-/// first `failures` calls with 503.
-async fn webhook_receiver(failures: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// A webhook call as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Received {
+    body: Value,
+    raw: Vec<u8>,
+    timestamp: Option<String>,
+    signature: Option<String>,
+}
+
+/// A loopback HTTP server that records the calls POSTed to it.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
     let log = received.clone();
     let router = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let log = log.clone();
-            let calls = calls.clone();
-            async move {
-                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
-                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    log.lock().expect("log").push(Received {
+                        body: serde_json::from_slice(&body).expect("JSON"),
+                        raw: body.to_vec(),
+                        timestamp: header("x-mailvet-timestamp"),
+                        signature: header("x-mailvet-signature"),
+                    });
+                    axum::http::StatusCode::NO_CONTENT
                 }
-                let value: Value = serde_json::from_slice(&body).expect("JSON");
-                log.lock().expect("log").push(value);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -255,12 +270,13 @@ async fn a_json_job_calls_its_webhook_with_the_final_job() {
         Db::Sqlite,
         job_settings(&dns, &peer, |settings| {
             settings.jobs.allow_private_webhooks = true;
+            settings.jobs.webhook_secret = Some("whsec_test_0123456789".into());
         }),
     )
     .await;
     // The receiver's name resolves through mailvet's resolver (the test's
     // DNS server), not the system's.
-    let (url, received) = webhook_receiver(0).await;
+    let (url, received) = webhook_receiver().await;
 
     let reply = upload_json(
         &app,
@@ -280,10 +296,32 @@ async fn a_json_job_calls_its_webhook_with_the_final_job() {
     }
     let calls = received.lock().expect("log").clone();
     assert_eq!(calls.len(), 1);
-    common::spec::assert_matches_schema("Job", &calls[0]);
-    assert_eq!(calls[0]["id"], id.as_str());
-    assert_eq!(calls[0]["status"], "completed");
-    assert_eq!(calls[0]["processed"], 2);
+    let call = &calls[0];
+    common::spec::assert_matches_schema("Job", &call.body);
+    assert_eq!(call.body["id"], id.as_str());
+    assert_eq!(call.body["status"], "completed");
+    assert_eq!(call.body["processed"], 2);
+
+    // Signed as the README tells a receiver to check: HMAC-SHA256 of
+    // `<timestamp>.<body>` with the webhook secret, and a fresh timestamp.
+    let timestamp = call.timestamp.clone().expect("X-Mailvet-Timestamp");
+    let sent_at: i64 = timestamp.parse().expect("Unix seconds");
+    assert!(
+        (chrono::Utc::now().timestamp() - sent_at).abs() < 60,
+        "{timestamp}"
+    );
+    let mut signed = format!("{timestamp}.").into_bytes();
+    signed.extend_from_slice(&call.raw);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"whsec_test_0123456789");
+    let expected: String = ring::hmac::sign(&key, &signed)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        call.signature.as_deref(),
+        Some(format!("v1={expected}").as_str())
+    );
 }
 
 #[tokio::test]
@@ -291,7 +329,7 @@ async fn a_webhook_to_a_private_address_is_refused_unless_allowed() {
     let dns = TestDns::start(domain_with_a_webhook_host()).await;
     let peer = SmtpPeer::start(Script::mailboxes(&["a@d0.test"])).await;
     let app = TestApp::spawn_with(Db::Sqlite, job_settings(&dns, &peer, |_| {})).await;
-    let (by_name, received) = webhook_receiver(0).await;
+    let (by_name, received) = webhook_receiver().await;
     let port = by_name
         .rsplit_once(':')
         .and_then(|(_, rest)| rest.split('/').next())
@@ -545,9 +583,22 @@ async fn a_cancelled_job_stops_and_keeps_its_results() {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["status"], "cancelled");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let stopped = app.get(&format!("/jobs/{id}")).await.json();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The chunk in hand finishes (however slow the machine), then nothing
+    // more is done.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let stopped = loop {
+        let before = app.get(&format!("/jobs/{id}")).await.json();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let after = app.get(&format!("/jobs/{id}")).await.json();
+        if before["processed"] == after["processed"] {
+            break after;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job kept going after it was cancelled: {after}"
+        );
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let later = app.get(&format!("/jobs/{id}")).await.json();
     assert_eq!(
         stopped["processed"], later["processed"],
@@ -652,7 +703,7 @@ async fn addresses_held_by_a_dead_replica_are_taken_over_when_its_lease_ends() {
         .expect("connect");
     let claimed = sqlx::query(
         "update job_items set state = 'claimed', claimed_by = 'dead-replica', \
-             available_at = now() + interval '2 seconds' \
+             available_at = now() + interval '8 seconds' \
          where job_id = $1::uuid and seq < 10",
     )
     .bind(&id)
@@ -666,13 +717,33 @@ async fn addresses_held_by_a_dead_replica_are_taken_over_when_its_lease_ends() {
             settings.jobs.chunk_size = 5
         }))
         .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The free half is done while the dead replica's lease still holds,
+    // and nothing beyond it: polled, so that a slow machine waits longer
+    // rather than failing, until well before the lease ends.
+    let claimed_at = tokio::time::Instant::now();
+    loop {
+        let midway = worker.get(&format!("/jobs/{id}")).await.json();
+        let processed = midway["processed"].as_u64().expect("processed");
+        assert!(
+            processed <= 10,
+            "addresses under the dead replica's lease were taken: {midway}"
+        );
+        if processed == 10 {
+            break;
+        }
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(6),
+            "the free half was not done before the lease ended: {midway}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let midway = worker.get(&format!("/jobs/{id}")).await.json();
     assert_eq!(
         midway["processed"], 10,
         "the dead replica's lease still holds: {midway}"
     );
-    let job = wait_finished(&worker, &id, Duration::from_secs(20)).await;
+    let job = wait_finished(&worker, &id, Duration::from_secs(30)).await;
     assert_eq!(job["processed"], 20, "{job}");
     pool.close().await;
 }

@@ -38,7 +38,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// of a load test on two cores); every response that is not a 200 is
 /// checked too.
 const SPEC_SAMPLE: usize = 25;
-const KEY: &str = "sk_load";
+const KEY: &str = "sk_load_0123456789ab";
 
 /// The mail domains and their MX hosts' addresses, one port for all.
 /// Addresses away from 127.0.0.1-4, which other tests use.

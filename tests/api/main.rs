@@ -6,6 +6,7 @@
 
 mod common;
 
+mod abuse;
 mod auth_api;
 mod bounce_corpus;
 mod bounces_api;

@@ -702,7 +702,8 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
         settings.verify.probe_budget_per_domain = 20;
         // The HTTP rate limit is not what this test is about.
         settings.http.rate_limit_public = 100_000;
-        settings.keys.secret_keys = vec![mailvet::secret::SecretString::from("sk_ops")];
+        settings.keys.secret_keys =
+            vec![mailvet::secret::SecretString::from("sk_ops_0123456789ab")];
         settings.keys.public_keys = vec![mailvet::secret::SecretString::from("pk_form")];
     })
     .await;
@@ -756,7 +757,7 @@ async fn a_flood_of_new_addresses_at_one_domain_stays_within_the_probe_budget() 
     let again = app
         .send(
             app.request(Method::POST, "/verify")
-                .bearer_auth("sk_ops")
+                .bearer_auth("sk_ops_0123456789ab")
                 .json(&json!({"email": emails[1999]})),
         )
         .await

@@ -20,6 +20,10 @@ use crate::smtp::{Session, SessionConfig, SmtpReply};
 
 mod transaction;
 
+/// The most mail hosts (MX names) tried for one domain, in preference order.
+pub const MAX_HOSTS_TRIED: usize = 5;
+/// The most addresses tried for one mail host.
+pub const MAX_ADDRESSES_PER_HOST: usize = 2;
 /// How long a domain's catch-all answer is reused.
 const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
 /// The most domains whose catch-all answer is remembered.
@@ -142,6 +146,11 @@ impl Prober {
         self.catch_all.get(domain)
     }
 
+    /// Forgets the session pool's state for hosts no longer in use.
+    pub fn housekeeping(&self) {
+        self.pool.prune();
+    }
+
     /// Probes `recipients` (all at `domain`) through `hosts`, in order.
     /// Returns the evidence for each recipient, in the same order.
     pub async fn probe(
@@ -152,10 +161,12 @@ impl Prober {
     ) -> Vec<ProbeEvidence> {
         let mut findings = Findings::new(recipients.len());
         let mut last_failure = None;
-        'hosts: for host in hosts {
+        // A domain may publish hundreds of MX names and addresses; trying
+        // them all would make one verification a scan.
+        'hosts: for host in hosts.iter().take(MAX_HOSTS_TRIED) {
             let span =
                 tracing::info_span!("smtp.probe", mx.host = %host.name, email.domain = %domain);
-            for &ip in &host.addrs {
+            for &ip in host.addrs.iter().take(MAX_ADDRESSES_PER_HOST) {
                 if let Some(refusal) = self.refused_target(&host.name, ip) {
                     last_failure = Some(refusal);
                     continue;
@@ -208,7 +219,7 @@ impl Prober {
             if pending.is_empty() {
                 return HostAttempt::Done;
             }
-            let _permits = self.pool.permits(&claim).await;
+            let _permits = self.pool.permits(&claim, addr.ip()).await;
             let started = Instant::now();
             let end = self
                 .session(domain, host, &claim, addr, recipients, &pending, findings)

@@ -84,6 +84,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     // The resolver's canaries are large providers' domains: never asked in
     // tests, which only talk to servers of their own.
     settings.dns.canaries.clear();
+    // Amazon SNS messages in tests are signed with a certificate of the
+    // test run's own.
+    settings.keys.sns_certificates = super::sns::SnsSigner::shared().preloaded();
     settings
 }
 

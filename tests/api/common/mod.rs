@@ -8,6 +8,7 @@ pub mod postfix;
 pub mod probe;
 pub mod proxy;
 pub mod smtp_peer;
+pub mod sns;
 pub mod spec;
 
 /// An HTTP client for tests (the TLS provider installed first).

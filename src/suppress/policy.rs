@@ -6,11 +6,13 @@
 //!   within `window`, as `soft_bounce_limit`.
 //! - A live entry is never overwritten by a bounce: its first evidence
 //!   stays.
+//! - The entry's evidence is the report that suppressed it (for a soft
+//!   bounce limit, the last soft bounce).
 //!
 //! The store applies these rules inside the transaction that records the
 //! bounce, so that the decision and its write are one.
 
-use crate::store::{BouncePlan, BounceRules, NewBounce, NewSuppression, Suppression};
+use crate::store::{BouncePlan, BounceRules, Evidence, NewBounce, NewSuppression, Suppression};
 use crate::vocab::{BounceKind, SuppressionReason, SuppressionSource};
 
 /// When repeated temporary bounces suppress an address.
@@ -65,7 +67,11 @@ fn entry_for(bounce: &NewBounce, reason: SuppressionReason) -> NewSuppression {
         email: bounce.event.email.clone(),
         reason,
         source: SuppressionSource::Bounce,
-        evidence: bounce.event.evidence.clone(),
+        evidence: Evidence::report(
+            bounce.event.origin,
+            &bounce.event.evidence,
+            bounce.event.received_at,
+        ),
     }
 }
 
@@ -97,7 +103,8 @@ mod tests {
             email: "kim@example.test".into(),
             reason: SuppressionReason::Manual,
             source: SuppressionSource::Api,
-            evidence: Diagnosis::default(),
+            diagnosis: Diagnosis::default(),
+            evidence: None,
             deleted: false,
             seq: 1,
             created_at: Utc::now(),

@@ -171,9 +171,15 @@ fn bad_request(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// A time parameter: RFC 3339 with an offset.
+/// A time parameter: RFC 3339 with an offset. A `+` offset sent without
+/// percent-encoding arrives as a space, and is read as the `+` it was.
 pub(super) fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(text.trim())
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|err| match text.rsplit_once(' ') {
+            Some((time, offset)) => DateTime::parse_from_rfc3339(&format!("{time}+{offset}")),
+            None => Err(err),
+        })
         .map(|at| at.with_timezone(&Utc))
         .map_err(|err| {
             bad_request(format!(
@@ -270,4 +276,47 @@ pub async fn undo(
         "suppressions removed in bulk"
     );
     Ok(Json(UndoBody { removed }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_take_an_offset_even_when_its_plus_arrived_as_a_space() {
+        let utc = parse_time("since", "2026-11-28T10:00:00Z").expect("a time");
+        for text in [
+            "2026-11-28T11:00:00+01:00",
+            "2026-11-28T11:00:00 01:00",
+            "2026-11-28T10:00:00.000z",
+        ] {
+            assert_eq!(parse_time("since", text), Ok(utc), "{text}");
+        }
+        for text in ["2026-11-28", "2026-11-28T10:00:00", "yesterday", ""] {
+            let err = parse_time("since", text).expect_err(text);
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains("`since`"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn an_undo_needs_a_source_and_a_start_and_a_span_that_is_one() {
+        let query = |source: Option<&str>, since: Option<&str>, until: Option<&str>| UndoQuery {
+            source: source.map(str::to_owned),
+            since: since.map(str::to_owned),
+            until: until.map(str::to_owned),
+            reason: None,
+        };
+        let t = "2026-11-28T10:00:00Z";
+        assert!(parse_undo(&query(Some("verify"), Some(t), None)).is_ok());
+        for (bad, says) in [
+            (query(None, Some(t), None), "`source` is required"),
+            (query(Some("verify"), None, None), "`since` is required"),
+            (query(Some("verification"), Some(t), None), "verify"),
+            (query(Some("verify"), Some(t), Some(t)), "later than"),
+        ] {
+            let err = parse_undo(&bad).expect_err(says);
+            assert!(err.message.contains(says), "{}", err.message);
+        }
+    }
 }

@@ -113,6 +113,33 @@ mod tests {
     }
 
     #[test]
+    fn a_bounce_suppresses_with_its_report_as_evidence() {
+        let mut hard = bounce(BounceKind::Hard, Some(SuppressionReason::MailboxNotFound));
+        hard.event.origin = BounceOrigin::Ses;
+        hard.event.evidence = Diagnosis {
+            smtp_code: Some(550),
+            enhanced_code: Some("5.1.1".into()),
+            diagnostic: Some("smtp; 550 5.1.1 user unknown".into()),
+            mx_host: Some("mx.example.test".into()),
+        };
+        let BouncePlan::Suppress(entry) = SoftBouncePolicy::default().plan(&hard, None, 0) else {
+            panic!("a hard bounce suppresses");
+        };
+        assert_eq!(entry.source, SuppressionSource::Bounce);
+        assert_eq!(
+            entry.evidence,
+            Evidence::report(
+                BounceOrigin::Ses,
+                &hard.event.evidence,
+                hard.event.received_at
+            )
+        );
+        assert_eq!(entry.evidence.kind, crate::store::EvidenceKind::Dsn);
+        assert_eq!(entry.evidence.origin, Some(BounceOrigin::Ses));
+        assert_eq!(entry.evidence.diagnosis(), hard.event.evidence);
+    }
+
+    #[test]
     fn bounces_suppress_by_kind_and_never_overwrite_a_live_entry() {
         let policy = SoftBouncePolicy::default();
         let hard = bounce(BounceKind::Hard, Some(SuppressionReason::MailboxNotFound));

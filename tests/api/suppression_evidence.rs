@@ -151,6 +151,21 @@ async fn a_bounce_report_keeps_its_status_and_text(db: Db) {
     assert_eq!(left["evidence"]["origin"], "json");
     assert_eq!(left["evidence"]["enhanced_code"], "5.2.1");
     assert_eq!(left["evidence"]["text"], "account disabled");
+
+    let postmark = app
+        .send(
+            app.request(Method::POST, "/bounces/postmark")
+                .header("content-type", "application/json")
+                .body(
+                    std::fs::read("tests/fixtures/webhooks/postmark-hard-bounce.json")
+                        .expect("a webhook fixture"),
+                ),
+        )
+        .await;
+    assert_eq!(postmark.status, 200, "{}", postmark.text());
+    let john = entry(&app, "john@example.com").await;
+    assert_eq!(john["evidence"]["kind"], "dsn", "{john}");
+    assert_eq!(john["evidence"]["origin"], "postmark");
 }
 
 #[tokio::test]

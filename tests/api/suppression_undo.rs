@@ -158,6 +158,10 @@ async fn undoing_a_bad_batch_removes_exactly_it(db: Db) {
         .await;
     assert_eq!(manual.status, 201);
     broken.store(false, Ordering::SeqCst);
+    // Asked again, each is answered from the list, and that answer is kept
+    // in memory.
+    let remembered = undo.verify("alice@example.test").await;
+    assert_eq!(verdict(&remembered), ("undeliverable", "suppressed"));
     let cursor = undo.cursor().await;
 
     // Who may undo: secret keys only.
@@ -205,7 +209,8 @@ async fn undoing_a_bad_batch_removes_exactly_it(db: Db) {
         "the feed reports each removal, and nothing else"
     );
 
-    // The next verification looks again, and the fixed server says yes.
+    // The next verification looks again (neither the answer in memory nor
+    // the cached verdict is used), and the fixed server says yes.
     let sessions = peer.sessions();
     let alice = undo.verify("alice@example.test").await;
     assert_eq!(verdict(&alice), ("deliverable", "accepted"), "{alice}");

@@ -12,9 +12,6 @@ use crate::suppress::SuppressionList;
 use crate::vocab::Reason;
 use crate::vocab::{BounceKind, BounceOrigin, Diagnosis};
 
-/// Longest diagnostic kept with a bounce.
-const MAX_DIAGNOSTIC_CHARS: usize = 2000;
-
 /// What became of one recipient of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BounceOutcome {
@@ -33,8 +30,9 @@ pub struct BounceReport {
     pub recipients: Vec<BounceOutcome>,
 }
 
+/// A report's text as it is kept: cleaned and cut at 1 KiB.
 fn truncate(text: &str) -> String {
-    text.chars().take(MAX_DIAGNOSTIC_CHARS).collect()
+    crate::vocab::bounded_text(text)
 }
 
 /// Classifies and records the recipients of one report.

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::suppressions::SuppressionBody;
+use super::suppressions::{self, SuppressionBody};
 use super::{ApiError, AppState};
 use crate::store::{ChangeFilter, Suppression};
 use crate::suppress::Cursor;
@@ -22,6 +22,8 @@ pub struct FeedQuery {
     cursor: Option<String>,
     reason: Option<String>,
     source: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,19 +56,27 @@ fn parse_query(query: &FeedQuery) -> Result<(u32, Cursor, ChangeFilter), ApiErro
             bad("`cursor` is not a cursor this server gave out; omit it to start from the beginning".into())
         })?,
     };
+    let time = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| suppressions::parse_time(name, text))
+            .transpose()
+    };
+    let since = time("since", &query.since)?;
+    let until = time("until", &query.until)?;
+    suppressions::check_span(since, until)?;
     let filter = ChangeFilter {
         reason: query
             .reason
             .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|err| bad(format!("`reason`: {err}")))?,
+            .map(suppressions::parse_reason)
+            .transpose()?,
         source: query
             .source
             .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|err| bad(format!("`source`: {err}")))?,
+            .map(suppressions::parse_source)
+            .transpose()?,
+        since,
+        until,
     };
     Ok((limit, cursor, filter))
 }
@@ -75,8 +85,9 @@ fn wants_csv(headers: &HeaderMap) -> bool {
     super::media::accepts(headers, "text/csv")
 }
 
-/// `GET /suppressions?limit=&cursor=&reason=&source=`: the entries changed
-/// after the cursor, in change order, tombstones included. `next_cursor` is
+/// `GET /suppressions?limit=&cursor=&reason=&source=&since=&until=`: the
+/// entries changed after the cursor (and, with `since`/`until`, within that
+/// span of time), in change order, tombstones included. `next_cursor` is
 /// always given: keep it and poll again for every later change.
 pub async fn feed(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@ mod bounces;
 mod error;
 mod feed;
 mod health;
+mod import;
 mod jobs;
 mod media;
 mod meta;
@@ -144,6 +145,7 @@ fn routes() -> Routes {
         .add(Method::POST, "/verify/batch", verify::verify_batch)
         .add(Method::GET, "/suppressions", feed::feed)
         .add(Method::POST, "/suppressions", suppressions::add)
+        .add(Method::DELETE, "/suppressions", suppressions::undo)
         .add(Method::GET, "/suppressions/{email}", suppressions::get)
         .add(Method::POST, "/bounces", bounces::receive)
         .add(Method::POST, "/bounces/{provider}", webhooks::receive)

@@ -23,8 +23,8 @@ pub use jobs::{
     StatusCounts,
 };
 pub use model::{
-    BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, NewBounce,
-    NewBounceEvent, NewSuppression, Suppression, Upserted, WindowStats,
+    BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, Evidence, EvidenceKind,
+    NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, Suppression, Upserted, WindowStats,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -170,7 +170,7 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     /// Entries (live and tombstones) whose last change comes after
     /// `after_seq`, in change order, at most `limit` of them, optionally
-    /// only those with a reason or source.
+    /// only those with a reason or source, or changed within a time span.
     async fn suppression_changes(
         &self,
         after_seq: i64,
@@ -214,6 +214,28 @@ pub trait SuppressionWrites: Send + Sync + fmt::Debug {
         address_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Suppression>>;
+
+    /// Adds the addresses that are not on the list, in one transaction, and
+    /// leaves those that are with their entries (as `upsert_suppression`
+    /// with an unchanged entry would). Returns, per entry, whether it was
+    /// added; a later entry for an address already added counts as
+    /// present.
+    async fn import_suppressions(
+        &self,
+        entries: &[NewSuppression],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>>;
+
+    /// Removes every live entry that `filter` matches, each leaving a
+    /// tombstone, in one transaction. When the entries came from
+    /// verification, the cached verdicts of their addresses are forgotten
+    /// too, so that the next verification looks again. Returns how many
+    /// were removed.
+    async fn remove_suppressions(
+        &self,
+        filter: &RemovalFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// Records the bounces of one report and applies the suppressions the
     /// rules call for, all in one transaction. Returns, per bounce, whether

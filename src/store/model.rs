@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::vocab::{BounceKind, BounceOrigin, Diagnosis};
+use crate::vocab::{BounceKind, BounceOrigin, Diagnosis, SmtpEvidence, bounded_text};
 use crate::vocab::{Reason, Status};
-use crate::vocab::{SuppressionReason, SuppressionSource};
+use crate::vocab::{SuppressionReason, SuppressionSource, snake_case_enum};
 
 /// A verification verdict kept for reuse until `expires_at`.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,120 @@ pub struct CachedVerification {
     pub expires_at: DateTime<Utc>,
 }
 
+snake_case_enum! {
+    /// What kind of observation put an address on the suppression list.
+    EvidenceKind, "evidence kind" {
+        /// A mail server's reply to our probe's `RCPT TO`.
+        SmtpReply => "smtp_reply",
+        /// A bounce or complaint report: an RFC 3464 DSN, a plain-text or
+        /// ARF report, a JSON report or an ESP's event.
+        Dsn => "dsn",
+        /// A DNS answer that names no mail host (NXDOMAIN with the zone's
+        /// SOA, a null MX, no MX and no address).
+        Dns => "dns",
+        /// A person's word: an entry added or imported through the API.
+        Note => "note",
+    }
+}
+
+/// The observation that put an address on the suppression list, kept with
+/// its entry. Fields that do not apply to its kind are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// The SMTP reply code (a reply; a DSN's `Diagnostic-Code`).
+    pub code: Option<u16>,
+    /// The RFC 3463 status: a reply's enhanced code, a DSN's `Status`.
+    pub enhanced_code: Option<String>,
+    /// The reply's or report's text, the DNS answer in words, or the note.
+    pub text: Option<String>,
+    /// The mail server that replied or that the report names (Remote-MTA).
+    pub host: Option<String>,
+    /// The domain whose DNS answer this is.
+    pub domain: Option<String>,
+    /// Where a report came from.
+    pub origin: Option<BounceOrigin>,
+    /// When mailvet saw it: the probe's reply, the report's arrival, the
+    /// entry's addition.
+    #[serde(with = "crate::rfc3339")]
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Evidence {
+    fn empty(kind: EvidenceKind, observed_at: DateTime<Utc>) -> Self {
+        Evidence {
+            kind,
+            code: None,
+            enhanced_code: None,
+            text: None,
+            host: None,
+            domain: None,
+            origin: None,
+            observed_at,
+        }
+    }
+
+    /// A mail server's reply to the probe.
+    pub fn smtp_reply(reply: &SmtpEvidence, observed_at: DateTime<Utc>) -> Self {
+        Evidence {
+            code: Some(reply.code),
+            enhanced_code: reply.enhanced_code.clone(),
+            text: Some(reply.message.clone()),
+            host: Some(reply.host.clone()).filter(|host| !host.is_empty()),
+            ..Self::empty(EvidenceKind::SmtpReply, observed_at)
+        }
+    }
+
+    /// A DNS answer for `domain`, described by `answer`.
+    pub fn dns(domain: &str, answer: Option<String>, observed_at: DateTime<Utc>) -> Self {
+        Evidence {
+            domain: Some(domain.to_owned()),
+            text: answer,
+            ..Self::empty(EvidenceKind::Dns, observed_at)
+        }
+    }
+
+    /// A bounce or complaint report, as much of it as the report gave.
+    pub fn report(origin: BounceOrigin, diagnosis: &Diagnosis, observed_at: DateTime<Utc>) -> Self {
+        Evidence {
+            code: diagnosis.smtp_code,
+            enhanced_code: diagnosis.enhanced_code.clone(),
+            text: diagnosis.diagnostic.as_deref().map(bounded_text),
+            host: diagnosis.mx_host.clone(),
+            origin: Some(origin),
+            ..Self::empty(EvidenceKind::Dsn, observed_at)
+        }
+    }
+
+    /// A person's note (or none).
+    pub fn note(text: Option<String>, observed_at: DateTime<Utc>) -> Self {
+        Evidence {
+            text: text.as_deref().map(bounded_text),
+            ..Self::empty(EvidenceKind::Note, observed_at)
+        }
+    }
+
+    /// The same observation, whenever it was made.
+    pub fn same_as(&self, other: &Evidence) -> bool {
+        Evidence {
+            observed_at: other.observed_at,
+            ..self.clone()
+        } == *other
+    }
+
+    /// The flat evidence columns the entry also keeps (and shows as
+    /// `smtp_code`, `enhanced_code`, `diagnostic`, `mx_host`).
+    pub fn diagnosis(&self) -> Diagnosis {
+        Diagnosis {
+            smtp_code: self.code,
+            enhanced_code: self.enhanced_code.clone(),
+            diagnostic: self.text.clone(),
+            mx_host: self.host.clone(),
+        }
+    }
+}
+
 /// A request to put an address on the suppression list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSuppression {
@@ -28,7 +142,7 @@ pub struct NewSuppression {
     pub email: String,
     pub reason: SuppressionReason,
     pub source: SuppressionSource,
-    pub evidence: Diagnosis,
+    pub evidence: Evidence,
 }
 
 /// An entry of the suppression list, live or a tombstone (`deleted`).
@@ -38,7 +152,12 @@ pub struct Suppression {
     pub email: String,
     pub reason: SuppressionReason,
     pub source: SuppressionSource,
-    pub evidence: Diagnosis,
+    /// The reply or report fields, kept flat (entries made before evidence
+    /// was kept have only these).
+    pub diagnosis: Diagnosis,
+    /// What put the address on the list; `None` for entries made before
+    /// evidence was kept.
+    pub evidence: Option<Evidence>,
     pub deleted: bool,
     /// The position of this entry's last change in the change feed.
     pub seq: i64,
@@ -51,6 +170,21 @@ pub struct Suppression {
 pub struct ChangeFilter {
     pub reason: Option<SuppressionReason>,
     pub source: Option<SuppressionSource>,
+    /// Only changes made at or after this time (`updated_at`).
+    pub since: Option<DateTime<Utc>>,
+    /// Only changes made before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Which live entries a bulk removal (an undo) takes off the list: those
+/// from `source`, put on the list (`created_at`) at or after `since` and
+/// before `until`, optionally only with `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovalFilter {
+    pub source: SuppressionSource,
+    pub reason: Option<SuppressionReason>,
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// What [`Store::upsert_suppression`](super::Store::upsert_suppression) did.
@@ -74,7 +208,10 @@ impl Upserted {
                 if old.email == new.email
                     && old.reason == new.reason
                     && old.source == new.source
-                    && old.evidence == new.evidence =>
+                    && old
+                        .evidence
+                        .as_ref()
+                        .is_some_and(|evidence| evidence.same_as(&new.evidence)) =>
             {
                 Upserted::Unchanged
             }

@@ -12,9 +12,28 @@ use chrono::Utc;
 use super::policy::SoftBouncePolicy;
 use crate::address::EmailAddress;
 use crate::store::{
-    ChangeFilter, Database, NewBounce, NewSuppression, StoreResult, Suppression, Upserted,
+    ChangeFilter, Database, Evidence, NewBounce, NewSuppression, RemovalFilter, StoreResult,
+    Suppression, Upserted,
 };
-use crate::vocab::{Diagnosis, SuppressionReason, SuppressionSource};
+use crate::vocab::{SuppressionReason, SuppressionSource};
+
+/// One address of a bulk import, with its reason and an optional note.
+#[derive(Debug, Clone)]
+pub struct ImportEntry {
+    pub address: EmailAddress,
+    pub reason: SuppressionReason,
+    pub note: Option<String>,
+}
+
+/// What a bulk import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Entries that put an address on the list.
+    pub added: u64,
+    /// Entries whose address was on the list already (or earlier in the
+    /// same import); their entries are kept as they were.
+    pub existing: u64,
+}
 
 /// The suppression list.
 #[derive(Debug)]
@@ -82,39 +101,55 @@ impl SuppressionList {
         self.db.suppression_changes(after_seq, limit, filter).await
     }
 
-    /// Adds an address by hand (an operator, a CRM). An address already on
-    /// the list keeps its entry and its evidence: a hand-made entry never
-    /// overwrites a bounce's. Returns the entry and whether it is new.
+    /// Adds an address by hand (an operator, a CRM), with the note given as
+    /// its evidence. An address already on the list keeps its entry and its
+    /// evidence: a hand-made entry never overwrites a bounce's. Returns the
+    /// entry and whether it is new.
     pub async fn add(
         &self,
         address: &EmailAddress,
         reason: SuppressionReason,
-        diagnostic: Option<String>,
+        note: Option<String>,
     ) -> StoreResult<(Suppression, bool)> {
         if let Some(existing) = self.get(address).await? {
             return Ok((existing, false));
         }
-        let entry = NewSuppression {
-            address_key: address.key(),
-            email: address.normalized(),
-            reason,
-            source: SuppressionSource::Api,
-            evidence: Diagnosis {
-                diagnostic,
-                ..Diagnosis::default()
-            },
-        };
+        let entry = hand_made(address, reason, note);
         let (stored, outcome) = self.upsert(&entry).await?;
         Ok((stored, outcome == Upserted::Created))
     }
 
+    /// Adds many addresses by hand, all or none, in one transaction. As with
+    /// [`Self::add`], an address already on the list keeps its entry, so
+    /// importing the same list again adds nothing.
+    pub async fn import(&self, entries: &[ImportEntry]) -> StoreResult<Imported> {
+        if entries.is_empty() {
+            return Ok(Imported::default());
+        }
+        let new: Vec<NewSuppression> = entries
+            .iter()
+            .map(|entry| hand_made(&entry.address, entry.reason, entry.note.clone()))
+            .collect();
+        let outcome = self.db.import_suppressions(&new, Utc::now()).await;
+        // A failed write may still have committed (its answer lost).
+        self.changed();
+        let added = outcome?.into_iter().filter(|added| *added).count() as u64;
+        metrics::counter!("mailvet_suppressions_added_total", "source" => SuppressionSource::Api.as_str())
+            .increment(added);
+        Ok(Imported {
+            added,
+            existing: entries.len() as u64 - added,
+        })
+    }
+
     /// Suppresses an address whose verification found a permanent failure
-    /// of the recipient, with the server's evidence.
+    /// of the recipient, with what the verification saw: the server's reply
+    /// or the DNS answer.
     pub async fn add_undeliverable(
         &self,
         address: &EmailAddress,
         reason: SuppressionReason,
-        evidence: Diagnosis,
+        evidence: Evidence,
     ) -> StoreResult<Suppression> {
         let entry = NewSuppression {
             address_key: address.key(),
@@ -152,6 +187,19 @@ impl SuppressionList {
         Ok(removed)
     }
 
+    /// Takes every live entry that `filter` matches off the list (an undo of
+    /// a bad batch), each leaving a tombstone in the change feed, in one
+    /// transaction; verdicts cached for undone verification suppressions
+    /// are forgotten with them. Returns how many were removed.
+    pub async fn remove_matching(&self, filter: &RemovalFilter) -> StoreResult<u64> {
+        let outcome = self.db.remove_suppressions(filter, Utc::now()).await;
+        // Answers kept in memory are retired even if the answer was lost.
+        self.changed();
+        let removed = outcome?;
+        metrics::counter!("mailvet_suppressions_removed_total").increment(removed);
+        Ok(removed)
+    }
+
     /// Records the bounces of one report and the suppressions they call for
     /// (see [`super::policy`]), in one transaction. Returns, per bounce,
     /// whether the address is suppressed because of it.
@@ -168,5 +216,20 @@ impl SuppressionList {
         self.changed();
         let suppressed = outcome?;
         Ok(suppressed)
+    }
+}
+
+/// The entry for an address added by hand: the note is its evidence.
+fn hand_made(
+    address: &EmailAddress,
+    reason: SuppressionReason,
+    note: Option<String>,
+) -> NewSuppression {
+    NewSuppression {
+        address_key: address.key(),
+        email: address.normalized(),
+        reason,
+        source: SuppressionSource::Api,
+        evidence: Evidence::note(note, Utc::now()),
     }
 }

@@ -7,5 +7,5 @@ mod list;
 pub mod policy;
 
 pub use cursor::Cursor;
-pub use list::SuppressionList;
+pub use list::{ImportEntry, Imported, SuppressionList};
 pub use policy::SoftBouncePolicy;

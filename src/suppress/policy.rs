@@ -6,11 +6,13 @@
 //!   within `window`, as `soft_bounce_limit`.
 //! - A live entry is never overwritten by a bounce: its first evidence
 //!   stays.
+//! - The entry's evidence is the report that suppressed it (for a soft
+//!   bounce limit, the last soft bounce).
 //!
 //! The store applies these rules inside the transaction that records the
 //! bounce, so that the decision and its write are one.
 
-use crate::store::{BouncePlan, BounceRules, NewBounce, NewSuppression, Suppression};
+use crate::store::{BouncePlan, BounceRules, Evidence, NewBounce, NewSuppression, Suppression};
 use crate::vocab::{BounceKind, SuppressionReason, SuppressionSource};
 
 /// When repeated temporary bounces suppress an address.
@@ -65,7 +67,11 @@ fn entry_for(bounce: &NewBounce, reason: SuppressionReason) -> NewSuppression {
         email: bounce.event.email.clone(),
         reason,
         source: SuppressionSource::Bounce,
-        evidence: bounce.event.evidence.clone(),
+        evidence: Evidence::report(
+            bounce.event.origin,
+            &bounce.event.evidence,
+            bounce.event.received_at,
+        ),
     }
 }
 
@@ -97,12 +103,40 @@ mod tests {
             email: "kim@example.test".into(),
             reason: SuppressionReason::Manual,
             source: SuppressionSource::Api,
-            evidence: Diagnosis::default(),
+            diagnosis: Diagnosis::default(),
+            evidence: None,
             deleted: false,
             seq: 1,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_bounce_suppresses_with_its_report_as_evidence() {
+        let mut hard = bounce(BounceKind::Hard, Some(SuppressionReason::MailboxNotFound));
+        hard.event.origin = BounceOrigin::Ses;
+        hard.event.evidence = Diagnosis {
+            smtp_code: Some(550),
+            enhanced_code: Some("5.1.1".into()),
+            diagnostic: Some("smtp; 550 5.1.1 user unknown".into()),
+            mx_host: Some("mx.example.test".into()),
+        };
+        let BouncePlan::Suppress(entry) = SoftBouncePolicy::default().plan(&hard, None, 0) else {
+            panic!("a hard bounce suppresses");
+        };
+        assert_eq!(entry.source, SuppressionSource::Bounce);
+        assert_eq!(
+            entry.evidence,
+            Evidence::report(
+                BounceOrigin::Ses,
+                &hard.event.evidence,
+                hard.event.received_at
+            )
+        );
+        assert_eq!(entry.evidence.kind, crate::store::EvidenceKind::Dsn);
+        assert_eq!(entry.evidence.origin, Some(BounceOrigin::Ses));
+        assert_eq!(entry.evidence.diagnosis(), hard.event.evidence);
     }
 
     #[test]

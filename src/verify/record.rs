@@ -10,9 +10,9 @@ use super::memo::Memo;
 use super::resolver_watch::ResolverWatch;
 use super::result::VerifyResult;
 use crate::address::EmailAddress;
-use crate::store::{CachedVerification, Store};
+use crate::store::{CachedVerification, Evidence, Store};
 use crate::suppress::SuppressionList;
-use crate::vocab::{Diagnosis, Status, SuppressionReason};
+use crate::vocab::{Status, SuppressionReason};
 
 /// How long each status's verdict is reused.
 #[derive(Debug, Clone, Copy)]
@@ -101,12 +101,10 @@ impl Recorder {
             tracing::info!("not suppressing while the DNS resolver fails its canary checks");
             return;
         }
+        // A permanent failure is a reply to RCPT TO, or else a DNS answer.
         let evidence = match &result.smtp {
-            Some(reply) => Diagnosis::from(reply),
-            None => Diagnosis {
-                diagnostic: result.message.clone(),
-                ..Diagnosis::default()
-            },
+            Some(reply) => Evidence::smtp_reply(reply, result.checked_at),
+            None => Evidence::dns(address.domain(), result.message.clone(), result.checked_at),
         };
         if let Err(err) = self
             .suppressions

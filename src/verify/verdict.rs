@@ -72,7 +72,7 @@ pub fn decide(evidence: &Evidence<'_>) -> Verdict {
     match evidence {
         Evidence::InvalidSyntax(err) => Verdict::because(Reason::InvalidSyntax, err.to_string()),
         Evidence::Suppressed(entry) => Verdict {
-            smtp: entry.evidence.reply(),
+            smtp: entry.diagnosis.reply(),
             suppressed: Some(entry.reason),
             ..Verdict::new(Reason::Suppressed)
         },
@@ -327,12 +327,13 @@ mod tests {
             email: "gone@example.test".into(),
             reason: SuppressionReason::Complaint,
             source: SuppressionSource::Bounce,
-            evidence: Diagnosis {
+            diagnosis: Diagnosis {
                 smtp_code: Some(550),
                 enhanced_code: Some("5.1.1".into()),
                 diagnostic: Some("User unknown".into()),
                 mx_host: Some("mx.example.test".into()),
             },
+            evidence: None,
             deleted: false,
             seq: 4,
             created_at: Utc::now(),

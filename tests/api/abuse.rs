@@ -598,3 +598,29 @@ async fn a_captured_mailgun_signature_cannot_carry_another_event() {
         404
     );
 }
+
+/// A bounce report's text is kept cleaned and cut, in the entry and its
+/// evidence alike.
+#[tokio::test]
+async fn a_huge_bounce_diagnostic_is_kept_small_and_clean() {
+    let app = TestApp::spawn().await;
+    let diagnostic = format!(
+        "550 5.1.1 user unknown \u{1b}[2J{}",
+        "padding\u{0} ".repeat(20_000)
+    );
+    let reply = app
+        .send(app.request(Method::POST, "/bounces").json(&json!({
+            "email": "gone@example.test",
+            "status": "5.1.1",
+            "diagnostic": diagnostic,
+        })))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let entry = app.get("/suppressions/gone@example.test").await.json();
+    for text in [&entry["diagnostic"], &entry["evidence"]["text"]] {
+        let text = text.as_str().expect("a text");
+        assert!(text.len() <= 1024, "{} bytes kept", text.len());
+        assert!(text.starts_with("550 5.1.1 user unknown [2J"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+}

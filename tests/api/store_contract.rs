@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::store::Database;
 use mailvet::store::{
-    CachedVerification, ChangeFilter, ItemOutcome, JobStatus, NewBounce, NewBounceEvent,
-    NewJobItem, NewSuppression, Store, Upserted,
+    CachedVerification, ChangeFilter, Evidence, EvidenceKind, ItemOutcome, JobStatus, NewBounce,
+    NewBounceEvent, NewJobItem, NewSuppression, RemovalFilter, Store, Upserted,
 };
 use mailvet::suppress::SoftBouncePolicy;
-use mailvet::vocab::{BounceKind, BounceOrigin, Diagnosis};
+use mailvet::vocab::{BounceKind, BounceOrigin, Diagnosis, SmtpEvidence};
 use mailvet::vocab::{Reason, Status};
 use mailvet::vocab::{SuppressionReason, SuppressionSource};
 use serde_json::json;
@@ -55,6 +55,9 @@ on_every_backend!(
     bounces_are_counted_by_kind_and_window,
     the_feed_filters_by_reason_and_source,
     bounces_suppress_hard_failures_complaints_and_repeated_soft_ones,
+    an_import_adds_only_absent_addresses,
+    an_undo_removes_only_matching_live_entries_and_their_verdicts,
+    the_feed_filters_by_change_time,
     job_claims_are_exclusive_leased_and_counted_once,
     uploads_and_finished_jobs_are_purged,
 );
@@ -89,12 +92,15 @@ fn suppression(key: &str, reason: SuppressionReason) -> NewSuppression {
         email: key.to_owned(),
         reason,
         source: SuppressionSource::Verify,
-        evidence: Diagnosis {
-            smtp_code: Some(550),
-            enhanced_code: Some("5.1.1".to_owned()),
-            diagnostic: Some(format!("<{key}>: Recipient address rejected: User unknown")),
-            mx_host: Some("mx.example.test".to_owned()),
-        },
+        evidence: Evidence::smtp_reply(
+            &SmtpEvidence {
+                host: "mx.example.test".to_owned(),
+                code: 550,
+                enhanced_code: Some("5.1.1".to_owned()),
+                message: format!("<{key}>: Recipient address rejected: User unknown"),
+            },
+            now(),
+        ),
     }
 }
 
@@ -220,7 +226,9 @@ async fn a_suppression_can_be_added_read_and_removed(store: Arc<dyn Database>) {
     assert_eq!(outcome, Upserted::Created);
     assert_eq!(stored.email, "dave@example.test");
     assert_eq!(stored.reason, SuppressionReason::MailboxNotFound);
-    assert_eq!(stored.evidence, entry.evidence);
+    assert_eq!(stored.evidence.as_ref(), Some(&entry.evidence));
+    assert_eq!(stored.diagnosis, entry.evidence.diagnosis());
+    assert_eq!(stored.diagnosis.smtp_code, Some(550));
     assert_eq!((stored.created_at, stored.updated_at), (t0, t0));
     assert!(!stored.deleted);
 
@@ -542,7 +550,7 @@ async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Database>) {
     };
     let by_reason = ChangeFilter {
         reason: Some(SuppressionReason::MailboxNotFound),
-        source: None,
+        ..ChangeFilter::default()
     };
     assert_eq!(
         emails(
@@ -556,6 +564,7 @@ async fn the_feed_filters_by_reason_and_source(store: Arc<dyn Database>) {
     let by_both = ChangeFilter {
         reason: Some(SuppressionReason::MailboxNotFound),
         source: Some(SuppressionSource::Verify),
+        ..ChangeFilter::default()
     };
     assert_eq!(
         emails(
@@ -632,7 +641,19 @@ async fn bounces_suppress_hard_failures_complaints_and_repeated_soft_ones(
         .expect("suppressed");
     assert_eq!(hard.reason, SuppressionReason::MailboxNotFound);
     assert_eq!(hard.source, SuppressionSource::Bounce);
-    assert_eq!(hard.evidence.enhanced_code.as_deref(), Some("5.1.1"));
+    assert_eq!(hard.diagnosis.enhanced_code.as_deref(), Some("5.1.1"));
+    let evidence = hard
+        .evidence
+        .clone()
+        .expect("a bounce's suppression keeps its report");
+    assert_eq!(evidence.kind, EvidenceKind::Dsn);
+    assert_eq!(evidence.origin, Some(BounceOrigin::Message));
+    assert_eq!(
+        (evidence.code, evidence.enhanced_code.as_deref()),
+        (Some(550), Some("5.1.1"))
+    );
+    assert_eq!(evidence.text.as_deref(), Some("from a bounce"));
+    assert_eq!(evidence.observed_at, t0);
     assert!(
         store
             .suppression("blocked@example.test")
@@ -745,6 +766,258 @@ fn done(seq: u64) -> ItemOutcome {
         status: Status::Deliverable,
         result: format!("{{\"seq\": {seq}}}"),
     }
+}
+
+fn hand_made(key: &str) -> NewSuppression {
+    NewSuppression {
+        address_key: key.to_owned(),
+        email: key.to_owned(),
+        reason: SuppressionReason::Manual,
+        source: SuppressionSource::Api,
+        evidence: Evidence::note(None, now()),
+    }
+}
+
+fn live_emails(entries: Vec<mailvet::store::Suppression>) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter(|entry| !entry.deleted)
+        .map(|entry| entry.email)
+        .collect()
+}
+
+async fn an_import_adds_only_absent_addresses(store: Arc<dyn Database>) {
+    let t0 = now();
+    let (bounced, _) = store
+        .upsert_suppression(
+            &suppression("olga@example.test", SuppressionReason::MailboxNotFound),
+            t0,
+        )
+        .await
+        .expect("add");
+    let import = [
+        hand_made("olga@example.test"),
+        hand_made("pete@example.test"),
+        hand_made("quin@example.test"),
+        hand_made("pete@example.test"),
+    ];
+    let added = store
+        .import_suppressions(&import, t0)
+        .await
+        .expect("import");
+    assert_eq!(added, [false, true, true, false]);
+    let olga = store.suppression("olga@example.test").await.expect("read");
+    assert_eq!(
+        olga,
+        Some(bounced),
+        "an entry on the list keeps its evidence"
+    );
+    let pete = store
+        .suppression("pete@example.test")
+        .await
+        .expect("read")
+        .expect("imported");
+    assert_eq!(pete.source, SuppressionSource::Api);
+    assert_eq!(
+        pete.evidence.map(|evidence| evidence.kind),
+        Some(EvidenceKind::Note)
+    );
+    let feed = store
+        .suppression_changes(0, 100, &ChangeFilter::default())
+        .await
+        .expect("feed");
+    assert_eq!(
+        live_emails(feed.clone()),
+        [
+            "olga@example.test",
+            "pete@example.test",
+            "quin@example.test"
+        ]
+    );
+    let seqs: Vec<i64> = feed.iter().map(|entry| entry.seq).collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+
+    // Importing again adds nothing and takes no change sequence.
+    let last = store.suppression_seq().await.expect("seq");
+    let again = store
+        .import_suppressions(&import, t0 + Duration::minutes(1))
+        .await
+        .expect("import again");
+    assert_eq!(again, [false; 4]);
+    assert_eq!(store.suppression_seq().await.expect("seq"), last);
+}
+
+async fn an_undo_removes_only_matching_live_entries_and_their_verdicts(store: Arc<dyn Database>) {
+    let t0 = now();
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let add = |key: &'static str, reason, source, minutes| {
+        let store = store.clone();
+        async move {
+            let mut entry = suppression(key, reason);
+            entry.source = source;
+            store
+                .upsert_suppression(&entry, at(minutes))
+                .await
+                .expect("add");
+        }
+    };
+    use SuppressionReason::{MailboxNotFound, NoSuchDomain};
+    use SuppressionSource::{Bounce, Verify};
+    add("before@example.test", NoSuchDomain, Verify, 0).await;
+    add("bad1@example.test", NoSuchDomain, Verify, 10).await;
+    add("bad2@example.test", MailboxNotFound, Verify, 11).await;
+    add("bounced@example.test", NoSuchDomain, Bounce, 12).await;
+    add("after@example.test", NoSuchDomain, Verify, 30).await;
+    add("gone@example.test", NoSuchDomain, Verify, 13).await;
+    store
+        .remove_suppression("gone@example.test", at(14))
+        .await
+        .expect("remove");
+    store
+        .record_verifications(&[
+            verdict(
+                "bad1@example.test",
+                Reason::NoSuchDomain,
+                at(10),
+                Duration::days(1),
+            ),
+            verdict(
+                "before@example.test",
+                Reason::NoSuchDomain,
+                at(0),
+                Duration::days(1),
+            ),
+        ])
+        .await
+        .expect("cache");
+    let seq_before = store.suppression_seq().await.expect("seq");
+
+    // Only one reason: one entry.
+    let only_mailbox = RemovalFilter {
+        source: Verify,
+        reason: Some(MailboxNotFound),
+        since: at(5),
+        until: Some(at(20)),
+    };
+    assert_eq!(
+        store
+            .remove_suppressions(&only_mailbox, at(40))
+            .await
+            .expect("undo"),
+        1
+    );
+    let window = RemovalFilter {
+        reason: None,
+        ..only_mailbox
+    };
+    assert_eq!(
+        store
+            .remove_suppressions(&window, at(41))
+            .await
+            .expect("undo"),
+        1,
+        "bad2 is gone already, gone was removed before, the bounce is another source"
+    );
+    assert_eq!(
+        store
+            .remove_suppressions(&window, at(42))
+            .await
+            .expect("undo"),
+        0,
+        "an undo done twice removes nothing more"
+    );
+    for (key, live) in [
+        ("before@example.test", true),
+        ("bad1@example.test", false),
+        ("bad2@example.test", false),
+        ("bounced@example.test", true),
+        ("after@example.test", true),
+        ("gone@example.test", false),
+    ] {
+        let entry = store.suppression(key).await.expect("read");
+        assert_eq!(entry.is_some(), live, "{key}");
+    }
+    // Two tombstones, each with a sequence of its own, after every earlier change.
+    let tombstones: Vec<_> = store
+        .suppression_changes(seq_before, 100, &ChangeFilter::default())
+        .await
+        .expect("feed");
+    let removed: Vec<(&str, bool)> = tombstones
+        .iter()
+        .map(|entry| (entry.email.as_str(), entry.deleted))
+        .collect();
+    assert_eq!(
+        removed,
+        [("bad2@example.test", true), ("bad1@example.test", true)]
+    );
+    assert_eq!(tombstones[1].updated_at, at(41));
+    // The verdict behind an undone suppression is forgotten; others stay.
+    assert!(
+        store
+            .cached_verification("bad1@example.test", at(43))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .cached_verification("before@example.test", at(43))
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+async fn the_feed_filters_by_change_time(store: Arc<dyn Database>) {
+    let t0 = now();
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    for (key, minutes) in [
+        ("early@example.test", 0),
+        ("middle@example.test", 10),
+        ("late@example.test", 20),
+    ] {
+        store
+            .upsert_suppression(&hand_made(key), at(minutes))
+            .await
+            .expect("add");
+    }
+    // Removing `early` at minute 15 is a change at minute 15.
+    store
+        .remove_suppression("early@example.test", at(15))
+        .await
+        .expect("remove");
+    let changed = |since: Option<i64>, until: Option<i64>| {
+        let store = store.clone();
+        async move {
+            let filter = ChangeFilter {
+                since: since.map(at),
+                until: until.map(at),
+                ..ChangeFilter::default()
+            };
+            store
+                .suppression_changes(0, 100, &filter)
+                .await
+                .expect("feed")
+                .into_iter()
+                .map(|entry| entry.email)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        changed(Some(10), None).await,
+        [
+            "middle@example.test",
+            "late@example.test",
+            "early@example.test"
+        ]
+    );
+    assert_eq!(
+        changed(Some(10), Some(20)).await,
+        ["middle@example.test", "early@example.test"],
+        "`since` is inclusive, `until` exclusive"
+    );
+    assert_eq!(changed(None, Some(10)).await, Vec::<String>::new());
+    assert_eq!(changed(Some(16), None).await, ["late@example.test"]);
 }
 
 async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Database>) {

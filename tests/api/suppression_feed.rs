@@ -120,6 +120,93 @@ async fn bad_feed_parameters_are_400s_that_say_which() {
     }
 }
 
+/// Now, as a query parameter: RFC 3339 with milliseconds.
+fn now_param() -> String {
+    chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace('+', "%2B")
+}
+
+fn emails(page: &Value) -> Vec<(&str, bool)> {
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|entry| {
+            (
+                entry["email"].as_str().unwrap_or_default(),
+                entry["deleted"] == true,
+            )
+        })
+        .collect()
+}
+
+async fn the_feed_filters_by_change_time(db: Db) {
+    let app = TestApp::spawn_on(db).await;
+    let pause = || tokio::time::sleep(Duration::from_millis(20));
+    add(&app, "early@example.test", "manual").await;
+    pause().await;
+    let t1 = now_param();
+    pause().await;
+    add(&app, "middle@example.test", "manual").await;
+    assert_eq!(remove(&app, "early@example.test").await, 204);
+    pause().await;
+    let t2 = now_param();
+    pause().await;
+    add(&app, "late@example.test", "complaint").await;
+
+    let since = page(&app, &format!("?since={t1}")).await;
+    assert_eq!(
+        emails(&since),
+        [
+            ("middle@example.test", false),
+            ("early@example.test", true),
+            ("late@example.test", false)
+        ],
+        "a removal is a change at the time it was made"
+    );
+    let span = page(&app, &format!("?since={t1}&until={t2}")).await;
+    assert_eq!(
+        emails(&span),
+        [("middle@example.test", false), ("early@example.test", true)]
+    );
+    let before = page(&app, &format!("?until={t1}")).await;
+    assert_eq!(emails(&before), Vec::<(&str, bool)>::new());
+    let with_reason = page(&app, &format!("?since={t1}&reason=complaint")).await;
+    assert_eq!(emails(&with_reason), [("late@example.test", false)]);
+
+    // With a cursor, the span narrows what comes after it.
+    let first = page(&app, &format!("?since={t1}&limit=1")).await;
+    assert_eq!(first["has_more"], true);
+    let cursor = first["next_cursor"].as_str().expect("a cursor");
+    let rest = page(&app, &format!("?since={t1}&until={t2}&cursor={cursor}")).await;
+    assert_eq!(emails(&rest), [("early@example.test", true)]);
+
+    for (query, says) in [
+        ("?since=last-week", "`since` must be an RFC 3339 time"),
+        ("?until=2026-11-28", "`until` must be an RFC 3339 time"),
+        (
+            "?since=2026-11-28T10:00:00Z&until=2026-11-28T09:00:00Z",
+            "must be later than `since`",
+        ),
+    ] {
+        let reply = app.get(&format!("/suppressions{query}")).await;
+        reply.assert_error(400, "bad_request");
+        let message = reply.json()["error"]["message"].to_string();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn the_feed_filters_by_change_time_on_sqlite() {
+    the_feed_filters_by_change_time(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_feed_filters_by_change_time_on_postgres() {
+    the_feed_filters_by_change_time(Db::Postgres).await;
+}
+
 #[tokio::test]
 async fn the_feed_comes_as_csv_for_crms_that_import_files() {
     let app = TestApp::spawn().await;

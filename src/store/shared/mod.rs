@@ -11,7 +11,7 @@
 pub(super) mod jobs;
 pub(super) mod rows;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::DerefMut;
 
@@ -25,9 +25,10 @@ use rows::counts_map;
 use super::model::hour_of;
 use super::{
     BounceEvent, BouncePlan, BounceRules, CachedVerification, NewBounce, NewBounceEvent,
-    NewSuppression, StoreResult, Suppression, SuppressionWrites, Upserted, WindowStats,
+    NewSuppression, RemovalFilter, StoreResult, Suppression, SuppressionWrites, Upserted,
+    WindowStats,
 };
-use crate::vocab::BounceKind;
+use crate::vocab::{BounceKind, SuppressionSource};
 
 /// A backend, as the shared steps use it.
 #[async_trait]
@@ -70,6 +71,19 @@ pub(super) trait StoreStatements: Send {
 
     /// Takes the next change sequence (and so holds it, see `lock_seq`).
     async fn next_seq(&mut self) -> StoreResult<i64>;
+
+    /// Takes the next `count` change sequences at once; returns the first.
+    async fn next_seqs(&mut self, count: i64) -> StoreResult<i64>;
+
+    /// Which of these addresses have a live entry.
+    async fn live_keys_among(&mut self, keys: &[String]) -> StoreResult<HashSet<String>>;
+
+    /// The addresses of the live entries a bulk removal matches, in key
+    /// order.
+    async fn live_keys_matching(&mut self, filter: &RemovalFilter) -> StoreResult<Vec<String>>;
+
+    /// Forgets the cached verdict of an address.
+    async fn forget_verification(&mut self, address_key: &str) -> StoreResult<()>;
 
     /// The entry for an address, live or a tombstone.
     async fn suppression_entry(&mut self, address_key: &str) -> StoreResult<Option<Suppression>>;
@@ -212,6 +226,60 @@ impl<S: SqlBackend> SuppressionWrites for S {
                 Ok(None)
             }
         }
+    }
+
+    async fn import_suppressions(
+        &self,
+        entries: &[NewSuppression],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        tx.lock_seq().await?;
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|entry| entry.address_key.clone())
+            .collect();
+        let mut present = tx.live_keys_among(&keys).await?;
+        let added: Vec<bool> = entries
+            .iter()
+            .map(|entry| present.insert(entry.address_key.clone()))
+            .collect();
+        let count = added.iter().filter(|added| **added).count();
+        if count == 0 {
+            tx.rollback().await?;
+            return Ok(added);
+        }
+        let first = tx.next_seqs(count as i64).await?;
+        let new = entries.iter().zip(&added).filter(|(_, added)| **added);
+        for (seq, (entry, _)) in (first..).zip(new) {
+            tx.write_suppression(entry, seq, now).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_suppressions(
+        &self,
+        filter: &RemovalFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        tx.lock_seq().await?;
+        let keys = tx.live_keys_matching(filter).await?;
+        if keys.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let first = tx.next_seqs(keys.len() as i64).await?;
+        for (seq, key) in (first..).zip(&keys) {
+            tx.tombstone(key, seq, now).await?;
+            if filter.source == SuppressionSource::Verify {
+                // The verdict behind the entry is what is being undone.
+                tx.forget_verification(key).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(keys.len() as u64)
     }
 
     async fn record_bounces(

@@ -15,7 +15,9 @@ use sqlx::{Postgres, Sqlite};
 use uuid::Uuid;
 
 use crate::store::jobs::{ClaimedItem, Job, JobResultRow, StatusCounts};
-use crate::store::{BounceEvent, CachedVerification, StoreError, StoreResult, Suppression};
+use crate::store::{
+    BounceEvent, CachedVerification, Evidence, StoreError, StoreResult, Suppression,
+};
 use crate::vocab::Diagnosis;
 
 /// How a backend stores the values the rows hold, and how they read back.
@@ -111,10 +113,15 @@ pub(in crate::store) fn counts_map(rows: Vec<(String, i64)>) -> BTreeMap<String,
 macro_rules! suppression_columns {
     () => {
         "address_key, email, reason, source, smtp_code, enhanced_code, \
-         diagnostic, mx_host, deleted, seq, created_at, updated_at"
+         diagnostic, mx_host, evidence, deleted, seq, created_at, updated_at"
     };
 }
 pub(in crate::store) use suppression_columns;
+
+/// An entry's evidence as the `evidence` column stores it: its JSON text.
+pub(in crate::store) fn evidence_json(evidence: &Evidence) -> String {
+    serde_json::to_string(evidence).expect("evidence serialises")
+}
 
 /// The SMTP evidence columns of `suppressions` and `bounce_events`.
 #[derive(sqlx::FromRow)]
@@ -153,7 +160,8 @@ pub(in crate::store) struct SuppressionRow<DB: ColumnTypes> {
     reason: String,
     source: String,
     #[sqlx(flatten)]
-    evidence: EvidenceRow<DB>,
+    diagnosis: EvidenceRow<DB>,
+    evidence: Option<DB::Json>,
     deleted: bool,
     seq: i64,
     created_at: DB::Time,
@@ -169,7 +177,14 @@ impl<DB: ColumnTypes> TryFrom<SuppressionRow<DB>> for Suppression {
             email: row.email,
             reason: parse_stored("reason", &row.reason)?,
             source: parse_stored("source", &row.source)?,
-            evidence: row.evidence.try_into()?,
+            diagnosis: row.diagnosis.try_into()?,
+            evidence: row
+                .evidence
+                .map(|json| {
+                    serde_json::from_value(DB::json("evidence", json)?)
+                        .map_err(|err| StoreError::Corrupt(format!("evidence: {err}")))
+                })
+                .transpose()?,
             deleted: row.deleted,
             seq: row.seq,
             created_at: DB::time("created_at", row.created_at)?,

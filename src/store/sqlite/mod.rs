@@ -9,6 +9,7 @@
 
 mod jobs;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -23,13 +24,13 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use super::shared::rows::{
-    BounceRow, ColumnTypes, SuppressionRow, VerificationRow, bounce_columns, stored_count,
-    suppression_columns, verification_columns,
+    BounceRow, ColumnTypes, SuppressionRow, VerificationRow, bounce_columns, evidence_json,
+    stored_count, suppression_columns, verification_columns,
 };
 use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression, Store,
-    StoreResult, StoreSettings, Suppression, WindowStats,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
+    RemovalFilter, Store, StoreResult, StoreSettings, Suppression, WindowStats,
 };
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceKind;
@@ -183,6 +184,59 @@ impl StoreStatements for SqliteConnection {
         .await?)
     }
 
+    async fn next_seqs(&mut self, count: i64) -> StoreResult<i64> {
+        let last: i64 = sqlx::query_scalar(
+            "update suppression_seq set last_seq = last_seq + ?1 returning last_seq",
+        )
+        .bind(count)
+        .fetch_one(&mut *self)
+        .await?;
+        Ok(last - count + 1)
+    }
+
+    async fn live_keys_among(&mut self, keys: &[String]) -> StoreResult<HashSet<String>> {
+        let mut live = HashSet::new();
+        // The keys go in as one JSON array a chunk, read by `json_each`.
+        for chunk in keys.chunks(1000) {
+            let found: Vec<String> = sqlx::query_scalar(
+                "select address_key from suppressions
+                  where address_key in (select value from json_each(?1)) and deleted = 0",
+            )
+            .bind(serde_json::to_string(chunk).expect("keys serialise"))
+            .fetch_all(&mut *self)
+            .await?;
+            live.extend(found);
+        }
+        Ok(live)
+    }
+
+    async fn live_keys_matching(&mut self, filter: &RemovalFilter) -> StoreResult<Vec<String>> {
+        // Live entries from one source, put on the list within the span.
+        Ok(sqlx::query_scalar(
+            "select address_key from suppressions
+              where deleted = 0
+                and source = ?1
+                and created_at >= ?2
+                and (?3 is null or created_at < ?3)
+                and (?4 is null or reason = ?4)
+              order by address_key",
+        )
+        .bind(filter.source.as_str())
+        .bind(millis(filter.since))
+        .bind(filter.until.map(millis))
+        .bind(filter.reason.map(|reason| reason.as_str()))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn forget_verification(&mut self, address_key: &str) -> StoreResult<()> {
+        sqlx::query("delete from verifications where address_key = ?1")
+            .bind(address_key)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
     async fn suppression_entry(&mut self, address_key: &str) -> StoreResult<Option<Suppression>> {
         sqlx::query_as::<_, SuppressionRow<Sqlite>>(concat!(
             "select ",
@@ -202,16 +256,19 @@ impl StoreStatements for SqliteConnection {
         seq: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Suppression> {
+        // The flat columns hold the evidence's reply or report fields.
+        let diagnosis = entry.evidence.diagnosis();
         sqlx::query_as::<_, SuppressionRow<Sqlite>>(concat!(
             "insert into suppressions
                     (address_key, email, reason, source, smtp_code, enhanced_code,
-                     diagnostic, mx_host, deleted, seq, created_at, updated_at)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?10)
+                     diagnostic, mx_host, evidence, deleted, seq, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?11, 0, ?9, ?10, ?10)
              on conflict (address_key) do update
                 set email = excluded.email, reason = excluded.reason,
                     source = excluded.source, smtp_code = excluded.smtp_code,
                     enhanced_code = excluded.enhanced_code,
                     diagnostic = excluded.diagnostic, mx_host = excluded.mx_host,
+                    evidence = excluded.evidence,
                     seq = excluded.seq, updated_at = excluded.updated_at,
                     created_at = case when suppressions.deleted
                                       then excluded.created_at
@@ -224,12 +281,13 @@ impl StoreStatements for SqliteConnection {
         .bind(&entry.email)
         .bind(entry.reason.as_str())
         .bind(entry.source.as_str())
-        .bind(entry.evidence.smtp_code.map(i64::from))
-        .bind(&entry.evidence.enhanced_code)
-        .bind(&entry.evidence.diagnostic)
-        .bind(&entry.evidence.mx_host)
+        .bind(diagnosis.smtp_code.map(i64::from))
+        .bind(&diagnosis.enhanced_code)
+        .bind(&diagnosis.diagnostic)
+        .bind(&diagnosis.mx_host)
         .bind(seq)
         .bind(millis(now))
+        .bind(evidence_json(&entry.evidence))
         .fetch_one(&mut *self)
         .await?
         .try_into()
@@ -427,6 +485,8 @@ impl Store for SqliteStore {
               where seq > ?1
                 and (?3 is null or reason = ?3)
                 and (?4 is null or source = ?4)
+                and (?5 is null or updated_at >= ?5)
+                and (?6 is null or updated_at < ?6)
               order by seq
               limit ?2"
         ))
@@ -434,6 +494,8 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .bind(filter.reason.map(|reason| reason.as_str()))
         .bind(filter.source.map(|source| source.as_str()))
+        .bind(filter.since.map(millis))
+        .bind(filter.until.map(millis))
         .fetch_all(&self.pool)
         .await?
         .into_iter()

@@ -4,8 +4,7 @@
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::ReportedRecipient;
-use super::dsn;
-use crate::vocab::BounceKind;
+use super::{arf, dsn, sns_mail, text};
 
 /// What a raw message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +15,8 @@ pub enum MessageKind {
     Arf,
     /// A bounce written for people; recipients and replies found in text.
     HumanReadable,
+    /// An automatic reply (RFC 3834): its sender's mailbox is alive.
+    AutoReply,
 }
 
 /// The recipients a raw message reports on.
@@ -78,18 +79,40 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
     if let Some(report) = feedback {
         return Ok(ParsedMessage {
             kind: MessageKind::Arf,
-            recipients: complaint_recipients(&message, &report),
+            recipients: arf::feedback_report_recipients(&message, &report),
         });
     }
     if !delivery_status.is_empty() {
+        explain_from_notice(&message, raw, &mut delivery_status);
         return Ok(ParsedMessage {
             kind: MessageKind::Dsn,
             recipients: delivery_status,
         });
     }
+    if message.header_raw("x-amz-sns-message-id").is_some() {
+        let body = message.body_text(0).unwrap_or_default();
+        if let Some(recipients) = sns_mail::recipients(&body) {
+            return Ok(ParsedMessage {
+                kind: MessageKind::Dsn,
+                recipients,
+            });
+        }
+    }
+    if let Some(recipients) = arf::provider_complaint_recipients(&message) {
+        return Ok(ParsedMessage {
+            kind: MessageKind::Arf,
+            recipients,
+        });
+    }
+    if is_auto_reply(&message) {
+        return Ok(ParsedMessage {
+            kind: MessageKind::AutoReply,
+            recipients: auto_reply_recipient(&message),
+        });
+    }
     Ok(ParsedMessage {
         kind: MessageKind::HumanReadable,
-        recipients: human_readable_recipients(&message),
+        recipients: human_readable_recipients(&message, raw),
     })
 }
 
@@ -119,7 +142,9 @@ fn scan(
             .as_str()
         {
             "delivery-status" | "global-delivery-status" => {
-                delivery_status.extend(dsn::recipients(&part_text(message, part)));
+                let fields = part_text(message, part);
+                let fields = text::decode_undeclared_japanese(&fields);
+                delivery_status.extend(dsn::recipients(&fields));
             }
             "feedback-report" => *feedback = Some(part_text(message, part)),
             _ => {}
@@ -164,6 +189,17 @@ fn raw_delivery_status(raw: &[u8]) -> Vec<ReportedRecipient> {
             .collect();
         found.extend(dsn::recipients(&body.join("\n")));
     }
+    if found.is_empty() {
+        // No part header at all (a multipart whose boundary never comes):
+        // the fields stand in the body, perhaps quoted (`> `) in a
+        // forwarded bounce.
+        let unquoted: String = text
+            .lines()
+            .map(|line| line.strip_prefix("> ").unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        found = dsn::recipients(&unquoted);
+    }
     found
 }
 
@@ -183,7 +219,7 @@ fn starts_with_header_field(raw: &[u8]) -> bool {
 }
 
 /// A part's body as text, whatever mail-parser made of it.
-fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
+pub(super) fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
     match &part.body {
         PartType::Text(text) | PartType::Html(text) => text.to_string(),
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
@@ -199,95 +235,223 @@ fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Stri
     }
 }
 
-/// The complaining recipients of an ARF report: `Original-Rcpt-To` or
-/// `Removal-Recipient`, else the `To` of the returned message.
-fn complaint_recipients(message: &Message<'_>, report: &str) -> Vec<ReportedRecipient> {
-    let fields = dsn::field_blocks(report)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let feedback_type = fields.get("feedback-type").map(str::to_owned);
-    let mut emails: Vec<String> = ["original-rcpt-to", "removal-recipient"]
+/// Whether a message is an automatic reply (RFC 3834: an out-of-office
+/// notice, a vacation message), which shows that its sender's mailbox is
+/// alive. Mailer daemons mark their bounces `auto-replied` too, so those
+/// are left out.
+fn is_auto_reply(message: &Message<'_>) -> bool {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|value| value.trim().to_ascii_lowercase())
+    };
+    let marked = header("Auto-Submitted").is_some_and(|value| value.starts_with("auto-replied"))
+        || header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("X-Auto-Response-Suppress").is_some_and(|_| subject_says_auto_reply(message));
+    let from_daemon = message.header_raw("From").is_some_and(|from| {
+        let from = from.to_ascii_lowercase();
+        [
+            "mailer-daemon",
+            "postmaster",
+            "mail delivery",
+            "mail.delivery",
+        ]
         .iter()
-        .filter_map(|name| fields.get(name).and_then(dsn::typed_address))
-        .collect();
-    if emails.is_empty() {
-        emails = returned_message_recipients(message);
-    }
-    emails.dedup();
-    emails
-        .into_iter()
+        .any(|daemon| from.contains(daemon))
+    });
+    let subject = message.subject().unwrap_or_default().to_lowercase();
+    let says_failure = [
+        "error",
+        "fail",
+        "undeliver",
+        "undelivered",
+        "delivery",
+        "returned",
+        "rejected",
+        "bounce",
+        "not delivered",
+    ]
+    .iter()
+    .any(|word| subject.contains(word));
+    (marked || subject_says_auto_reply(message))
+        && !from_daemon
+        && !says_failure
+        && message.header_raw("X-Failed-Recipients").is_none()
+}
+
+fn subject_says_auto_reply(message: &Message<'_>) -> bool {
+    let subject = message.subject().unwrap_or_default().to_lowercase();
+    [
+        "auto:",
+        "automatic reply",
+        "auto reply",
+        "auto-reply",
+        "autoreply",
+        "autorespon",
+        "out of office",
+        "out of the office",
+    ]
+    .iter()
+    .any(|marker| subject.contains(marker))
+}
+
+/// The address in the `From` header, lower case.
+fn sender(message: &Message<'_>) -> Option<String> {
+    message
+        .from()
+        .and_then(|from| from.first())
+        .and_then(|address| address.address())
+        .map(str::to_ascii_lowercase)
+}
+
+/// The sender of an automatic reply: a mailbox that answered.
+fn auto_reply_recipient(message: &Message<'_>) -> Vec<ReportedRecipient> {
+    sender(message)
+        .filter(|email| email.contains('@'))
         .map(|email| ReportedRecipient {
             email,
-            diagnostic: feedback_type.clone(),
-            complaint: true,
-            provider_kind: Some(BounceKind::Complaint),
+            action: Some("auto-replied".to_owned()),
+            diagnostic: message.subject().map(str::to_owned),
             ..ReportedRecipient::default()
         })
+        .into_iter()
         .collect()
 }
 
-/// The `To` addresses of the message returned inside a report.
-fn returned_message_recipients(message: &Message<'_>) -> Vec<String> {
+/// The notice of a human-readable bounce: its text parts (HTML made text),
+/// up to the returned message.
+fn notice_text(message: &Message<'_>) -> String {
+    let mut text = String::new();
+    // Each text part's notice: a scanner's notice may come first and the
+    // MTA's, with the reply, in a part of its own (which mail-parser counts
+    // as an attachment).
     for part in &message.parts {
-        let returned = match &part.body {
-            PartType::Message(inner) => inner.to().map(|to| {
-                to.iter()
-                    .filter_map(|address| address.address().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            }),
-            _ => {
-                let is_headers = part.content_type().is_some_and(|ct| {
-                    ct.ctype().eq_ignore_ascii_case("text")
-                        && ct
-                            .subtype()
-                            .is_some_and(|sub| sub.eq_ignore_ascii_case("rfc822-headers"))
-                });
-                is_headers.then(|| {
-                    let text = part_text(message, part);
-                    dsn::field_blocks(&text)
-                        .first()
-                        .and_then(|fields| fields.get("to").map(addresses_in))
-                        .unwrap_or_default()
-                })
+        if let PartType::Text(body) = &part.body {
+            text.push_str(text::notice(body));
+            text.push('\n');
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            break;
+        }
+    }
+    if text.trim().is_empty() {
+        // An HTML-only notice.
+        for index in 0..message.text_body_count() {
+            if let Some(body) = message.body_text(index) {
+                text.push_str(text::notice(&body));
+                text.push('\n');
             }
-        };
-        if let Some(found) = returned.filter(|found| !found.is_empty()) {
-            return found;
+            if text.len() > MAX_TEXT_BYTES {
+                break;
+            }
         }
     }
-    Vec::new()
+    let mut cut = text.len().min(MAX_TEXT_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
 }
 
-/// Addresses found in free text: tokens with one `@`, a dotted domain.
-fn addresses_in(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for token in text.split(|c: char| c.is_whitespace() || "<>()[]\"',;:".contains(c)) {
-        let token = token.trim_matches(|c: char| c == '.' || c == '`');
-        let Some((local, domain)) = token.split_once('@') else {
+/// Gives the recipients of a DSN that carry no `Diagnostic-Code` the
+/// explanation its human-readable part writes for each of them (ezweb,
+/// OpenSMTPD and Messaging Server put the reply only there).
+fn explain_from_notice(message: &Message<'_>, raw: &[u8], recipients: &mut [ReportedRecipient]) {
+    let mut explained = text::recipients(&notice_text(message), &[], &[]);
+    if explained.is_empty() {
+        // The notice may stand in the MIME preamble, which no part holds.
+        explained = text::recipients(&raw_body_notice(raw), &[], &[]);
+    }
+    for recipient in recipients.iter_mut() {
+        let Some(found) = explained
+            .iter()
+            .find(|found| found.email.eq_ignore_ascii_case(&recipient.email))
+        else {
             continue;
         };
-        if local.is_empty()
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.ends_with('.')
-        {
+        if let Some(diagnostic) = &mut recipient.diagnostic {
+            // Postfix says in its notice only where in the session the
+            // reply came: "(in reply to end of DATA command)".
+            let phrase = found
+                .diagnostic
+                .as_deref()
+                .and_then(|text| text.find("(in reply to ").map(|at| &text[at..]))
+                .and_then(|text| text.find(')').map(|end| &text[..=end]));
+            if let Some(phrase) = phrase.filter(|_| !diagnostic.contains("in reply to")) {
+                diagnostic.push(' ');
+                diagnostic.push_str(phrase);
+            }
             continue;
         }
-        if crate::address::EmailAddress::parse(token).is_ok()
-            && !found.iter().any(|f: &String| f.eq_ignore_ascii_case(token))
-        {
-            found.push(token.to_owned());
+        recipient.diagnostic = found.diagnostic.clone();
+        if recipient.smtp_code.is_none() {
+            recipient.smtp_code = found.smtp_code;
+        }
+        if recipient.status.is_none() {
+            recipient.status = found.status;
         }
     }
-    found
 }
 
-/// A human-readable bounce: every address in the text that is followed,
-/// on its line or the next few, by an SMTP reply (`550 5.1.1 …`), or that
-/// an `X-Failed-Recipients` header names. The bounce's own sender and
-/// recipient (the mailer daemon and us) are left out.
-fn human_readable_recipients(message: &Message<'_>) -> Vec<ReportedRecipient> {
+/// The `To` of a returned message written out in the notice's own text
+/// part, after the marker that ends the notice ("----- Unsent message
+/// follows -----").
+fn inline_returned_recipients(message: &Message<'_>) -> Vec<String> {
+    let Some(body) = message.body_text(0) else {
+        return Vec::new();
+    };
+    let notice_len = text::notice(&body).len();
+    let returned = &body[notice_len..];
+    let header_end = returned
+        .find("\n\n")
+        .or_else(|| returned.find("\r\n\r\n"))
+        .unwrap_or(returned.len());
+    // The returned header begins after the marker line.
+    let header = returned[..header_end]
+        .split_once('\n')
+        .map_or("", |(_, rest)| rest);
+    dsn::field_blocks(header)
+        .first()
+        .and_then(|fields| fields.get("to"))
+        .map(|to| {
+            text::addresses_in_line(to)
+                .into_iter()
+                .map(|(start, end)| to[start..end].to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The raw body of a message as text, without MIME boundary and part
+/// header lines, up to the returned message.
+fn raw_body_notice(raw: &[u8]) -> String {
+    let raw = &raw[..raw.len().min(MAX_TEXT_BYTES)];
+    let text = String::from_utf8_lossy(raw);
+    let body = text
+        .find("\n\n")
+        .or_else(|| text.find("\r\n\r\n"))
+        .map_or("", |at| &text[at..]);
+    let kept: Vec<&str> = body
+        .lines()
+        .filter(|line| {
+            let lower = line.trim_start().to_ascii_lowercase();
+            !(line.starts_with("--")
+                || lower.starts_with("content-")
+                || lower.starts_with("boundary="))
+        })
+        .collect();
+    let joined = kept.join("\n");
+    text::notice(&joined).to_owned()
+}
+
+/// A human-readable bounce: the recipients its notice names, each with its
+/// own diagnostic (`text.rs`). The bounce's own sender and recipient (the
+/// mailer daemon and us) are left out; an `X-Failed-Recipients` header,
+/// when there is one, names the recipients. When the notice names none,
+/// the returned message's `To` is the recipient.
+fn human_readable_recipients(message: &Message<'_>, raw: &[u8]) -> Vec<ReportedRecipient> {
     let own: Vec<String> = [message.from(), message.to()]
         .into_iter()
         .flatten()
@@ -298,117 +462,68 @@ fn human_readable_recipients(message: &Message<'_>) -> Vec<ReportedRecipient> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let mut text = String::new();
-    for part in message.text_bodies() {
-        if let Some(body) = part.text_contents() {
-            text.push_str(body);
-            text.push('\n');
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            break;
-        }
-    }
-    let mut cut = text.len().min(MAX_TEXT_BYTES);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-
-    let failed_header: Vec<String> = message
-        .header_raw("X-Failed-Recipients")
-        .map(addresses_in)
-        .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut recipients: Vec<ReportedRecipient> = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        for email in addresses_in(line) {
-            let lower = email.to_ascii_lowercase();
-            if own.contains(&lower)
-                || lower.starts_with("mailer-daemon@")
-                || lower.starts_with("postmaster@")
-                || recipients
-                    .iter()
-                    .any(|r| r.email.eq_ignore_ascii_case(&email))
-            {
-                continue;
-            }
-            let reply = lines[index..lines.len().min(index + 6)]
-                .iter()
-                .enumerate()
-                .find_map(|(offset, candidate)| {
-                    smtp_reply_in(if offset == 0 {
-                        after(candidate, &email)
-                    } else {
-                        candidate
-                    })
-                });
-            let named = failed_header.iter().any(|f| f.eq_ignore_ascii_case(&email));
-            if reply.is_none() && !named {
-                continue;
-            }
-            let (smtp_code, status, diagnostic) = reply.unwrap_or((None, None, String::new()));
-            recipients.push(ReportedRecipient {
-                email,
-                action: None,
-                status,
-                smtp_code,
-                diagnostic: (!diagnostic.is_empty()).then_some(diagnostic),
-                remote_mta: None,
-                complaint: false,
-                provider_kind: None,
-            });
-            if recipients.len() >= MAX_TEXT_RECIPIENTS {
-                return recipients;
-            }
+    let named: Vec<String> = message
+        .header_values("X-Failed-Recipients")
+        .filter_map(|value| value.as_text())
+        .flat_map(|value| {
+            text::addresses_in_line(value)
+                .into_iter()
+                .map(|(start, end)| value[start..end].to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut notice = notice_text(message);
+    let mut found = text::recipients(&notice, &own, &[]);
+    if found.is_empty() && !named.is_empty() {
+        found = text::recipients(&notice, &own, &named);
+        let explanation = text::clip(&notice);
+        for recipient in found.iter_mut().filter(|r| r.diagnostic.is_none()) {
+            recipient.diagnostic = Some(explanation.clone()).filter(|text| !text.is_empty());
         }
     }
-    // Addresses the header names but the text never mentions.
-    for email in failed_header {
-        if !recipients
-            .iter()
-            .any(|r| r.email.eq_ignore_ascii_case(&email))
-        {
-            recipients.push(ReportedRecipient {
-                email,
-                ..ReportedRecipient::default()
-            });
-        }
+    if found.is_empty() {
+        // A bounce sent back to the address that failed (a message to
+        // oneself): the bounce's recipient counts, when a reply follows it.
+        let from_only: Vec<String> = message
+            .from()
+            .into_iter()
+            .flat_map(|address| address.iter())
+            .filter_map(|a| a.address().map(str::to_ascii_lowercase))
+            .collect();
+        found = text::recipients(&notice, &from_only, &[]);
+        found.retain(|recipient| recipient.smtp_code.is_some());
     }
-    recipients
-}
-
-/// The text of a line after an address in it.
-fn after<'a>(line: &'a str, email: &str) -> &'a str {
-    line.find(email)
-        .map_or(line, |at| &line[at + email.len()..])
-}
-
-type FoundReply = (Option<u16>, Option<crate::smtp::EnhancedCode>, String);
-
-/// An SMTP reply in a line of text: a 4xx/5xx code standing alone, the
-/// text from it on.
-fn smtp_reply_in(line: &str) -> Option<FoundReply> {
-    let bytes = line.as_bytes();
-    for start in 0..bytes.len().saturating_sub(2) {
-        let window = &bytes[start..start + 3];
-        let standalone_before =
-            start == 0 || !bytes[start - 1].is_ascii_alphanumeric() && bytes[start - 1] != b'.';
-        let standalone_after = bytes
-            .get(start + 3)
-            .is_none_or(|b| matches!(b, b' ' | b'-' | b')' | b':' | b'"'));
-        if standalone_before
-            && standalone_after
-            && matches!(window[0], b'4' | b'5')
-            && window.iter().all(u8::is_ascii_digit)
-        {
-            let (code, enhanced, text) =
-                dsn::split_diagnostic(line[start..].trim_end_matches([')', '"']));
-            if code.is_some() {
-                return Some((code, enhanced, text));
-            }
-        }
+    if found.is_empty() {
+        // MIME that hides the text (a boundary header split over a line
+        // mail-parser does not join): read the raw body.
+        notice = raw_body_notice(raw);
+        found = text::recipients(&notice, &own, &[]);
     }
-    None
+    if found.is_empty() {
+        let delayed = text::is_delay_notice(&notice);
+        let explanation = notice.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut returned = arf::returned_message_recipients(message);
+        if returned.is_empty() {
+            returned = inline_returned_recipients(message);
+        }
+        found = returned
+            .into_iter()
+            .filter(|email| !own.contains(&email.to_ascii_lowercase()))
+            .take(MAX_TEXT_RECIPIENTS)
+            .map(|email| {
+                let status = text::enhanced_in(&explanation).map(|(code, _)| code);
+                ReportedRecipient {
+                    email,
+                    action: Some(if delayed { "delayed" } else { "failed" }.to_owned()),
+                    status,
+                    diagnostic: (!explanation.is_empty())
+                        .then(|| explanation.chars().take(1000).collect()),
+                    ..ReportedRecipient::default()
+                }
+            })
+            .collect();
+    }
+    found
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 //! [`ReportedRecipient`]s, then classified with the same classifier as the
 //! verification engine.
 
+pub mod arf;
 pub mod classify;
 pub mod dsn;
 pub mod intake;
 pub mod message;
 pub mod signature;
+pub mod sns_mail;
+pub mod text;
 pub mod webhooks;
 
 use crate::smtp::EnhancedCode;

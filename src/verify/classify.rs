@@ -304,6 +304,8 @@ const HOST_REFUSED_TEXTS: &[&str] = &[
     "not allowed to send",
     "send e-mail to yourself",
     "use the smtp server of your isp",
+    "configured to relay",
+    "sending for this account",
 ];
 
 /// Texts that only guess at the cause.
@@ -337,6 +339,8 @@ const TEMPORARY_TEXTS: &[&str] = &[
 /// Texts that state outright that the recipient's account is disabled,
 /// frozen or locked: believed under any permanent code.
 const ACCOUNT_DISABLED_TEXTS: &[&str] = &[
+    // Yandex: "your message recipient's account has been blocked".
+    "policy rejection on the target address",
     "recipient account is blocked",
     "account is blocked",
     "account has been blocked",
@@ -522,6 +526,15 @@ fn normalized_text(reply: &SmtpReply) -> String {
     words.join(" ")
 }
 
+/// An enhanced status code that opens the text in qmail's and Exchange's
+/// `#5.1.0` form, which the reply parser does not take for one, when it
+/// agrees with the reply's class.
+fn status_in_text(reply: &SmtpReply, text: &str) -> Option<EnhancedCode> {
+    let token = text.split_whitespace().next()?.strip_prefix('#')?;
+    let code: EnhancedCode = token.trim_end_matches([',', ';', ')']).parse().ok()?;
+    (u16::from(code.class) == reply.code() / 100).then_some(code)
+}
+
 /// Whether Russian text says that the recipient's mailbox is disabled.
 fn russian_disabled(text: &str) -> bool {
     contains_any(text, RUSSIAN_MAILBOX_WORDS) && contains_any(text, RUSSIAN_DISABLED_WORDS)
@@ -543,7 +556,7 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
         return Reason::Accepted;
     }
     let text = normalized_text(reply);
-    let enhanced = reply.enhanced();
+    let enhanced = reply.enhanced().or_else(|| status_in_text(reply, &text));
 
     if stage == Stage::RcptTo && is_directory_based_edge_block(enhanced, &text) {
         return Reason::MailboxNotFound;
@@ -562,6 +575,7 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
         // "The recipient account is blocked": the word is not a blocklist.
         if reply.is_permanent()
             && !says_temporary(&text)
+            && !text.contains("sending")
             && (contains_any(&text, ACCOUNT_DISABLED_TEXTS) || russian_disabled(&text))
         {
             return Reason::MailboxDisabled;
@@ -597,6 +611,9 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
         }
         let about_sender =
             code_is(enhanced, 1, 7) || code_is(enhanced, 1, 8) || text.contains("sender");
+        if !about_sender && contains_any(&text, UNKNOWN_DOMAIN_TEXTS) {
+            return Reason::NoSuchDomain;
+        }
         if !about_sender && (contains_any(&text, EXPLICIT_UNKNOWN_TEXTS) || russian_unknown(&text))
         {
             return Reason::MailboxNotFound;

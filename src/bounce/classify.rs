@@ -323,4 +323,48 @@ mod tests {
             "5.0.0 names no cause"
         );
     }
+
+    #[test]
+    fn the_stage_a_report_names_is_the_stage_the_reply_is_read_at() {
+        let at_mail_from = reported(
+            "5.1.1",
+            Some(550),
+            "SMTP error from remote mail server after MAIL FROM:<me@example.test>: 550 5.1.1 unknown user",
+        );
+        assert_eq!(classify(&at_mail_from).kind, BounceKind::Undetermined);
+        let after_data = reported(
+            "5.0.0",
+            Some(550),
+            "550 Unknown user x@example.test (in reply to end of DATA command)",
+        );
+        let found = classify(&after_data);
+        assert_eq!(found.kind, BounceKind::Undetermined);
+        assert_eq!(found.suppress_as, None);
+        let at_rcpt = reported(
+            "5.0.0",
+            Some(550),
+            "550 Unknown user x@example.test (in reply to RCPT TO command)",
+        );
+        assert_eq!(classify(&at_rcpt).kind, BounceKind::Hard);
+    }
+
+    #[test]
+    fn a_null_mx_the_sender_gave_up_on_is_hard_whatever_the_status_class() {
+        let null_mx = reported(
+            "4.0.0",
+            None,
+            "DNS Error: The domain example.test doesn't receive email according to the administrator: returned Null MX",
+        );
+        let found = classify(&null_mx);
+        assert_eq!(found.kind, BounceKind::Hard);
+        assert_eq!(found.suppress_as, Some(SuppressionReason::NoMailServer));
+    }
+
+    #[test]
+    fn a_failure_explained_in_words_only_is_read_by_its_words() {
+        let words = reported("", None, "The recipient name is not recognized");
+        assert_eq!(classify(&words).kind, BounceKind::Hard);
+        let vague = reported("", None, "Your message could not be delivered");
+        assert_eq!(classify(&vague).kind, BounceKind::Undetermined);
+    }
 }

@@ -4,7 +4,7 @@
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::ReportedRecipient;
-use super::{arf, dsn, sns_mail, text};
+use super::{arf, autoreply, dsn, notice, sns_mail, text};
 
 /// What a raw message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +36,6 @@ pub enum MessageError {
     #[error("the message's MIME structure cannot be read")]
     Unreadable,
 }
-
-/// Longest text scanned for human-readable bounces.
-const MAX_TEXT_BYTES: usize = 256 * 1024;
-/// Most recipients taken from one human-readable bounce.
-const MAX_TEXT_RECIPIENTS: usize = 100;
 
 /// Reads a raw bounce message.
 pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
@@ -83,7 +78,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
         });
     }
     if !delivery_status.is_empty() {
-        explain_from_notice(&message, raw, &mut delivery_status);
+        notice::explain_from_notice(&message, raw, &mut delivery_status);
         return Ok(ParsedMessage {
             kind: MessageKind::Dsn,
             recipients: delivery_status,
@@ -104,15 +99,15 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
             recipients,
         });
     }
-    if is_auto_reply(&message) {
+    if autoreply::is_auto_reply(&message) {
         return Ok(ParsedMessage {
             kind: MessageKind::AutoReply,
-            recipients: auto_reply_recipient(&message),
+            recipients: autoreply::recipients(&message),
         });
     }
     Ok(ParsedMessage {
         kind: MessageKind::HumanReadable,
-        recipients: human_readable_recipients(&message, raw),
+        recipients: notice::human_readable_recipients(&message, raw),
     })
 }
 
@@ -235,300 +230,10 @@ pub(super) fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'
     }
 }
 
-/// Whether a message is an automatic reply (RFC 3834: an out-of-office
-/// notice, a vacation message), which shows that its sender's mailbox is
-/// alive. Mailer daemons mark their bounces `auto-replied` too, so those
-/// are left out.
-fn is_auto_reply(message: &Message<'_>) -> bool {
-    let header = |name: &str| {
-        message
-            .header_raw(name)
-            .map(|value| value.trim().to_ascii_lowercase())
-    };
-    let marked = header("Auto-Submitted").is_some_and(|value| value.starts_with("auto-replied"))
-        || header("X-Autoreply").is_some()
-        || header("X-Autorespond").is_some()
-        || header("X-Auto-Response-Suppress").is_some_and(|_| subject_says_auto_reply(message));
-    let from_daemon = message.header_raw("From").is_some_and(|from| {
-        let from = from.to_ascii_lowercase();
-        [
-            "mailer-daemon",
-            "postmaster",
-            "mail delivery",
-            "mail.delivery",
-        ]
-        .iter()
-        .any(|daemon| from.contains(daemon))
-    });
-    let subject = message.subject().unwrap_or_default().to_lowercase();
-    let says_failure = [
-        "error",
-        "fail",
-        "undeliver",
-        "undelivered",
-        "delivery",
-        "returned",
-        "rejected",
-        "bounce",
-        "not delivered",
-    ]
-    .iter()
-    .any(|word| subject.contains(word));
-    (marked || subject_says_auto_reply(message))
-        && !from_daemon
-        && !says_failure
-        && message.header_raw("X-Failed-Recipients").is_none()
-}
-
-fn subject_says_auto_reply(message: &Message<'_>) -> bool {
-    let subject = message.subject().unwrap_or_default().to_lowercase();
-    [
-        "auto:",
-        "automatic reply",
-        "auto reply",
-        "auto-reply",
-        "autoreply",
-        "autorespon",
-        "out of office",
-        "out of the office",
-    ]
-    .iter()
-    .any(|marker| subject.contains(marker))
-}
-
-/// The address in the `From` header, lower case.
-fn sender(message: &Message<'_>) -> Option<String> {
-    message
-        .from()
-        .and_then(|from| from.first())
-        .and_then(|address| address.address())
-        .map(str::to_ascii_lowercase)
-}
-
-/// The sender of an automatic reply: a mailbox that answered.
-fn auto_reply_recipient(message: &Message<'_>) -> Vec<ReportedRecipient> {
-    sender(message)
-        .filter(|email| email.contains('@'))
-        .map(|email| ReportedRecipient {
-            email,
-            action: Some("auto-replied".to_owned()),
-            diagnostic: message.subject().map(str::to_owned),
-            ..ReportedRecipient::default()
-        })
-        .into_iter()
-        .collect()
-}
-
-/// The notice of a human-readable bounce: its text parts (HTML made text),
-/// up to the returned message.
-fn notice_text(message: &Message<'_>) -> String {
-    let mut text = String::new();
-    // Each text part's notice: a scanner's notice may come first and the
-    // MTA's, with the reply, in a part of its own (which mail-parser counts
-    // as an attachment).
-    for part in &message.parts {
-        if let PartType::Text(body) = &part.body {
-            text.push_str(text::notice(body));
-            text.push('\n');
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            break;
-        }
-    }
-    if text.trim().is_empty() {
-        // An HTML-only notice.
-        for index in 0..message.text_body_count() {
-            if let Some(body) = message.body_text(index) {
-                text.push_str(text::notice(&body));
-                text.push('\n');
-            }
-            if text.len() > MAX_TEXT_BYTES {
-                break;
-            }
-        }
-    }
-    let mut cut = text.len().min(MAX_TEXT_BYTES);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text
-}
-
-/// Gives the recipients of a DSN that carry no `Diagnostic-Code` the
-/// explanation its human-readable part writes for each of them (ezweb,
-/// OpenSMTPD and Messaging Server put the reply only there).
-fn explain_from_notice(message: &Message<'_>, raw: &[u8], recipients: &mut [ReportedRecipient]) {
-    let mut explained = text::recipients(&notice_text(message), &[], &[]);
-    if explained.is_empty() {
-        // The notice may stand in the MIME preamble, which no part holds.
-        explained = text::recipients(&raw_body_notice(raw), &[], &[]);
-    }
-    for recipient in recipients.iter_mut() {
-        let Some(found) = explained
-            .iter()
-            .find(|found| found.email.eq_ignore_ascii_case(&recipient.email))
-        else {
-            continue;
-        };
-        if let Some(diagnostic) = &mut recipient.diagnostic {
-            // Postfix says in its notice only where in the session the
-            // reply came: "(in reply to end of DATA command)".
-            let phrase = found
-                .diagnostic
-                .as_deref()
-                .and_then(|text| text.find("(in reply to ").map(|at| &text[at..]))
-                .and_then(|text| text.find(')').map(|end| &text[..=end]));
-            if let Some(phrase) = phrase.filter(|_| !diagnostic.contains("in reply to")) {
-                diagnostic.push(' ');
-                diagnostic.push_str(phrase);
-            }
-            continue;
-        }
-        recipient.diagnostic = found.diagnostic.clone();
-        if recipient.smtp_code.is_none() {
-            recipient.smtp_code = found.smtp_code;
-        }
-        if recipient.status.is_none() {
-            recipient.status = found.status;
-        }
-    }
-}
-
-/// The `To` of a returned message written out in the notice's own text
-/// part, after the marker that ends the notice ("----- Unsent message
-/// follows -----").
-fn inline_returned_recipients(message: &Message<'_>) -> Vec<String> {
-    let Some(body) = message.body_text(0) else {
-        return Vec::new();
-    };
-    let notice_len = text::notice(&body).len();
-    let returned = &body[notice_len..];
-    let header_end = returned
-        .find("\n\n")
-        .or_else(|| returned.find("\r\n\r\n"))
-        .unwrap_or(returned.len());
-    // The returned header begins after the marker line.
-    let header = returned[..header_end]
-        .split_once('\n')
-        .map_or("", |(_, rest)| rest);
-    dsn::field_blocks(header)
-        .first()
-        .and_then(|fields| fields.get("to"))
-        .map(|to| {
-            text::addresses_in_line(to)
-                .into_iter()
-                .map(|(start, end)| to[start..end].to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The raw body of a message as text, without MIME boundary and part
-/// header lines, up to the returned message.
-fn raw_body_notice(raw: &[u8]) -> String {
-    let raw = &raw[..raw.len().min(MAX_TEXT_BYTES)];
-    let text = String::from_utf8_lossy(raw);
-    let body = text
-        .find("\n\n")
-        .or_else(|| text.find("\r\n\r\n"))
-        .map_or("", |at| &text[at..]);
-    let kept: Vec<&str> = body
-        .lines()
-        .filter(|line| {
-            let lower = line.trim_start().to_ascii_lowercase();
-            !(line.starts_with("--")
-                || lower.starts_with("content-")
-                || lower.starts_with("boundary="))
-        })
-        .collect();
-    let joined = kept.join("\n");
-    text::notice(&joined).to_owned()
-}
-
-/// A human-readable bounce: the recipients its notice names, each with its
-/// own diagnostic (`text.rs`). The bounce's own sender and recipient (the
-/// mailer daemon and us) are left out; an `X-Failed-Recipients` header,
-/// when there is one, names the recipients. When the notice names none,
-/// the returned message's `To` is the recipient.
-fn human_readable_recipients(message: &Message<'_>, raw: &[u8]) -> Vec<ReportedRecipient> {
-    let own: Vec<String> = [message.from(), message.to()]
-        .into_iter()
-        .flatten()
-        .flat_map(|address| {
-            address
-                .iter()
-                .filter_map(|a| a.address().map(str::to_ascii_lowercase))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let named: Vec<String> = message
-        .header_values("X-Failed-Recipients")
-        .filter_map(|value| value.as_text())
-        .flat_map(|value| {
-            text::addresses_in_line(value)
-                .into_iter()
-                .map(|(start, end)| value[start..end].to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let mut notice = notice_text(message);
-    let mut found = text::recipients(&notice, &own, &[]);
-    if found.is_empty() && !named.is_empty() {
-        found = text::recipients(&notice, &own, &named);
-        let explanation = text::clip(&notice);
-        for recipient in found.iter_mut().filter(|r| r.diagnostic.is_none()) {
-            recipient.diagnostic = Some(explanation.clone()).filter(|text| !text.is_empty());
-        }
-    }
-    if found.is_empty() {
-        // A bounce sent back to the address that failed (a message to
-        // oneself): the bounce's recipient counts, when a reply follows it.
-        let from_only: Vec<String> = message
-            .from()
-            .into_iter()
-            .flat_map(|address| address.iter())
-            .filter_map(|a| a.address().map(str::to_ascii_lowercase))
-            .collect();
-        found = text::recipients(&notice, &from_only, &[]);
-        found.retain(|recipient| recipient.smtp_code.is_some());
-    }
-    if found.is_empty() {
-        // MIME that hides the text (a boundary header split over a line
-        // mail-parser does not join): read the raw body.
-        notice = raw_body_notice(raw);
-        found = text::recipients(&notice, &own, &[]);
-    }
-    if found.is_empty() {
-        let delayed = text::is_delay_notice(&notice);
-        let explanation = notice.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut returned = arf::returned_message_recipients(message);
-        if returned.is_empty() {
-            returned = inline_returned_recipients(message);
-        }
-        found = returned
-            .into_iter()
-            .filter(|email| !own.contains(&email.to_ascii_lowercase()))
-            .take(MAX_TEXT_RECIPIENTS)
-            .map(|email| {
-                let status = text::enhanced_in(&explanation).map(|(code, _)| code);
-                ReportedRecipient {
-                    email,
-                    action: Some(if delayed { "delayed" } else { "failed" }.to_owned()),
-                    status,
-                    diagnostic: (!explanation.is_empty())
-                        .then(|| explanation.chars().take(1000).collect()),
-                    ..ReportedRecipient::default()
-                }
-            })
-            .collect();
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::BounceKind;
 
     #[test]
     fn a_human_readable_bounce_yields_the_recipient_and_reply() {
@@ -570,5 +275,74 @@ mod tests {
         assert_eq!(parse(b""), Err(MessageError::Empty));
         assert_eq!(parse(b"   \r\n"), Err(MessageError::Empty));
         assert!(parse(&[0xff, 0xfe, 0x00, 0x12]).is_err());
+    }
+
+    #[test]
+    fn every_complainer_of_a_feedback_report_is_found() {
+        let raw = "From: fbl@example.net\r\nTo: abuse@example.com\r\nSubject: report\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
+            --b\r\nContent-Type: message/feedback-report\r\n\r\n\
+            Feedback-Type: abuse\r\nVersion: 1\r\nOriginal-Rcpt-To: a@example.org\r\nOriginal-Rcpt-To: b@example.org\r\n\r\n\
+            --b--\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::Arf);
+        let emails: Vec<_> = parsed.recipients.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails, ["a@example.org", "b@example.org"]);
+        assert!(parsed.recipients.iter().all(|r| r.complaint));
+    }
+
+    #[test]
+    fn a_microsoft_junk_report_names_its_recipient_in_the_returned_message() {
+        let raw = "From: staff@hotmail.com\r\nTo: abuse@example.com\r\nSubject: complaint about message from 192.0.2.1\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: message/rfc822\r\n\r\n\
+            X-HmXmrOriginalRecipient: <kijitora@example.org>\r\nFrom: us@example.com\r\nTo: kijitora@example.org\r\nSubject: hi\r\n\r\nhello\r\n\
+            --b--\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::Arf);
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].email, "kijitora@example.org");
+        assert!(parsed.recipients[0].complaint);
+    }
+
+    #[test]
+    fn an_automatic_reply_names_a_live_sender_and_is_no_bounce() {
+        let raw = "From: Kijitora <kijitora@example.org>\r\nTo: us@example.com\r\n\
+            Subject: Automatic reply: hello\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::AutoReply);
+        assert_eq!(parsed.recipients[0].email, "kijitora@example.org");
+        let classified = super::super::classify::classify(&parsed.recipients[0]);
+        assert_eq!(classified.kind, BounceKind::Undetermined);
+        assert_eq!(classified.suppress_as, None);
+    }
+
+    #[test]
+    fn a_delay_warning_in_words_is_not_a_failure() {
+        let raw = "From: MAILER-DAEMON@mx.example.org\r\nTo: us@example.com\r\nSubject: Warning\r\n\r\n\
+            THIS IS A WARNING MESSAGE ONLY.\r\n\r\n\
+            [Status: Error, Address: <slow@example.net>, ResponseCode 421, , Host not reachable.]\r\n\r\n\
+            Message will be retried for 4 more day(s)\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].action.as_deref(), Some("delayed"));
+    }
+
+    #[test]
+    fn an_ses_notification_sent_by_email_is_read_like_the_webhook() {
+        let message = r#"{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\"bounceSubType\":\"General\",\"bouncedRecipients\":[{\"emailAddress\":\"gone@example.org\",\"action\":\"failed\",\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}],\"timestamp\":\"2016-10-21T06:58:01.000Z\",\"feedbackId\":\"x\"},\"mail\":{\"source\":\"us@example.com\",\"destination\":[\"gone@example.org\"]}}"#;
+        let raw = format!(
+            "From: no-reply@sns.amazonaws.com\r\nTo: us@example.com\r\nSubject: AWS Notification Message\r\n\
+             x-amz-sns-message-id: 1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n\
+             {{\r\n  \"Type\" : \"Notification\",\r\n  \"MessageId\" : \"1\",\r\n  \"Message\" : \"{message}\"\r\n}}\r\n"
+        );
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].email, "gone@example.org");
+        assert_eq!(
+            super::super::classify::classify(&parsed.recipients[0]).kind,
+            BounceKind::Hard
+        );
     }
 }

@@ -6,10 +6,12 @@
 //! verification engine.
 
 pub mod arf;
+pub mod autoreply;
 pub mod classify;
 pub mod dsn;
 pub mod intake;
 pub mod message;
+pub mod notice;
 pub mod signature;
 pub mod sns_mail;
 pub mod text;

@@ -165,6 +165,9 @@ const SENDER_WORDS: &[&str] = &["spf", "ptr", "rbl", "helo", "ehlo", "dnsbl"];
 
 /// Texts of a full mailbox.
 const FULL_TEXTS: &[&str] = &[
+    "mailbox quota",
+    "quota usage",
+    "user quota",
     "over quota",
     "overquota",
     "quota exceeded",
@@ -399,6 +402,14 @@ const RUSSIAN_UNKNOWN_WORDS: &[&str] = &["не существует", "нет т
 /// Texts that state outright that the recipient does not exist: believed
 /// under any permanent code.
 const EXPLICIT_UNKNOWN_TEXTS: &[&str] = &[
+    "not a valid recipient",
+    "user has moved",
+    "mailbox has moved",
+    "recipient has moved",
+    "no account by that name",
+    "there is no one at this address",
+    "no longer accepts mail",
+    "is not a known user",
     "no such user",
     "no such recipient",
     "no such mailbox",
@@ -792,5 +803,75 @@ mod tests {
             classify(Stage::RcptTo, "550 SPF check failed"),
             Reason::Blocked
         );
+    }
+
+    #[test]
+    fn words_that_name_the_recipients_fate_beat_a_policy_or_generic_code() {
+        for (raw, expected) in [
+            ("550 5.7.1 No such user!", Reason::MailboxNotFound),
+            ("550 #5.1.0 Address rejected.", Reason::MailboxNotFound),
+            (
+                "554 delivery error: dd Not a valid recipient - atlas117.free.mail.ne1.yahoo.com",
+                Reason::MailboxNotFound,
+            ),
+            (
+                "525 5.7.13 Disabled recipient address",
+                Reason::MailboxDisabled,
+            ),
+            (
+                "550 5.7.1 Policy rejection on the target address",
+                Reason::MailboxDisabled,
+            ),
+            (
+                "550 5.7.1 Почтовый ящик получателя заблокирован",
+                Reason::MailboxDisabled,
+            ),
+            ("550 Пользователь не найден", Reason::MailboxNotFound),
+        ] {
+            assert_eq!(classify(Stage::RcptTo, raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn words_that_name_us_or_a_delay_never_make_an_address_undeliverable() {
+        for (raw, expected) in [
+            ("550 5.2.1 Mailbox temporarily disabled", Reason::Greylisted),
+            (
+                "550 5.7.1 <x@example.test>: Recipient address rejected: User x temporary locked. Please try again later!",
+                Reason::Greylisted,
+            ),
+            (
+                "550 5.1.1 RCP-P2 Refused due to recipient preferences",
+                Reason::Blocked,
+            ),
+            (
+                "550 message sending for this account is disabled",
+                Reason::Blocked,
+            ),
+            (
+                "553 5.1.8 <a@example.test>... Domain of sender address a@example.test does not exist",
+                Reason::Blocked,
+            ),
+            ("554 Host network not allowed", Reason::Blocked),
+            ("554 protocol error", Reason::Blocked),
+            (
+                "550 The group may not exist, or you may not have permission to post",
+                Reason::SmtpError,
+            ),
+        ] {
+            let reason = classify(Stage::RcptTo, raw);
+            assert_eq!(reason, expected, "{raw}");
+            assert_ne!(
+                reason.status(),
+                crate::vocab::Status::Undeliverable,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_prefixes_left_inside_a_bounce_do_not_hide_the_words() {
+        let raw = "550 5.2.1 The user you are trying to contact is receiving mail at a rate that 550-5.2.1 prevents additional messages from being delivered.";
+        assert_eq!(classify(Stage::RcptTo, raw), Reason::RateLimited);
     }
 }

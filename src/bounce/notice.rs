@@ -172,8 +172,30 @@ pub fn human_readable_recipients(message: &Message<'_>, raw: &[u8]) -> Vec<Repor
                 .collect::<Vec<_>>()
         })
         .collect();
+    // The postmaster of the bounce's own host is a contact, not a recipient
+    // ("For further assistance, please send mail to postmaster@…").
+    let mut own = own;
+    let from_domains: Vec<String> = own
+        .iter()
+        .filter_map(|email| email.rsplit_once('@').map(|(_, domain)| domain.to_owned()))
+        .collect();
+    own.extend(
+        from_domains
+            .iter()
+            .map(|domain| format!("postmaster@{domain}")),
+    );
     let mut notice = notice_text(message);
-    let mut found = text::recipients(&notice, &own, &[]);
+    let lower_notice = notice.to_ascii_lowercase();
+    // An X-Failed-Recipients header (Exim) names the recipients, when the
+    // notice mentions them; some name an address the notice never shows.
+    let named_in_notice = named
+        .iter()
+        .any(|email| lower_notice.contains(&email.to_ascii_lowercase()));
+    let mut found = if named_in_notice {
+        text::recipients(&notice, &own, &named)
+    } else {
+        text::recipients(&notice, &own, &[])
+    };
     if found.is_empty() && !named.is_empty() {
         found = text::recipients(&notice, &own, &named);
         let explanation = text::clip(&notice);

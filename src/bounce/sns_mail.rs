@@ -14,7 +14,10 @@ use super::webhooks::{SesNotice, parse_ses};
 /// one.
 pub fn recipients(body: &str) -> Option<Vec<ReportedRecipient>> {
     let start = body.find('{')?;
-    let json = body[start..].trim_end();
+    // SNS appends a signature ("--" and an unsubscribe link) after the JSON.
+    let json = &body[start..];
+    let json = json.find("\n--").map_or(json, |end| &json[..end]);
+    let json = &json[..=json.rfind('}')?];
     // Mail transport may fold long lines: a line break and a space.
     let unfolded;
     let json = if serde_json::from_str::<Value>(json).is_ok() {

@@ -354,14 +354,24 @@ fn diagnose(
             line[mention.end..].trim_start_matches(['>', ':', '"']),
         );
         let mut index = mention.line + 1;
-        if own.trim().is_empty() {
+        // The paragraph after the mention; past blank lines when the
+        // mention's own line ends its paragraph ("There was an error
+        // delivering your mail to <x>." and, apart, the reason).
+        let mut paragraphs = 0;
+        while paragraphs < 2 && index < end {
             while index < end && lines[index].trim().is_empty() {
                 index += 1;
             }
-        }
-        while index < end && !lines[index].trim().is_empty() {
-            push_words(&mut own, lines[index]);
-            index += 1;
+            let mut added = false;
+            while index < end && !lines[index].trim().is_empty() {
+                push_words(&mut own, lines[index]);
+                index += 1;
+                added = true;
+            }
+            paragraphs += 1;
+            if added {
+                break;
+            }
         }
         let before = lines[..mention.line]
             .iter()
@@ -618,7 +628,11 @@ fn address_word(line: &str, start: usize, end: usize) -> Option<(usize, usize)> 
     let word = word.trim_start_matches(['.', '`', '*']);
     let word = word.trim_end_matches(['.', '`', '*']);
     let (local, domain) = word.split_once('@')?;
-    if local.is_empty()
+    // Path and URL pieces ("identity/x@example.org", "a&endpoint=x@example.org",
+    // "/home/x/.forward") are valid local parts, but never a recipient
+    // written in a notice.
+    if local.contains(['/', '&', '=', '?', '|', '!'])
+        || local.is_empty()
         || domain.contains('@')
         || !domain.contains('.')
         || domain.ends_with('.')

@@ -663,10 +663,17 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if contains_any(&text, UNKNOWN_MAILBOX_TEXTS) {
         return Reason::MailboxNotFound;
     }
-    if contains_any(&text, UNKNOWN_DOMAIN_TEXTS) {
+    if contains_any(&text, UNKNOWN_DOMAIN_TEXTS)
+        || (text.contains("dns lookup failure") && text.contains("not found"))
+    {
         return Reason::NoSuchDomain;
     }
-    if contains_any(&text, NO_MAIL_SERVER_TEXTS) {
+    // RFC 7504: 521 "does not accept mail"; RFC 3463 X.3.2 "system not
+    // accepting network messages".
+    if contains_any(&text, NO_MAIL_SERVER_TEXTS)
+        || reply.code() == 521
+        || (code_is(enhanced, 3, 2) && text.contains("not accepting"))
+    {
         return Reason::NoMailServer;
     }
     if code_is(enhanced, 2, 1) {

@@ -171,6 +171,7 @@ pub fn human_readable_recipients(message: &Message<'_>, raw: &[u8]) -> Vec<Repor
                 .map(|(start, end)| value[start..end].to_owned())
                 .collect::<Vec<_>>()
         })
+        .take(MAX_TEXT_RECIPIENTS)
         .collect();
     // The postmaster of the bounce's own host is a contact, not a recipient
     // ("For further assistance, please send mail to postmaster@…").

@@ -747,4 +747,31 @@ mod tests {
         let found = recipients(&line, &[], &[]);
         assert_eq!(found.len(), 1);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_notice_yields_only_addresses_it_contains(
+            lines in proptest::collection::vec(
+                proptest::string::string_regex(
+                    "[ <>:()a-z0-9.@#-]{0,12}(x@example\\.org|y@example\\.net|550 5\\.1\\.1 |4\\.2\\.2)?[ a-z:.<>-]{0,12}"
+                ).expect("a regex"),
+                0..24,
+            )
+        ) {
+            let notice = lines.join("\n");
+            for recipient in recipients(&notice, &[], &[]) {
+                proptest::prop_assert!(notice.contains(&recipient.email));
+                proptest::prop_assert!(
+                    recipient.smtp_code.is_none_or(|code| (400..600).contains(&code))
+                );
+            }
+        }
+
+        #[test]
+        fn no_text_makes_the_reader_panic(text in "\\PC{0,400}") {
+            let _ = recipients(notice(&text), &[], &[]);
+            let _ = enhanced_in(&text);
+            let _ = reply_in(&text);
+        }
+    }
 }

@@ -141,6 +141,10 @@ const SENDER_TEXTS: &[&str] = &[
     "sender address rejected",
     "domain of sender",
     "sender domain",
+    "sender address is",
+    "sender is not",
+    "your domain",
+    "invalid dns mx",
     "sender rejected",
     "sender verify",
     "sender verification",
@@ -374,6 +378,10 @@ const ACCOUNT_DISABLED_TEXTS: &[&str] = &[
     "account deactivated",
     "discontinued",
     "compte du destinataire est bloque",
+    // Orange: "Boite du destinataire archivee. Archived recipient."
+    "boite du destinataire archivee",
+    "boîte du destinataire archivée",
+    "archived recipient",
     "compte du destinataire est bloqué",
     "compte est desactive",
     "compte est désactivé",
@@ -438,6 +446,7 @@ const EXPLICIT_UNKNOWN_TEXTS: &[&str] = &[
     "unknown local part",
     "recipient rejected: unknown",
     "adresse inconnue",
+    "destinataire invalide",
     "destinataire inconnu",
     "utilisateur inconnu",
     "n'existe pas",
@@ -834,6 +843,10 @@ mod tests {
                 Reason::MailboxDisabled,
             ),
             ("550 Пользователь не найден", Reason::MailboxNotFound),
+            (
+                "550 5.1.1 <x@example.test>: Recipient address rejected: Boite du destinataire archivee. Archived recipient.",
+                Reason::MailboxDisabled,
+            ),
         ] {
             assert_eq!(classify(Stage::RcptTo, raw), expected, "{raw}");
         }
@@ -861,6 +874,10 @@ mod tests {
             ),
             ("554 Host network not allowed", Reason::Blocked),
             ("554 protocol error", Reason::Blocked),
+            (
+                "550-Requested action not taken: mailbox unavailable\n550 invalid DNS MX or A/AAAA resource record",
+                Reason::Blocked,
+            ),
             (
                 "550 The group may not exist, or you may not have permission to post",
                 Reason::SmtpError,

@@ -1,7 +1,8 @@
 //! 629 real bounces (the Sisimai corpus) through `POST /bounces`, compared
 //! recipient by recipient with an independent reading of the same messages:
 //! `tests/fixtures/bounces/reference.json`, written by Sisimai 4.25.15
-//! (`tests/fixtures/bounces/reference.pl`). The figures:
+//! (`tests/fixtures/bounces/reference.pl`). Every DSN must also yield its
+//! recipients with a status code. The figures:
 //! `cargo test --test api bounce_corpus -- --nocapture`
 
 use std::collections::BTreeMap;
@@ -101,6 +102,34 @@ const DISPUTED: &[(&str, &str, &str)] = &[
         "its DSN fields say \"Status: 5.1.1\" and \"User Unknown\", not a full mailbox",
     ),
 ];
+
+/// Whether a message carries an RFC 3464 delivery-status part with
+/// per-recipient fields, judged from its bytes independently of the parser
+/// under test.
+fn has_delivery_status_part(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    let has_part = text.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with("content-type:")
+            && (line.contains("message/delivery-status")
+                || line.contains("message/global-delivery-status"))
+    });
+    has_part
+        && text.lines().any(|line| {
+            (line.starts_with("final-recipient:") || line.starts_with("original-recipient:"))
+                && line.contains('@')
+        })
+}
+
+/// Whether the DSN states a status code at all (some leave `Status:` empty).
+fn states_a_status(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    text.lines().any(|line| {
+        line.strip_prefix("status:")
+            .map(str::trim_start)
+            .is_some_and(|value| value.starts_with(['2', '4', '5']))
+    })
+}
 
 /// One recipient as the reference reads it.
 struct Expected {
@@ -235,7 +264,7 @@ async fn every_real_bounce_is_read_as_the_reference_reads_it() {
             .send(
                 app.request(Method::POST, "/bounces")
                     .header("content-type", "message/rfc822")
-                    .body(raw),
+                    .body(raw.clone()),
             )
             .await;
         if reply.status != 200 {
@@ -246,6 +275,24 @@ async fn every_real_bounce_is_read_as_the_reference_reads_it() {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        if has_delivery_status_part(&raw) {
+            // Every DSN yields its recipients, each with a status code (the
+            // DSN's Status, or the reply code of its Diagnostic-Code).
+            if got.is_empty() {
+                problems.push(format!("{name}: a DSN with no recipient found"));
+            }
+            for recipient in &got {
+                if recipient["status"].is_null()
+                    && recipient["smtp_code"].is_null()
+                    && states_a_status(&raw)
+                {
+                    problems.push(format!(
+                        "{name}: DSN recipient {} without a status code",
+                        recipient["email"]
+                    ));
+                }
+            }
+        }
         let expected = &reference[&name];
         for recipient in &got {
             let kind = recipient["kind"].as_str().unwrap_or("?");
@@ -327,7 +374,7 @@ async fn every_real_bounce_is_read_as_the_reference_reads_it() {
     );
     assert!(
         problems.is_empty(),
-        "{} messages refused:\n{}",
+        "{} problems (refused messages, DSNs read short):\n{}",
         problems.len(),
         problems.join("\n")
     );

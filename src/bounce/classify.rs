@@ -43,6 +43,10 @@ fn evidence_reply(recipient: &ReportedRecipient) -> Option<SmtpReply> {
         .or(match (recipient.provider_kind, &recipient.diagnostic) {
             (Some(BounceKind::Hard | BounceKind::Undetermined), Some(_)) => Some(550),
             (Some(BounceKind::Soft), Some(_)) => Some(450),
+            // A failure notice that explains itself in words only ("The
+            // recipient name is not recognized"): the words are read as a
+            // permanent reply's, so that only a named cause can decide.
+            (None, Some(_)) if recipient.action.as_deref() == Some("failed") => Some(550),
             _ => None,
         })?;
     let text = recipient
@@ -74,6 +78,64 @@ fn strip_codes(diagnostic: &str, code: u16) -> String {
     }
 }
 
+/// Where in the sending session the reported reply came, as the report
+/// says in words (Postfix "in reply to MAIL FROM command", Exim "after end
+/// of data", qmail "failed after I sent the message").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    BeforeMailFrom,
+    AtMailFrom,
+    AtRcptTo,
+    AfterData,
+}
+
+impl Said {
+    fn session_stage(self) -> Stage {
+        match self {
+            Said::BeforeMailFrom => Stage::Ehlo,
+            Said::AtMailFrom => Stage::MailFrom,
+            Said::AtRcptTo | Said::AfterData => Stage::RcptTo,
+        }
+    }
+}
+
+fn stage_of(diagnostic: &str) -> Said {
+    let text = diagnostic.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
+    if any(&["in reply to rcpt to", "after rcpt to", "rcpt to response"]) {
+        Said::AtRcptTo
+    } else if any(&[
+        "in reply to mail from",
+        "after mail from",
+        "but sender was rejected",
+    ]) {
+        Said::AtMailFrom
+    } else if any(&[
+        "after initial connection",
+        "refused to talk to me",
+        "after ehlo",
+        "after helo",
+        "in reply to ehlo",
+        "in reply to helo",
+        "but my name was rejected",
+        "while talking to",
+    ]) && !text.contains("rcpt")
+    {
+        Said::BeforeMailFrom
+    } else if any(&[
+        "in reply to end of data",
+        "in reply to data",
+        "after end of data",
+        "after data",
+        "our final data",
+        "failed after i sent the message",
+    ]) {
+        Said::AfterData
+    } else {
+        Said::AtRcptTo
+    }
+}
+
 /// Classifies one recipient of a report. Only a failed delivery is a
 /// bounce; a rejection of the sender (blocklist, policy) is never held
 /// against the recipient, whatever the provider calls it.
@@ -85,10 +147,38 @@ pub fn classify(recipient: &ReportedRecipient) -> Classified {
             suppress_as: Some(SuppressionReason::Complaint),
         };
     }
+    if recipient.action.as_deref() == Some("failed")
+        && recipient
+            .diagnostic
+            .as_deref()
+            .is_some_and(|text| text.to_ascii_lowercase().contains("null mx"))
+    {
+        // RFC 7505: the domain declares that it accepts no mail, and the
+        // sending side has given up. There was no reply to read; whatever
+        // status class the report chose, nothing will ever be delivered.
+        return Classified {
+            kind: BounceKind::Hard,
+            reason: Some(Reason::NoMailServer),
+            suppress_as: Some(SuppressionReason::NoMailServer),
+        };
+    }
     let reply = evidence_reply(recipient);
-    let reason = reply
-        .as_ref()
-        .map(|reply| classify_reply(Stage::RcptTo, reply));
+    let stage = recipient
+        .diagnostic
+        .as_deref()
+        .map_or(Said::AtRcptTo, stage_of);
+    let reason = reply.as_ref().map(|reply| {
+        let reason = classify_reply(stage.session_stage(), reply);
+        if stage == Said::AfterData && reason == Reason::MailboxNotFound {
+            // The server took the recipient at RCPT TO and refused the
+            // message afterwards: "unknown user" there is a filter's word
+            // (Japanese carriers answer so to senders their users block),
+            // not proof that the mailbox is gone.
+            Reason::Blocked
+        } else {
+            reason
+        }
+    });
     if recipient
         .action
         .as_deref()
@@ -232,5 +322,49 @@ mod tests {
             BounceKind::Undetermined,
             "5.0.0 names no cause"
         );
+    }
+
+    #[test]
+    fn the_stage_a_report_names_is_the_stage_the_reply_is_read_at() {
+        let at_mail_from = reported(
+            "5.1.1",
+            Some(550),
+            "SMTP error from remote mail server after MAIL FROM:<me@example.test>: 550 5.1.1 unknown user",
+        );
+        assert_eq!(classify(&at_mail_from).kind, BounceKind::Undetermined);
+        let after_data = reported(
+            "5.0.0",
+            Some(550),
+            "550 Unknown user x@example.test (in reply to end of DATA command)",
+        );
+        let found = classify(&after_data);
+        assert_eq!(found.kind, BounceKind::Undetermined);
+        assert_eq!(found.suppress_as, None);
+        let at_rcpt = reported(
+            "5.0.0",
+            Some(550),
+            "550 Unknown user x@example.test (in reply to RCPT TO command)",
+        );
+        assert_eq!(classify(&at_rcpt).kind, BounceKind::Hard);
+    }
+
+    #[test]
+    fn a_null_mx_the_sender_gave_up_on_is_hard_whatever_the_status_class() {
+        let null_mx = reported(
+            "4.0.0",
+            None,
+            "DNS Error: The domain example.test doesn't receive email according to the administrator: returned Null MX",
+        );
+        let found = classify(&null_mx);
+        assert_eq!(found.kind, BounceKind::Hard);
+        assert_eq!(found.suppress_as, Some(SuppressionReason::NoMailServer));
+    }
+
+    #[test]
+    fn a_failure_explained_in_words_only_is_read_by_its_words() {
+        let words = reported("", None, "The recipient name is not recognized");
+        assert_eq!(classify(&words).kind, BounceKind::Hard);
+        let vague = reported("", None, "Your message could not be delivered");
+        assert_eq!(classify(&vague).kind, BounceKind::Undetermined);
     }
 }

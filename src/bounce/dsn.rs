@@ -23,6 +23,14 @@ impl Fields {
             .filter(|value| !value.is_empty())
     }
 
+    /// Every non-empty value of a field, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(field, value)| field == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -51,9 +59,18 @@ pub fn field_blocks(body: &str) -> Vec<Fields> {
             continue;
         }
         if let Some((name, value)) = line.split_once(':') {
-            current
-                .0
-                .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            let name = name.trim().to_ascii_lowercase();
+            // A recipient's fields that follow another's without a blank
+            // line between them begin a block of their own.
+            let repeated = matches!(name.as_str(), "final-recipient" | "original-recipient")
+                && current.0.iter().any(|(field, _)| *field == name);
+            if repeated {
+                blocks.push(std::mem::take(&mut current));
+                if blocks.len() >= MAX_BLOCKS {
+                    return blocks;
+                }
+            }
+            current.0.push((name, value.trim().to_owned()));
         }
     }
     if !current.is_empty() {
@@ -131,7 +148,8 @@ pub fn recipients(body: &str) -> Vec<ReportedRecipient> {
 
 fn recipient(fields: &Fields) -> Option<ReportedRecipient> {
     // The original recipient is the address the sender used (before any
-    // forwarding), when the report gives it.
+    // forwarding or alias expansion), when the report gives it: that is
+    // the address on the sender's list.
     let email = fields
         .get("original-recipient")
         .and_then(typed_address)
@@ -143,11 +161,20 @@ fn recipient(fields: &Fields) -> Option<ReportedRecipient> {
         }
         None => (None, None, None),
     };
-    let status = fields
+    let status: Option<EnhancedCode> = fields
         .get("status")
         .and_then(|value| value.split_whitespace().next())
-        .and_then(|token| token.parse().ok())
-        .or(diagnostic_status);
+        .and_then(|token| token.parse().ok());
+    // A generic status (`5.0.0`) gives way to the reply's own, more
+    // specific one (`550 #5.1.0 Address rejected`).
+    let status = match (status, diagnostic_status) {
+        (Some(generic), Some(specific))
+            if generic.subject == 0 && generic.detail == 0 && specific.class == generic.class =>
+        {
+            Some(specific)
+        }
+        (status, diagnostic) => status.or(diagnostic),
+    };
     Some(ReportedRecipient {
         email,
         action: fields.get("action").map(|action| {

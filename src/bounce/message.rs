@@ -4,8 +4,7 @@
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::ReportedRecipient;
-use super::dsn;
-use crate::vocab::BounceKind;
+use super::{arf, autoreply, dsn, notice, sns_mail, text};
 
 /// What a raw message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +15,8 @@ pub enum MessageKind {
     Arf,
     /// A bounce written for people; recipients and replies found in text.
     HumanReadable,
+    /// An automatic reply (RFC 3834): its sender's mailbox is alive.
+    AutoReply,
 }
 
 /// The recipients a raw message reports on.
@@ -35,11 +36,6 @@ pub enum MessageError {
     #[error("the message's MIME structure cannot be read")]
     Unreadable,
 }
-
-/// Longest text scanned for human-readable bounces.
-const MAX_TEXT_BYTES: usize = 256 * 1024;
-/// Most recipients taken from one human-readable bounce.
-const MAX_TEXT_RECIPIENTS: usize = 100;
 
 /// Reads a raw bounce message.
 pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
@@ -78,18 +74,40 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MessageError> {
     if let Some(report) = feedback {
         return Ok(ParsedMessage {
             kind: MessageKind::Arf,
-            recipients: complaint_recipients(&message, &report),
+            recipients: arf::feedback_report_recipients(&message, &report),
         });
     }
     if !delivery_status.is_empty() {
+        notice::explain_from_notice(&message, raw, &mut delivery_status);
         return Ok(ParsedMessage {
             kind: MessageKind::Dsn,
             recipients: delivery_status,
         });
     }
+    if message.header_raw("x-amz-sns-message-id").is_some() {
+        let body = message.body_text(0).unwrap_or_default();
+        if let Some(recipients) = sns_mail::recipients(&body) {
+            return Ok(ParsedMessage {
+                kind: MessageKind::Dsn,
+                recipients,
+            });
+        }
+    }
+    if let Some(recipients) = arf::provider_complaint_recipients(&message) {
+        return Ok(ParsedMessage {
+            kind: MessageKind::Arf,
+            recipients,
+        });
+    }
+    if autoreply::is_auto_reply(&message) {
+        return Ok(ParsedMessage {
+            kind: MessageKind::AutoReply,
+            recipients: autoreply::recipients(&message),
+        });
+    }
     Ok(ParsedMessage {
         kind: MessageKind::HumanReadable,
-        recipients: human_readable_recipients(&message),
+        recipients: notice::human_readable_recipients(&message, raw),
     })
 }
 
@@ -119,7 +137,9 @@ fn scan(
             .as_str()
         {
             "delivery-status" | "global-delivery-status" => {
-                delivery_status.extend(dsn::recipients(&part_text(message, part)));
+                let fields = part_text(message, part);
+                let fields = text::decode_undeclared_japanese(&fields);
+                delivery_status.extend(dsn::recipients(&fields));
             }
             "feedback-report" => *feedback = Some(part_text(message, part)),
             _ => {}
@@ -164,6 +184,17 @@ fn raw_delivery_status(raw: &[u8]) -> Vec<ReportedRecipient> {
             .collect();
         found.extend(dsn::recipients(&body.join("\n")));
     }
+    if found.is_empty() {
+        // No part header at all (a multipart whose boundary never comes):
+        // the fields stand in the body, perhaps quoted (`> `) in a
+        // forwarded bounce.
+        let unquoted: String = text
+            .lines()
+            .map(|line| line.strip_prefix("> ").unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        found = dsn::recipients(&unquoted);
+    }
     found
 }
 
@@ -183,7 +214,7 @@ fn starts_with_header_field(raw: &[u8]) -> bool {
 }
 
 /// A part's body as text, whatever mail-parser made of it.
-fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
+pub(super) fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
     match &part.body {
         PartType::Text(text) | PartType::Html(text) => text.to_string(),
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
@@ -199,221 +230,10 @@ fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Stri
     }
 }
 
-/// The complaining recipients of an ARF report: `Original-Rcpt-To` or
-/// `Removal-Recipient`, else the `To` of the returned message.
-fn complaint_recipients(message: &Message<'_>, report: &str) -> Vec<ReportedRecipient> {
-    let fields = dsn::field_blocks(report)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let feedback_type = fields.get("feedback-type").map(str::to_owned);
-    let mut emails: Vec<String> = ["original-rcpt-to", "removal-recipient"]
-        .iter()
-        .filter_map(|name| fields.get(name).and_then(dsn::typed_address))
-        .collect();
-    if emails.is_empty() {
-        emails = returned_message_recipients(message);
-    }
-    emails.dedup();
-    emails
-        .into_iter()
-        .map(|email| ReportedRecipient {
-            email,
-            diagnostic: feedback_type.clone(),
-            complaint: true,
-            provider_kind: Some(BounceKind::Complaint),
-            ..ReportedRecipient::default()
-        })
-        .collect()
-}
-
-/// The `To` addresses of the message returned inside a report.
-fn returned_message_recipients(message: &Message<'_>) -> Vec<String> {
-    for part in &message.parts {
-        let returned = match &part.body {
-            PartType::Message(inner) => inner.to().map(|to| {
-                to.iter()
-                    .filter_map(|address| address.address().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            }),
-            _ => {
-                let is_headers = part.content_type().is_some_and(|ct| {
-                    ct.ctype().eq_ignore_ascii_case("text")
-                        && ct
-                            .subtype()
-                            .is_some_and(|sub| sub.eq_ignore_ascii_case("rfc822-headers"))
-                });
-                is_headers.then(|| {
-                    let text = part_text(message, part);
-                    dsn::field_blocks(&text)
-                        .first()
-                        .and_then(|fields| fields.get("to").map(addresses_in))
-                        .unwrap_or_default()
-                })
-            }
-        };
-        if let Some(found) = returned.filter(|found| !found.is_empty()) {
-            return found;
-        }
-    }
-    Vec::new()
-}
-
-/// Addresses found in free text: tokens with one `@`, a dotted domain.
-fn addresses_in(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for token in text.split(|c: char| c.is_whitespace() || "<>()[]\"',;:".contains(c)) {
-        let token = token.trim_matches(|c: char| c == '.' || c == '`');
-        let Some((local, domain)) = token.split_once('@') else {
-            continue;
-        };
-        if local.is_empty()
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.ends_with('.')
-        {
-            continue;
-        }
-        if crate::address::EmailAddress::parse(token).is_ok()
-            && !found.iter().any(|f: &String| f.eq_ignore_ascii_case(token))
-        {
-            found.push(token.to_owned());
-        }
-    }
-    found
-}
-
-/// A human-readable bounce: every address in the text that is followed,
-/// on its line or the next few, by an SMTP reply (`550 5.1.1 …`), or that
-/// an `X-Failed-Recipients` header names. The bounce's own sender and
-/// recipient (the mailer daemon and us) are left out.
-fn human_readable_recipients(message: &Message<'_>) -> Vec<ReportedRecipient> {
-    let own: Vec<String> = [message.from(), message.to()]
-        .into_iter()
-        .flatten()
-        .flat_map(|address| {
-            address
-                .iter()
-                .filter_map(|a| a.address().map(str::to_ascii_lowercase))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let mut text = String::new();
-    for part in message.text_bodies() {
-        if let Some(body) = part.text_contents() {
-            text.push_str(body);
-            text.push('\n');
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            break;
-        }
-    }
-    let mut cut = text.len().min(MAX_TEXT_BYTES);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-
-    let failed_header: Vec<String> = message
-        .header_raw("X-Failed-Recipients")
-        .map(addresses_in)
-        .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut recipients: Vec<ReportedRecipient> = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        for email in addresses_in(line) {
-            let lower = email.to_ascii_lowercase();
-            if own.contains(&lower)
-                || lower.starts_with("mailer-daemon@")
-                || lower.starts_with("postmaster@")
-                || recipients
-                    .iter()
-                    .any(|r| r.email.eq_ignore_ascii_case(&email))
-            {
-                continue;
-            }
-            let reply = lines[index..lines.len().min(index + 6)]
-                .iter()
-                .enumerate()
-                .find_map(|(offset, candidate)| {
-                    smtp_reply_in(if offset == 0 {
-                        after(candidate, &email)
-                    } else {
-                        candidate
-                    })
-                });
-            let named = failed_header.iter().any(|f| f.eq_ignore_ascii_case(&email));
-            if reply.is_none() && !named {
-                continue;
-            }
-            let (smtp_code, status, diagnostic) = reply.unwrap_or((None, None, String::new()));
-            recipients.push(ReportedRecipient {
-                email,
-                action: None,
-                status,
-                smtp_code,
-                diagnostic: (!diagnostic.is_empty()).then_some(diagnostic),
-                remote_mta: None,
-                complaint: false,
-                provider_kind: None,
-            });
-            if recipients.len() >= MAX_TEXT_RECIPIENTS {
-                return recipients;
-            }
-        }
-    }
-    // Addresses the header names but the text never mentions.
-    for email in failed_header {
-        if !recipients
-            .iter()
-            .any(|r| r.email.eq_ignore_ascii_case(&email))
-        {
-            recipients.push(ReportedRecipient {
-                email,
-                ..ReportedRecipient::default()
-            });
-        }
-    }
-    recipients
-}
-
-/// The text of a line after an address in it.
-fn after<'a>(line: &'a str, email: &str) -> &'a str {
-    line.find(email)
-        .map_or(line, |at| &line[at + email.len()..])
-}
-
-type FoundReply = (Option<u16>, Option<crate::smtp::EnhancedCode>, String);
-
-/// An SMTP reply in a line of text: a 4xx/5xx code standing alone, the
-/// text from it on.
-fn smtp_reply_in(line: &str) -> Option<FoundReply> {
-    let bytes = line.as_bytes();
-    for start in 0..bytes.len().saturating_sub(2) {
-        let window = &bytes[start..start + 3];
-        let standalone_before =
-            start == 0 || !bytes[start - 1].is_ascii_alphanumeric() && bytes[start - 1] != b'.';
-        let standalone_after = bytes
-            .get(start + 3)
-            .is_none_or(|b| matches!(b, b' ' | b'-' | b')' | b':' | b'"'));
-        if standalone_before
-            && standalone_after
-            && matches!(window[0], b'4' | b'5')
-            && window.iter().all(u8::is_ascii_digit)
-        {
-            let (code, enhanced, text) =
-                dsn::split_diagnostic(line[start..].trim_end_matches([')', '"']));
-            if code.is_some() {
-                return Some((code, enhanced, text));
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::BounceKind;
 
     #[test]
     fn a_human_readable_bounce_yields_the_recipient_and_reply() {
@@ -455,5 +275,74 @@ mod tests {
         assert_eq!(parse(b""), Err(MessageError::Empty));
         assert_eq!(parse(b"   \r\n"), Err(MessageError::Empty));
         assert!(parse(&[0xff, 0xfe, 0x00, 0x12]).is_err());
+    }
+
+    #[test]
+    fn every_complainer_of_a_feedback_report_is_found() {
+        let raw = "From: fbl@example.net\r\nTo: abuse@example.com\r\nSubject: report\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
+            --b\r\nContent-Type: message/feedback-report\r\n\r\n\
+            Feedback-Type: abuse\r\nVersion: 1\r\nOriginal-Rcpt-To: a@example.org\r\nOriginal-Rcpt-To: b@example.org\r\n\r\n\
+            --b--\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::Arf);
+        let emails: Vec<_> = parsed.recipients.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails, ["a@example.org", "b@example.org"]);
+        assert!(parsed.recipients.iter().all(|r| r.complaint));
+    }
+
+    #[test]
+    fn a_microsoft_junk_report_names_its_recipient_in_the_returned_message() {
+        let raw = "From: staff@hotmail.com\r\nTo: abuse@example.com\r\nSubject: complaint about message from 192.0.2.1\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: message/rfc822\r\n\r\n\
+            X-HmXmrOriginalRecipient: <kijitora@example.org>\r\nFrom: us@example.com\r\nTo: kijitora@example.org\r\nSubject: hi\r\n\r\nhello\r\n\
+            --b--\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::Arf);
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].email, "kijitora@example.org");
+        assert!(parsed.recipients[0].complaint);
+    }
+
+    #[test]
+    fn an_automatic_reply_names_a_live_sender_and_is_no_bounce() {
+        let raw = "From: Kijitora <kijitora@example.org>\r\nTo: us@example.com\r\n\
+            Subject: Automatic reply: hello\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.kind, MessageKind::AutoReply);
+        assert_eq!(parsed.recipients[0].email, "kijitora@example.org");
+        let classified = super::super::classify::classify(&parsed.recipients[0]);
+        assert_eq!(classified.kind, BounceKind::Undetermined);
+        assert_eq!(classified.suppress_as, None);
+    }
+
+    #[test]
+    fn a_delay_warning_in_words_is_not_a_failure() {
+        let raw = "From: MAILER-DAEMON@mx.example.org\r\nTo: us@example.com\r\nSubject: Warning\r\n\r\n\
+            THIS IS A WARNING MESSAGE ONLY.\r\n\r\n\
+            [Status: Error, Address: <slow@example.net>, ResponseCode 421, , Host not reachable.]\r\n\r\n\
+            Message will be retried for 4 more day(s)\r\n";
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].action.as_deref(), Some("delayed"));
+    }
+
+    #[test]
+    fn an_ses_notification_sent_by_email_is_read_like_the_webhook() {
+        let message = r#"{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\"bounceSubType\":\"General\",\"bouncedRecipients\":[{\"emailAddress\":\"gone@example.org\",\"action\":\"failed\",\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}],\"timestamp\":\"2016-10-21T06:58:01.000Z\",\"feedbackId\":\"x\"},\"mail\":{\"source\":\"us@example.com\",\"destination\":[\"gone@example.org\"]}}"#;
+        let raw = format!(
+            "From: no-reply@sns.amazonaws.com\r\nTo: us@example.com\r\nSubject: AWS Notification Message\r\n\
+             x-amz-sns-message-id: 1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n\
+             {{\r\n  \"Type\" : \"Notification\",\r\n  \"MessageId\" : \"1\",\r\n  \"Message\" : \"{message}\"\r\n}}\r\n"
+        );
+        let parsed = parse(raw.as_bytes()).expect("a message");
+        assert_eq!(parsed.recipients.len(), 1);
+        assert_eq!(parsed.recipients[0].email, "gone@example.org");
+        assert_eq!(
+            super::super::classify::classify(&parsed.recipients[0]).kind,
+            BounceKind::Hard
+        );
     }
 }

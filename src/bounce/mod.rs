@@ -5,11 +5,16 @@
 //! [`ReportedRecipient`]s, then classified with the same classifier as the
 //! verification engine.
 
+pub mod arf;
+pub mod autoreply;
 pub mod classify;
 pub mod dsn;
 pub mod intake;
 pub mod message;
+pub mod notice;
 pub mod signature;
+pub mod sns_mail;
+pub mod text;
 pub mod webhooks;
 
 use crate::smtp::EnhancedCode;

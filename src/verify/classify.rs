@@ -1,28 +1,45 @@
 //! Classification: what an SMTP reply says about a recipient.
 //!
 //! A pure function from the reply (and where it came in the session) to a
-//! [`Reason`]. The order of the checks is the policy:
+//! [`Reason`]. The verification engine and the bounce reader both use it,
+//! so a reply means the same wherever it is met. The order of the checks is
+//! the policy:
 //!
 //! 1. A positive reply accepts. Office 365's edge block (`5.4.1 Recipient
 //!    address rejected: Access denied`) is an unknown mailbox.
 //! 2. Causes the reply names, most explicit first: greylisting, an explicit
-//!    rate limit, then anything about the *sender* — blocklists, reputation,
-//!    SPF/DKIM/DMARC, reverse DNS, relaying, spam and content policy, a
-//!    rejected sender — which is `blocked`, then other throttling texts.
-//!    A rejection of the sender is never evidence about the mailbox, so it
-//!    wins even on a 550 with a `5.1.1`.
+//!    rate limit, a recipient who refuses *us* ("due to recipient
+//!    preferences"), then anything about the *sender* — blocklists,
+//!    reputation, SPF/DKIM/DMARC, reverse DNS, relaying, authentication,
+//!    our network, spam and content policy, a rejected sender — which is
+//!    `blocked`, then other throttling texts, including per-recipient rate
+//!    limits sent with a permanent code (`550 5.2.1 … receiving mail at a
+//!    rate that prevents additional messages`). A rejection of the sender
+//!    is never evidence about the mailbox, so it wins even on a 550 with a
+//!    `5.1.1`. Only a recipient account named as blocked or locked ("the
+//!    recipient account is blocked") goes before the sender's causes, as
+//!    the word "blocked" would otherwise be read as a blocklist.
 //! 3. Before `RCPT TO` (greeting, `EHLO`, `MAIL FROM`) nothing is about the
 //!    recipient: a 5xx there is `blocked`, a 4xx `smtp_error`.
-//! 4. A 5xx with a security code (`5.7.x`) or a bad-sender code (`5.1.7`,
+//! 4. A 5xx that says it is temporary ("try again later", "temporarily
+//!    locked") is a deferral (`greylisted`), whatever its class.
+//! 5. A 5xx that names the recipient's fate outright — a disabled account
+//!    (`5.7.13`, "account is frozen", qmail's badrcptto list, French and
+//!    Russian providers' wording) or an unknown one ("no such user", "no
+//!    longer valid", "not a registered user") — is believed even under a
+//!    generic or policy code (`554`, `5.7.1`, `#5.1.0`).
+//! 6. A 5xx with a security code (`5.7.x`) or a bad-sender code (`5.1.7`,
 //!    `5.1.8`) is `blocked`.
-//! 5. A full mailbox (`x.2.2`, "over quota") is `mailbox_full`, 4xx or 5xx.
-//! 6. A 4xx is never permanent: a server fault (`4.3.x`–`4.5.x`, "local
+//! 7. A full mailbox (`x.2.2`, "over quota") is `mailbox_full`, 4xx or 5xx.
+//! 8. A 4xx is never permanent: a server fault (`4.3.x`–`4.5.x`, "local
 //!    error") is `smtp_error`, anything else a deferral (`greylisted`).
-//! 7. A 5xx about the recipient: the text first ("disabled", "user
+//! 9. A 5xx about the recipient: the text first ("disabled", "user
 //!    unknown"), then the code (`5.2.1` disabled; `5.1.1`, `5.1.10` … not
 //!    found). A 5xx that names neither mailbox nor sender is `smtp_error`.
 //!
-//! `tests/api/classification_corpus.rs` holds 141 real replies from public
+//! The text is read in lower case, with the line prefixes of a multi-line
+//! reply (`550-5.2.1`) that a bounce report leaves inside it removed.
+//! `tests/api/classification_corpus.rs` holds real replies from public
 //! sources with the verdict a postmaster would give.
 
 use super::evidence::Stage;
@@ -122,6 +139,12 @@ const SENDER_TEXTS: &[&str] = &[
     "authentication required",
     "must issue a starttls",
     "sender address rejected",
+    "domain of sender",
+    "sender domain",
+    "sender address is",
+    "sender is not",
+    "your domain",
+    "invalid dns mx",
     "sender rejected",
     "sender verify",
     "sender verification",
@@ -146,6 +169,9 @@ const SENDER_WORDS: &[&str] = &["spf", "ptr", "rbl", "helo", "ehlo", "dnsbl"];
 
 /// Texts of a full mailbox.
 const FULL_TEXTS: &[&str] = &[
+    "mailbox quota",
+    "quota usage",
+    "user quota",
     "over quota",
     "overquota",
     "quota exceeded",
@@ -168,6 +194,7 @@ const DISABLED_TEXTS: &[&str] = &[
     "account is closed",
     "no longer active",
     "expired account",
+    "frozen",
 ];
 
 /// Texts of a mailbox that does not exist.
@@ -207,6 +234,22 @@ const UNKNOWN_MAILBOX_TEXTS: &[&str] = &[
     "no longer exists",
     "account not available",
     "not our user",
+    "not our customer",
+    "no longer on server",
+    "no longer valid",
+    "recipient name is not recognized",
+    "invalid final delivery userid",
+    "address couldn't be found",
+    // Trend Micro InterScan: "Unable to deliver message to <x>. Please
+    // check if address is correct."
+    "check if address is correct",
+    "address could not be found",
+    // Lotus Notes in Japanese: "not in the directory's list".
+    "ディレクトリのリストにありません",
+    // Domino in Japanese: "cannot be found in the Domino directory".
+    "ディレクトリには見つかりません",
+    "unknown local part",
+    "invalid address",
 ];
 
 /// Texts of a recipient domain that does not exist (in bounces, where the
@@ -219,6 +262,194 @@ const UNKNOWN_DOMAIN_TEXTS: &[&str] = &[
     "unrouteable mail domain",
     "host unknown",
     "unknown host",
+    "invalid domain",
+    "domain is not reachable",
+];
+
+/// Texts of a recipient domain that accepts no mail (a null MX, RFC 7505,
+/// or no mail host at all).
+const NO_MAIL_SERVER_TEXTS: &[&str] = &[
+    "no mx record",
+    "does not accept mail",
+    "doesn't receive email",
+    "null mx",
+    "indicated no smtp service",
+];
+
+/// Texts of a recipient who refuses mail from us in particular: the
+/// mailbox exists.
+const RECIPIENT_REFUSES_US_TEXTS: &[&str] = &[
+    "recipient preferences",
+    "recipient's preferences",
+    "refused by recipient",
+    "recipient has blocked",
+    "recipient has chosen",
+];
+
+/// Texts that refuse our connecting host or ask it to authenticate: about
+/// us, never about the mailbox.
+const HOST_REFUSED_TEXTS: &[&str] = &[
+    "network not allowed",
+    "host network",
+    "smtp authentication",
+    "smtp auth",
+    "authentication check",
+    "authentication information",
+    "must authenticate",
+    "please authenticate",
+    "permitted to relay",
+    "rejected by destination domain",
+    "by destination domain",
+    "protocol error",
+    "not accepting connections",
+    "service refuse",
+    "refused to talk",
+    "open relay",
+    "insecure mail relay",
+    "mismatches client ip",
+    "invalid ip for sending",
+    "not allowed to send",
+    "send e-mail to yourself",
+    "use the smtp server of your isp",
+    "configured to relay",
+    "sending for this account",
+];
+
+/// Texts that only guess at the cause.
+const HEDGED_TEXTS: &[&str] = &[
+    "may not exist",
+    "might not exist",
+    "may not be valid",
+    "may have been",
+    "or you may not",
+    "il se peut",
+];
+
+/// Texts of a refusal that says it is temporary, whatever its code.
+const TEMPORARY_TEXTS: &[&str] = &[
+    "try again later",
+    "try later",
+    "please try again",
+    "retry later",
+    "temporarily locked",
+    "temporary locked",
+    "temporarily unavailable",
+    "temporarily disabled",
+    "temporarily blocked",
+    "temporarily deferred",
+    "temporary failure",
+    "temporarily rejected",
+    "resend your message at a later time",
+    "essayer plus tard",
+];
+
+/// Texts that state outright that the recipient's account is disabled,
+/// frozen or locked: believed under any permanent code.
+const ACCOUNT_DISABLED_TEXTS: &[&str] = &[
+    // Yandex: "your message recipient's account has been blocked".
+    "policy rejection on the target address",
+    "recipient account is blocked",
+    "account is blocked",
+    "account has been blocked",
+    "account is locked",
+    "account has been locked",
+    "mailbox is frozen",
+    "account is frozen",
+    "mailbox is locked",
+    "mailbox locked",
+    "mailbox is disabled",
+    "mailbox has been disabled",
+    "mailbox disabled",
+    "account is disabled",
+    "account has been disabled",
+    "account disabled",
+    "disabled recipient",
+    "user disabled",
+    "user account disabled",
+    "account is inactive",
+    "account inactive",
+    "inactive account",
+    "is inactive",
+    "account has been suspended",
+    "account is suspended",
+    "account suspended",
+    "mailbox is suspended",
+    "account has been deactivated",
+    "account deactivated",
+    "discontinued",
+    "compte du destinataire est bloque",
+    // Orange: "Boite du destinataire archivee. Archived recipient."
+    "boite du destinataire archivee",
+    "boîte du destinataire archivée",
+    "archived recipient",
+    "compte du destinataire est bloqué",
+    "compte est desactive",
+    "compte est désactivé",
+    "compte desactive",
+    "compte désactivé",
+    "boite aux lettres est desactivee",
+    "boîte aux lettres est désactivée",
+    "badrcptto",
+    "badrecipientto",
+    "badrecipient",
+];
+
+/// Russian providers' words for a recipient's mailbox or account …
+const RUSSIAN_MAILBOX_WORDS: &[&str] = &[
+    "ящик",
+    "аккаунт",
+    "учетная запись",
+    "учётная запись",
+    "получател",
+    "пользовател",
+];
+/// … and for its being blocked, disabled or removed.
+const RUSSIAN_DISABLED_WORDS: &[&str] = &["заблокирован", "отключен", "заморожен", "неактив"];
+const RUSSIAN_UNKNOWN_WORDS: &[&str] = &["не существует", "нет такого", "не найден"];
+
+/// Texts that state outright that the recipient does not exist: believed
+/// under any permanent code.
+const EXPLICIT_UNKNOWN_TEXTS: &[&str] = &[
+    "not a valid recipient",
+    "user has moved",
+    "mailbox has moved",
+    "recipient has moved",
+    "no account by that name",
+    "there is no one at this address",
+    "no longer accepts mail",
+    "is not a known user",
+    "no such user",
+    "no such recipient",
+    "no such mailbox",
+    "no such account",
+    "user unknown",
+    "unknown user",
+    "unknown recipient",
+    "recipient unknown",
+    "user not found",
+    "recipient not found",
+    "mailbox not found",
+    "no longer valid",
+    "not a valid user",
+    "not a registered user",
+    "no longer exists",
+    "no longer on server",
+    "does not exist",
+    "doesn't exist",
+    "doesn't have a",
+    "address unknown",
+    "addressee unknown",
+    "invalid recipient",
+    "invalid mailbox",
+    "not our customer",
+    "not our user",
+    "unknown local part",
+    "recipient rejected: unknown",
+    "adresse inconnue",
+    "destinataire invalide",
+    "destinataire inconnu",
+    "utilisateur inconnu",
+    "n'existe pas",
 ];
 
 /// Texts of faults of the receiving server itself.
@@ -280,13 +511,72 @@ fn is_rate_limit(reply: &SmtpReply, text: &str, enhanced: Option<EnhancedCode>) 
         || code_is(enhanced, 2, 122)
 }
 
+/// The reply's text in lower case, in one line, without the line prefixes
+/// of a multi-line reply (`550-5.2.1`, `550 5.2.1`) that a bounce report
+/// leaves inside it.
+fn normalized_text(reply: &SmtpReply) -> String {
+    let message = reply.message().to_lowercase();
+    let mut words: Vec<&str> = Vec::new();
+    let mut tokens = message.split_whitespace().peekable();
+    while let Some(token) = tokens.next() {
+        let bytes = token.as_bytes();
+        let is_code = bytes.len() >= 3
+            && bytes[..3].iter().all(u8::is_ascii_digit)
+            && matches!(bytes[0], b'2' | b'4' | b'5');
+        if is_code && bytes.len() > 3 && bytes[3] == b'-' {
+            // `550-5.2.1` or `550-`: a line prefix.
+            let rest = &token[4..];
+            if rest.is_empty() || rest.parse::<EnhancedCode>().is_ok() {
+                continue;
+            }
+        }
+        if is_code
+            && bytes.len() == 3
+            && tokens
+                .peek()
+                .is_some_and(|next| next.parse::<EnhancedCode>().is_ok())
+            && token.parse::<u16>().ok() == Some(reply.code())
+        {
+            // `550 5.2.1` inside the text: the last line's prefix.
+            tokens.next();
+            continue;
+        }
+        words.push(token);
+    }
+    words.join(" ")
+}
+
+/// An enhanced status code that opens the text in qmail's and Exchange's
+/// `#5.1.0` form, which the reply parser does not take for one, when it
+/// agrees with the reply's class.
+fn status_in_text(reply: &SmtpReply, text: &str) -> Option<EnhancedCode> {
+    let token = text.split_whitespace().next()?.strip_prefix('#')?;
+    let code: EnhancedCode = token.trim_end_matches([',', ';', ')']).parse().ok()?;
+    (u16::from(code.class) == reply.code() / 100).then_some(code)
+}
+
+/// Whether Russian text says that the recipient's mailbox is disabled.
+fn russian_disabled(text: &str) -> bool {
+    contains_any(text, RUSSIAN_MAILBOX_WORDS) && contains_any(text, RUSSIAN_DISABLED_WORDS)
+}
+
+/// Whether Russian text says that the recipient does not exist.
+fn russian_unknown(text: &str) -> bool {
+    contains_any(text, RUSSIAN_MAILBOX_WORDS) && contains_any(text, RUSSIAN_UNKNOWN_WORDS)
+}
+
+/// Whether the text says the refusal is temporary.
+fn says_temporary(text: &str) -> bool {
+    contains_any(text, TEMPORARY_TEXTS) || text.contains("temporar")
+}
+
 /// The reason a reply gives, at the stage where it came.
 pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if reply.is_positive() {
         return Reason::Accepted;
     }
-    let text = reply.message().to_lowercase();
-    let enhanced = reply.enhanced();
+    let text = normalized_text(reply);
+    let enhanced = reply.enhanced().or_else(|| status_in_text(reply, &text));
 
     if stage == Stage::RcptTo && is_directory_based_edge_block(enhanced, &text) {
         return Reason::MailboxNotFound;
@@ -298,7 +588,20 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if contains_any(&text, EXPLICIT_RATE_LIMIT_TEXTS) {
         return Reason::RateLimited;
     }
-    if blames_sender(&text) {
+    if stage == Stage::RcptTo {
+        if contains_any(&text, RECIPIENT_REFUSES_US_TEXTS) {
+            return Reason::Blocked;
+        }
+        // "The recipient account is blocked": the word is not a blocklist.
+        if reply.is_permanent()
+            && !says_temporary(&text)
+            && !text.contains("sending")
+            && (contains_any(&text, ACCOUNT_DISABLED_TEXTS) || russian_disabled(&text))
+        {
+            return Reason::MailboxDisabled;
+        }
+    }
+    if blames_sender(&text) || contains_any(&text, HOST_REFUSED_TEXTS) {
         return Reason::Blocked;
     }
     if is_rate_limit(reply, &text, enhanced) {
@@ -312,6 +615,39 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
         } else {
             Reason::SmtpError
         };
+    }
+    if reply.is_permanent() && says_temporary(&text) {
+        return Reason::Greylisted;
+    }
+    if contains_any(&text, HEDGED_TEXTS) {
+        // "The group may not exist, or you may not have permission to
+        // post": a guess is not proof.
+        return Reason::SmtpError;
+    }
+    if reply.is_permanent() {
+        // The recipient's fate named outright, under any permanent code.
+        if code_is(enhanced, 7, 13) {
+            return Reason::MailboxDisabled;
+        }
+        let about_sender =
+            code_is(enhanced, 1, 7) || code_is(enhanced, 1, 8) || text.contains("sender");
+        if !about_sender && contains_any(&text, UNKNOWN_DOMAIN_TEXTS) {
+            return Reason::NoSuchDomain;
+        }
+        if !about_sender && (contains_any(&text, EXPLICIT_UNKNOWN_TEXTS) || russian_unknown(&text))
+        {
+            return Reason::MailboxNotFound;
+        }
+        // A domain that accepts no mail (a null MX, RFC 7505), as the
+        // sending side's MTA reports it.
+        if contains_any(&text, NO_MAIL_SERVER_TEXTS) {
+            return Reason::NoMailServer;
+        }
+        // RFC 5248: X.7.17 "Mailbox owner has changed", X.7.18 "Domain
+        // owner has changed": the address no longer reaches its owner.
+        if code_is(enhanced, 7, 17) || code_is(enhanced, 7, 18) {
+            return Reason::MailboxNotFound;
+        }
     }
     if reply.is_permanent() && sender_code(enhanced) {
         return Reason::Blocked;
@@ -336,11 +672,30 @@ pub fn classify_reply(stage: Stage, reply: &SmtpReply) -> Reason {
     if contains_any(&text, UNKNOWN_MAILBOX_TEXTS) {
         return Reason::MailboxNotFound;
     }
-    if contains_any(&text, UNKNOWN_DOMAIN_TEXTS) {
+    if contains_any(&text, UNKNOWN_DOMAIN_TEXTS)
+        || (text.contains("dns lookup failure") && text.contains("not found"))
+    {
         return Reason::NoSuchDomain;
+    }
+    // RFC 7504: 521 "does not accept mail"; RFC 3463 X.3.2 "system not
+    // accepting network messages".
+    if contains_any(&text, NO_MAIL_SERVER_TEXTS)
+        || reply.code() == 521
+        || (code_is(enhanced, 3, 2) && text.contains("not accepting"))
+    {
+        return Reason::NoMailServer;
     }
     if code_is(enhanced, 2, 1) {
         return Reason::MailboxDisabled;
+    }
+    if text.contains("name service error") || text.contains("name server reply") {
+        // The sending side's resolver failed: no answer, not a missing
+        // domain.
+        return Reason::SmtpError;
+    }
+    // X.4.4 "Unable to route": no host for the domain.
+    if code_is(enhanced, 4, 4) {
+        return Reason::NoSuchDomain;
     }
     let unknown_code = enhanced
         .is_some_and(|code| code.subject == 1 && matches!(code.detail, 0 | 1 | 2 | 3 | 6 | 10));
@@ -464,5 +819,83 @@ mod tests {
             classify(Stage::RcptTo, "550 SPF check failed"),
             Reason::Blocked
         );
+    }
+
+    #[test]
+    fn words_that_name_the_recipients_fate_beat_a_policy_or_generic_code() {
+        for (raw, expected) in [
+            ("550 5.7.1 No such user!", Reason::MailboxNotFound),
+            ("550 #5.1.0 Address rejected.", Reason::MailboxNotFound),
+            (
+                "554 delivery error: dd Not a valid recipient - atlas117.free.mail.ne1.yahoo.com",
+                Reason::MailboxNotFound,
+            ),
+            (
+                "525 5.7.13 Disabled recipient address",
+                Reason::MailboxDisabled,
+            ),
+            (
+                "550 5.7.1 Policy rejection on the target address",
+                Reason::MailboxDisabled,
+            ),
+            (
+                "550 5.7.1 Почтовый ящик получателя заблокирован",
+                Reason::MailboxDisabled,
+            ),
+            ("550 Пользователь не найден", Reason::MailboxNotFound),
+            (
+                "550 5.1.1 <x@example.test>: Recipient address rejected: Boite du destinataire archivee. Archived recipient.",
+                Reason::MailboxDisabled,
+            ),
+        ] {
+            assert_eq!(classify(Stage::RcptTo, raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn words_that_name_us_or_a_delay_never_make_an_address_undeliverable() {
+        for (raw, expected) in [
+            ("550 5.2.1 Mailbox temporarily disabled", Reason::Greylisted),
+            (
+                "550 5.7.1 <x@example.test>: Recipient address rejected: User x temporary locked. Please try again later!",
+                Reason::Greylisted,
+            ),
+            (
+                "550 5.1.1 RCP-P2 Refused due to recipient preferences",
+                Reason::Blocked,
+            ),
+            (
+                "550 message sending for this account is disabled",
+                Reason::Blocked,
+            ),
+            (
+                "553 5.1.8 <a@example.test>... Domain of sender address a@example.test does not exist",
+                Reason::Blocked,
+            ),
+            ("554 Host network not allowed", Reason::Blocked),
+            ("554 protocol error", Reason::Blocked),
+            (
+                "550-Requested action not taken: mailbox unavailable\n550 invalid DNS MX or A/AAAA resource record",
+                Reason::Blocked,
+            ),
+            (
+                "550 The group may not exist, or you may not have permission to post",
+                Reason::SmtpError,
+            ),
+        ] {
+            let reason = classify(Stage::RcptTo, raw);
+            assert_eq!(reason, expected, "{raw}");
+            assert_ne!(
+                reason.status(),
+                crate::vocab::Status::Undeliverable,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_prefixes_left_inside_a_bounce_do_not_hide_the_words() {
+        let raw = "550 5.2.1 The user you are trying to contact is receiving mail at a rate that 550-5.2.1 prevents additional messages from being delivered.";
+        assert_eq!(classify(Stage::RcptTo, raw), Reason::RateLimited);
     }
 }

@@ -913,6 +913,224 @@ fn corpus() -> Vec<Row> {
             "421 Service not available, closing transmission channel",
             Reason::SmtpError,
         ),
+        // ------------------------------------------------------------------
+        // Replies whose words must beat their class or code. Rows marked
+        // "set-of-emails" are the Diagnostic-Code of a real bounce collected by
+        // the Sisimai project (github.com/sisimai/set-of-emails, maildir/bsd;
+        // the same files are tests/fixtures/bounces/sisimai/maildir).
+        // ------------------------------------------------------------------
+        // source: set-of-emails lhost-postfix-59.eml (Gmail; the multi-line reply as Postfix folds it into
+        // one line). A per-recipient rate limit under a permanent code: the mailbox is alive.
+        (
+            Stage::RcptTo,
+            "550-5.2.1 The user you are trying to contact is receiving mail at a\r\n550-5.2.1 rate that prevents additional messages from being delivered. For\r\n550-5.2.1 more information, please visit\r\n550 5.2.1 https://support.google.com/mail/?p=ReceivingRatePerm p131si8414989oif.118 - gsmtp",
+            Reason::RateLimited,
+        ),
+        // source: set-of-emails rhost-godaddy-03.eml (GoDaddy: our IP sent to too many recipients, under 5.1.1)
+        (
+            Stage::RcptTo,
+            "550 5.1.1 <kijitora@example.com>  - 198.51.100.225 has sent to too many recipients this hour. IB607  <http://x.co/rlbounce>",
+            Reason::RateLimited,
+        ),
+        // source: set-of-emails lhost-amazonses-19.eml. Locked for now, "try again later": not permanent.
+        (
+            Stage::RcptTo,
+            "550 5.7.1 <kijitora@example.com>: Recipient address rejected: User kijitora@example.com temporary locked. Please try again later!",
+            Reason::Greylisted,
+        ),
+        // source: set-of-emails rhost-facebook-03.eml (Facebook RCP-P2). The mailbox refuses us.
+        (
+            Stage::RcptTo,
+            "550 5.1.1 RCP-P2 http://postmaster.facebook.com/response_codes?ip=192.0.2.135#rcp Refused due to recipient preferences",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-messagingserver-03.eml (Sun/Oracle Messaging Server relaying the remote reply)
+        (
+            Stage::RcptTo,
+            "550 5.7.1 550 User Unknown: sabineko@example.org",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-sendmail-48.eml (SFR)
+        (
+            Stage::RcptTo,
+            "550 5.7.1 <pseudo-local-part-kijitora-nyaan@sfr.fr>: Recipient address rejected: User unknown",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails rfc3464-51.eml and rhost-gsuite-01.eml (the status in the text)
+        (
+            Stage::RcptTo,
+            "550 #5.1.0 Address rejected.",
+            Reason::MailboxNotFound,
+        ),
+        // source: Yandex's SMTP front end (nwsmtp, black_box_client_rcpt.cpp: "User not found"); listed as
+        // "No such user" in yandex.com/support/mail/bounces/yandex.html
+        (
+            Stage::RcptTo,
+            "550 5.7.1 No such user!",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-sendmail-41.eml (Yahoo under a bare 554)
+        (
+            Stage::RcptTo,
+            "554 delivery error: dd This user doesn't have a yahoo.com account (this-local-part-does-not-exist@yahoo.com) [0] - mta1061.mail.ne1.yahoo.com",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-postfix-16.eml and rhost-apple-01.eml (5.1.6, "destination mailbox has moved")
+        (
+            Stage::RcptTo,
+            "550 5.1.6 recipient no longer on server: kijitora@example.go.jp",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-sendmail-22.eml (qmail-style "551 not our customer")
+        (
+            Stage::RcptTo,
+            "551 not our customer",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-imailserver-03.eml (Ipswitch IMail)
+        (
+            Stage::RcptTo,
+            "550 Invalid final delivery userid: kijitora@neko.example.co.jp",
+            Reason::MailboxNotFound,
+        ),
+        // source: set-of-emails lhost-sendmail-35.eml (sendmail, RFC 5248 X.7.13 "User Account Disabled")
+        (
+            Stage::RcptTo,
+            "525 5.7.13 Disabled recipient address",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails rhost-franceptt-05.eml (La Poste, French and English)
+        (
+            Stage::RcptTo,
+            "550 5.5.0 Le compte du destinataire est bloque. The recipient account is blocked. LPN007_426",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails rhost-iua-01.eml and lhost-postfix-61.eml (i.ua, Ukraine)
+        (
+            Stage::RcptTo,
+            "550 Mailbox is frozen. See http://mail.i.ua/err/3/",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails rhost-google-07.eml (Gmail, "DisabledUser")
+        (
+            Stage::RcptTo,
+            "550-5.2.1 The email account that you tried to reach is inactive. For more\r\n550-5.2.1 information, go to\r\n550 5.2.1  https://support.google.com/mail/?p=DisabledUser neko-1578",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails lhost-postfix-52.eml (Yahoo! JAPAN)
+        (
+            Stage::RcptTo,
+            "554 delivery error: dd Sorry your message to kijitora@example.co.jp cannot be delivered. This account has been disabled or discontinued [#102]. - mta222.mail.neko.example.co.jp",
+            Reason::MailboxDisabled,
+        ),
+        // source: Yandex's nwsmtp black_box_client_rcpt.cpp ("User blocked"); yandex.com/support/mail/bounces/yandex/
+        // policy-rejection-on-the-target-address.html: "your message recipient's account has been blocked"
+        (
+            Stage::RcptTo,
+            "550 5.7.1 Policy rejection on the target address",
+            Reason::MailboxDisabled,
+        ),
+        // source: qmail badrcptto patch (qmail-smtpd's reply, listed in Sisimai's UserUnknown patterns as
+        // "this recipient is in my badrecipientto list"); an address the administrator has shut
+        (
+            Stage::RcptTo,
+            "553 sorry, this recipient is in my badrecipientto list (#5.7.1)",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails lhost-qmail-10.eml (vpopmail's vdelivermail)
+        (
+            Stage::RcptTo,
+            "550 vdelivermail: account is locked email bounced",
+            Reason::MailboxDisabled,
+        ),
+        // source: set-of-emails rhost-mimecast-01.eml (Mimecast: our network is not allowed)
+        (
+            Stage::RcptTo,
+            "554 Host network not allowed - https://community.mimecast.com/docs/DOC-1369#554 [z7qZw5BPd1zlDYHka4589ru.us222]",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails rhost-messagelabs-01.eml (Symantec MessageLabs)
+        (
+            Stage::RcptTo,
+            "550-Please turn on SMTP Authentication in your mail client.\r\n550-mail0.bemta0.messagelabs.com [198.51.100.21]:22222 is not permitted to\r\n550 relay through this server without authentication.",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-exchange2007-04.eml (Exchange: authentication required)
+        (
+            Stage::RcptTo,
+            "550 5.7.1 RESOLVER.RST.AuthRequired; authentication required",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails rhost-zoho-04.eml (Zoho)
+        (
+            Stage::RcptTo,
+            "541 5.4.1 Mail rejected by destination domain",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-postfix-44.eml (a relay that will not relay for us)
+        (
+            Stage::RcptTo,
+            "501 Rcpt-To validation failed: RCPT TO not accepted: 5.7.1 This system is not configured to relay mail (r) from <nekonyaans@p2.example.com> to <kijitora@example.jp> for 127.0.0.1",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-v5sendmail-06.eml ("Remote protocol error" at RCPT TO, nothing more said)
+        (
+            Stage::RcptTo,
+            "554 <kijitora@example.edu>... Remote protocol error",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-v5sendmail-06.eml (a refusal of relaying through an insecure host)
+        (Stage::RcptTo, "550 Insecure Mail Relay", Reason::Blocked),
+        // source: mailout.ru/2015/09 (Mail.ru: the *sending* account is barred, "message sending for this
+        // account is disabled"): about us, not the recipient
+        (
+            Stage::RcptTo,
+            "550 message sending for this account is disabled",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-sendmail-04.eml (our envelope sender's domain does not exist)
+        (
+            Stage::RcptTo,
+            "553 5.1.8 <httpd@host1.mx.example.jp>... Domain of sender address httpd@host1.mx.example.jp does not exist",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-postfix-80.eml (Vade: our sender domain listed at Spamhaus, under 5.1.0)
+        (
+            Stage::RcptTo,
+            "550-5.1.0 MXIN506 MailFrom domain is listed in Spamhaus. To request removal from this list see https:\r\n550 5.1.0 //www.spamhaus.org/query/lookup/",
+            Reason::Blocked,
+        ),
+        // source: set-of-emails lhost-mailru-05.eml and lhost-messagingserver-10.eml (a null MX, RFC 7505, as the
+        // sending MTA reports it)
+        (
+            Stage::RcptTo,
+            "550 5.1.10 host/domain does not accept mail",
+            Reason::NoMailServer,
+        ),
+        // source: set-of-emails lhost-amazonses-18.eml (X.4.4, no route to the domain)
+        (
+            Stage::RcptTo,
+            "550 5.4.4 Invalid domain",
+            Reason::NoSuchDomain,
+        ),
+        // source: set-of-emails lhost-opensmtpd-10.eml (OpenSMTPD's own explanation)
+        (
+            Stage::RcptTo,
+            "550 Domain does not exist",
+            Reason::NoSuchDomain,
+        ),
+        // source: set-of-emails lhost-postfix-17.eml. The sending side's resolver failed: no verdict on the domain.
+        (
+            Stage::RcptTo,
+            "550 5.4.4 Name service error for name=example.org type=MX: Malformed or unexpected name server reply",
+            Reason::SmtpError,
+        ),
+        // source: set-of-emails lhost-googlegroups-02.eml (Google Groups: a guess, not a fact)
+        (
+            Stage::RcptTo,
+            "550 The group you tried to contact (libsisimai) may not exist, or you may not have permission to post messages to the group.",
+            Reason::SmtpError,
+        ),
     ]
 }
 

@@ -14,6 +14,7 @@ mod common;
 
 use common::app::{Db, TestApp};
 use common::dns::{TestDns, Zone};
+use common::memory::{memory_kib, reset_peak};
 use common::probe::probe_settings;
 use common::smtp_peer::{Script, SmtpPeer};
 use reqwest::Method;
@@ -25,19 +26,6 @@ const BATCH: usize = 1000;
 const BOUND_MB: u64 = 32;
 /// The largest response the batch may make.
 const MAX_RESPONSE_BYTES: usize = 1_600_000;
-
-/// `VmRSS` and `VmHWM` of this process, in KiB.
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 /// 64 lines of 4 KiB refusing `MAIL FROM`, with control bytes in them.
 fn huge_refusal() -> String {
@@ -98,7 +86,7 @@ async fn a_huge_refusal_shared_by_a_batch_is_kept_small() {
     let (control, control_size) = batch(&app, "good.test").await;
     assert_eq!(control[1]["status"], "deliverable", "{}", control[1]);
     let (baseline_rss, _) = memory_kib();
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let reset = reset_peak();
 
     let (results, size) = batch(&app, "hostile.test").await;
     let (_, peak_hwm) = memory_kib();

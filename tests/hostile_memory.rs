@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::app::{Db, TestApp};
 use common::dns::{TestDns, Zone, garbage_server};
+use common::memory::{memory_kib, reset_peak};
 use common::probe::{probe_settings, verdict};
 use common::smtp_peer::{Script, SmtpPeer};
 use common::spec;
@@ -145,19 +146,6 @@ async fn slow_motion(mut socket: TcpStream) {
         }
         tokio::time::sleep(EVERY).await;
     }
-}
-
-/// `VmRSS` and `VmHWM` (the peak resident set) of this process, in KiB.
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -303,7 +291,7 @@ async fn hostile_peers_cannot_make_memory_grow_without_bound() {
     // kernel allows it (`clear_refs` 5), so that start-up spikes do not
     // hide growth.
     let (baseline_rss, baseline_hwm) = memory_kib();
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let reset = reset_peak();
 
     let attack_started = Instant::now();
     let addresses = |domain: &str| -> Vec<String> {

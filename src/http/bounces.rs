@@ -89,7 +89,13 @@ pub async fn receive(
     let (origin, recipients) = match super::media::media_type(&headers).as_deref() {
         Some("application/json") => (BounceOrigin::Json, vec![json_recipient(&body)?]),
         Some("message/rfc822" | "message/global" | "text/plain") => {
-            let parsed = message::parse(&body).map_err(|err| ApiError::invalid(err.to_string()))?;
+            // Reading a message (MIME, decoding, the text readers) is CPU
+            // work proportional to its size: off the async executor, so a
+            // large one cannot stall other requests.
+            let parsed = tokio::task::spawn_blocking(move || message::parse(&body))
+                .await
+                .map_err(|err| ApiError::internal(&err))?
+                .map_err(|err| ApiError::invalid(err.to_string()))?;
             (BounceOrigin::Message, parsed.recipients)
         }
         other => {

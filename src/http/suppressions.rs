@@ -316,10 +316,13 @@ mod tests {
         };
         let t = "2026-11-28T10:00:00Z";
         assert!(parse_undo(&query(Some("verify"), Some(t), None)).is_ok());
+        // The words an operator types for the sources are taken.
+        assert!(parse_undo(&query(Some("verification"), Some(t), None)).is_ok());
+        assert!(parse_undo(&query(Some("manual"), Some(t), None)).is_ok());
         for (bad, says) in [
             (query(None, Some(t), None), "`source` is required"),
             (query(Some("verify"), None, None), "`since` is required"),
-            (query(Some("verification"), Some(t), None), "verify"),
+            (query(Some("verifications"), Some(t), None), "verify"),
             (query(Some("verify"), Some(t), Some(t)), "later than"),
         ] {
             let err = parse_undo(&bad).expect_err(says);

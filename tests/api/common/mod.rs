@@ -4,6 +4,7 @@
 pub mod app;
 pub mod db;
 pub mod dns;
+pub mod memory;
 pub mod postfix;
 pub mod probe;
 pub mod proxy;

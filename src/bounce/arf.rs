@@ -88,7 +88,7 @@ pub fn returned_message_recipients(message: &Message<'_>) -> Vec<String> {
                             .is_some_and(|sub| sub.eq_ignore_ascii_case("rfc822-headers"))
                 });
                 is_headers.then(|| {
-                    let text = super::message::part_text(message, part);
+                    let text = super::parts::part_text(message, part);
                     dsn::field_blocks(&text)
                         .first()
                         .and_then(|fields| fields.get("to").map(addresses_in))

@@ -4,7 +4,7 @@
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::ReportedRecipient;
-use super::{arf, autoreply, dsn, notice, sns_mail, text};
+use super::{arf, autoreply, dsn, notice, parts, sns_mail, text};
 
 /// What a raw message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,11 +137,11 @@ fn scan(
             .as_str()
         {
             "delivery-status" | "global-delivery-status" => {
-                let fields = part_text(message, part);
+                let fields = parts::part_text(message, part);
                 let fields = text::decode_undeclared_japanese(&fields);
                 delivery_status.extend(dsn::recipients(&fields));
             }
-            "feedback-report" => *feedback = Some(part_text(message, part)),
+            "feedback-report" => *feedback = Some(parts::part_text(message, part)),
             _ => {}
         }
     }
@@ -211,23 +211,6 @@ fn starts_with_header_field(raw: &[u8]) -> bool {
         .take_while(|&&b| b.is_ascii_graphic() && b != b':')
         .count();
     name_len > 0 && line.get(name_len) == Some(&b':')
-}
-
-/// A part's body as text, whatever mail-parser made of it.
-pub(super) fn part_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
-    match &part.body {
-        PartType::Text(text) | PartType::Html(text) => text.to_string(),
-        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
-            String::from_utf8_lossy(bytes).into_owned()
-        }
-        // Parsed as a nested message: read the raw bytes instead.
-        PartType::Message(_) | PartType::Multipart(_) => {
-            let raw = message.raw_message();
-            let start = (part.raw_body_offset() as usize).min(raw.len());
-            let end = (part.raw_end_offset() as usize).clamp(start, raw.len());
-            String::from_utf8_lossy(&raw[start..end]).into_owned()
-        }
-    }
 }
 
 #[cfg(test)]

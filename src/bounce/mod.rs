@@ -12,6 +12,7 @@ pub mod dsn;
 pub mod intake;
 pub mod message;
 pub mod notice;
+mod parts;
 pub mod signature;
 pub mod sns_mail;
 pub mod text;

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::sns::SnsError;
+use super::sns::{SnsError, is_sns_url};
 use super::{ApiError, AppState, WebhookSigning};
 use crate::bounce::ReportedRecipient;
 use crate::bounce::signature;
@@ -150,24 +150,6 @@ fn first_use_of_mailgun_token(state: &AppState, body: &[u8]) -> bool {
         Some(token) => state.mailgun_tokens.entry(token).or_insert(()).is_fresh(),
         None => true,
     }
-}
-
-/// Whether a `SubscribeURL` is Amazon SNS's own: https on
-/// `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`). Anything else is
-/// refused, so that a forged confirmation cannot make mailvet fetch an
-/// address of the attacker's choosing.
-pub fn is_sns_url(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
-    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    parsed.scheme() == "https"
-        && parsed.port().is_none()
-        && host.starts_with("sns.")
-        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
-        && host.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 /// Confirms an SNS subscription by fetching its `SubscribeURL`.

@@ -170,7 +170,7 @@ fn invalid(why: &str) -> SnsError {
 /// an `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`) host, and a
 /// `.pem` path.
 pub fn is_signing_cert_url(url: &str) -> bool {
-    is_sns_url(url) && url::Url::parse(url).is_ok_and(|parsed| parsed.path().ends_with(".pem"))
+    sns_url(url).is_some_and(|parsed| parsed.path().ends_with(".pem"))
 }
 
 /// Whether a `SubscribeURL` is Amazon SNS's own: https on
@@ -178,17 +178,21 @@ pub fn is_signing_cert_url(url: &str) -> bool {
 /// refused, so that a forged confirmation cannot make mailvet fetch an
 /// address of the attacker's choosing.
 pub fn is_sns_url(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
+    sns_url(url).is_some()
+}
+
+/// `url` parsed, when it is https on an SNS host without a port.
+fn sns_url(url: &str) -> Option<url::Url> {
+    let parsed = url::Url::parse(url).ok()?;
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    parsed.scheme() == "https"
+    let on_sns = parsed.scheme() == "https"
         && parsed.port().is_none()
         && host.starts_with("sns.")
         && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
         && host.split('.').all(|label| {
             !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        });
+    on_sns.then_some(parsed)
 }
 
 /// The text SNS signs: chosen fields as `name\nvalue\n`, in order.

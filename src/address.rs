@@ -198,6 +198,55 @@ fn normalize_domain(domain: &str) -> Result<String, SyntaxError> {
     Ok(ascii)
 }
 
+/// Why `name` is not a fully qualified domain name fit to give in `EHLO`,
+/// or `None` if it is. Receiving servers check the name a client introduces
+/// itself with: a bare host name (a container id), `localhost` or an
+/// address literal gets probes refused or scored as spam.
+pub fn helo_name_problem(name: &str) -> Option<&'static str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        return Some("it is empty");
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
+        return Some("it is an IP address, not a name");
+    }
+    let lowered = name.to_ascii_lowercase();
+    if lowered == "localhost" || lowered.ends_with(".localhost") {
+        return Some("it is localhost");
+    }
+    if name.len() > 253 {
+        return Some("it is longer than 253 characters");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Some("it has no dot: a bare host name, not a fully qualified domain name");
+    }
+    let valid_label = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !labels.iter().all(valid_label) {
+        return Some(
+            "it is not a valid host name (letters, digits and hyphens in dot-separated labels)",
+        );
+    }
+    let top = labels.last().copied().unwrap_or_default();
+    if top.chars().all(|c| c.is_ascii_digit()) {
+        return Some("its top-level label is numeric");
+    }
+    let lowered_top = top.to_ascii_lowercase();
+    if matches!(
+        lowered_top.as_str(),
+        "local" | "localdomain" | "internal" | "lan" | "home" | "invalid"
+    ) {
+        return Some("it is under a private top-level name that does not resolve on the internet");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +435,28 @@ mod properties {
             if let Ok(address) = EmailAddress::parse(&input) {
                 prop_assert!(!address.normalized().contains(['\r', '\n']));
             }
+        }
+    }
+
+    #[test]
+    fn helo_names_must_be_fully_qualified() {
+        for good in ["mx1.example.com", "probe.example.co.uk.", "a-b.example.org"] {
+            assert_eq!(helo_name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "3f2a9c1b7d4e",
+            "localhost",
+            "box.localhost",
+            "192.0.2.1",
+            "[192.0.2.1]",
+            "host.local",
+            "my_host.example.com",
+            "-x.example.com",
+            "example.123",
+            "a..example.com",
+        ] {
+            assert!(helo_name_problem(bad).is_some(), "{bad:?} passed");
         }
     }
 }

@@ -136,8 +136,14 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
+        // Installed before anything sets a gauge.
+        let metrics = telemetry::metrics_handle();
         let verifier = settings.verify.verifier(&settings.dns, &settings.smtp)?;
         let engine = Engine::build(db, verifier, settings.bounces.soft_bounce_policy())?;
+        // The list's change sequence, read once before serving: otherwise the
+        // first poll would move the version under the first requests, and
+        // two of them for one address would not share one probe.
+        let _ = engine.suppressions.poll().await;
         let jobs = settings.jobs.job_settings(&settings.smtp);
         let outbound = Outbound::new(&settings.dns.resolver(), jobs.allow_private_webhooks)
             .context("setting up outbound HTTP")?;
@@ -145,7 +151,8 @@ impl Application {
             store: engine.store,
             suppressions: engine.suppressions,
             verifier: engine.verifier,
-            metrics: telemetry::metrics_handle(),
+            verify_timeout: settings.http.verify_timeout,
+            metrics,
             jobs,
             sns: http::sns::SnsVerifier::new(
                 outbound.clone(),

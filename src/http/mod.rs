@@ -69,6 +69,8 @@ pub struct SharedState {
     /// The one writer of the suppression list.
     pub suppressions: Arc<SuppressionList>,
     pub verifier: Arc<Verifier>,
+    /// The time budget of `POST /verify` when the caller gives none.
+    pub verify_timeout: Duration,
     pub metrics: PrometheusHandle,
     pub jobs: crate::jobs::JobSettings,
     /// Guarded outbound HTTP (SNS subscription confirmation).

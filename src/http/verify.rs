@@ -1,5 +1,7 @@
 //! `POST /verify` and `POST /verify/batch`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::header::WARNING;
 use axum::http::{HeaderValue, StatusCode};
@@ -8,6 +10,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
+use crate::address::EmailAddress;
 use crate::verify::result::Flags;
 use crate::verify::{Answer, Requester, VerifyResult};
 use crate::vocab::{Reason, Status};
@@ -15,12 +18,19 @@ use crate::vocab::{Reason, Status};
 /// Most addresses in one batch request.
 pub const MAX_BATCH: usize = 1000;
 
+/// The shortest and longest time budgets a caller may ask for.
+const MIN_TIMEOUT_MS: u64 = 100;
+const MAX_TIMEOUT_MS: u64 = 120_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     email: String,
     #[serde(default)]
     fresh: bool,
+    /// The caller's time budget; the server's `--verify-timeout` without.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +92,11 @@ fn answer<T: Serialize>(answer: Answer<T>) -> Response {
 /// down the answer still comes, from the network, with a `Warning`. A
 /// public key gets the public shape, within its share of the probe budget,
 /// and may not ask for a fresh check.
+///
+/// The answer comes within the time budget (`timeout_ms`, else
+/// `--verify-timeout`): when it runs out the answer is `unknown / timeout`
+/// and the verification goes on in the background, so that its verdict is
+/// in the cache for the next call.
 pub async fn verify(
     State(state): State<AppState>,
     requester: Option<Extension<Requester>>,
@@ -96,10 +111,34 @@ pub async fn verify(
             "a public key may not set `fresh`: its answers may come from the cache",
         ));
     }
-    let result = state
-        .verifier
-        .verify(&request.email, request.fresh, &requester)
-        .await;
+    let budget = match request.timeout_ms {
+        None => state.verify_timeout,
+        Some(ms) if (MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(ApiError::invalid(format!(
+                "`timeout_ms` is {ms}; it must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}"
+            )));
+        }
+    };
+    let verification = {
+        let verifier = state.verifier.clone();
+        let email = request.email.clone();
+        let requester = requester.clone();
+        // A task of its own, so that it finishes (and fills the cache) even
+        // when this request stops waiting for it.
+        tokio::spawn(async move { verifier.verify(&email, request.fresh, &requester).await })
+    };
+    let result = match tokio::time::timeout(budget, verification).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => return Err(ApiError::internal(&err)),
+        Err(_) => {
+            metrics::counter!("mailvet_verify_budget_exceeded_total").increment(1);
+            Answer {
+                value: out_of_time(&request.email, budget),
+                degraded: false,
+            }
+        }
+    };
     Ok(if requester.is_public() {
         answer(Answer {
             value: PublicVerifyResult::from(result.value),
@@ -108,6 +147,20 @@ pub async fn verify(
     } else {
         answer(result)
     })
+}
+
+/// The answer when the time budget ran out before the verification ended.
+fn out_of_time(email: &str, budget: Duration) -> VerifyResult {
+    let normalized = EmailAddress::parse(email)
+        .ok()
+        .map(|address| address.normalized());
+    let mut result = VerifyResult::new(email, normalized, Reason::Timeout);
+    result.message = Some(format!(
+        "no verdict within the time budget of {} ms; the check goes on and its verdict will be \
+         cached: ask again shortly",
+        budget.as_millis()
+    ));
+    result
 }
 
 /// `POST /verify/batch`: up to 1000 addresses, results in input order.

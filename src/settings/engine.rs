@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::blank;
-use crate::secret::{SecretString, parse_secret};
+use crate::secret::{ExposeSecret, SecretString, parse_secret};
+use crate::smtp::Socks5Proxy;
 use crate::store::StoreSettings;
 use crate::verify::dns::DnsSettings;
 use crate::verify::lists::Lists;
@@ -152,6 +153,20 @@ pub struct SmtpArgs {
     /// addresses. Off by default: an MX pointing there is an attack.
     #[arg(long, env = "MAILVET_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
+
+    /// SOCKS5 proxies that SMTP probes go through, comma separated:
+    /// socks5://[user:pass@]host:port. mailvet resolves and checks the mail
+    /// host's address itself and asks the proxy for that address; each
+    /// mail host sticks to one proxy. Without it probes connect directly.
+    #[arg(
+        long = "proxy",
+        value_name = "URLS",
+        env = "MAILVET_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub proxies: Vec<SecretString>,
 }
 
 impl SmtpArgs {
@@ -180,9 +195,23 @@ impl SmtpArgs {
             .unwrap_or_else(|| format!("postmaster@{}", self.helo_name()))
     }
 
+    /// The `--proxy` URLs, parsed. An error names the proxy by its place
+    /// in the list, never by its text, which may hold a password.
+    pub fn proxies(&self) -> Result<Vec<Socks5Proxy>, String> {
+        self.proxies
+            .iter()
+            .filter(|raw| !blank(raw.expose_secret()))
+            .enumerate()
+            .map(|(index, raw)| {
+                Socks5Proxy::parse(raw.expose_secret())
+                    .map_err(|err| format!("--proxy / MAILVET_PROXY, URL {}: {err}", index + 1))
+            })
+            .collect()
+    }
+
     /// The prober's settings.
-    pub fn prober(&self) -> ProbeSettings {
-        ProbeSettings {
+    pub fn prober(&self) -> Result<ProbeSettings, String> {
+        Ok(ProbeSettings {
             port: self.port,
             helo_name: self.helo_name(),
             mail_from: self.mail_from(),
@@ -192,7 +221,8 @@ impl SmtpArgs {
             max_sessions_per_host: self.max_sessions_per_host,
             max_rejections_per_session: 8,
             max_recipients_per_session: self.max_recipients_per_session.max(1),
-        }
+            proxies: self.proxies()?,
+        })
     }
 }
 
@@ -243,7 +273,9 @@ impl VerifyArgs {
         };
         Ok(VerifierSettings {
             dns: dns.resolver(),
-            probe: smtp.prober(),
+            probe: smtp
+                .prober()
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?,
             ttl: CacheTtl {
                 deliverable: self.cache_ttl_deliverable,
                 undeliverable: self.cache_ttl_undeliverable,

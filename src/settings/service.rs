@@ -26,6 +26,13 @@ pub struct HttpArgs {
     #[arg(long, env = "MAILVET_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// The time budget of POST /verify when the request gives no
+    /// `timeout_ms`: past it the answer is `unknown / timeout` and the
+    /// verification goes on in the background, filling the cache. Bulk
+    /// jobs and POST /verify/batch are not bound by it.
+    #[arg(long, env = "MAILVET_VERIFY_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
+    pub verify_timeout: Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAILVET_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

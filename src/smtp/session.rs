@@ -14,6 +14,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::proxy::{ProxyError, Socks5Proxy};
 use super::reply::{ReplyLine, SmtpReply};
 
 /// Longest reply line accepted (RFC 5321 allows 512 octets; servers exceed it).
@@ -60,6 +61,9 @@ pub enum SessionError {
         #[source]
         source: io::Error,
     },
+    /// The SOCKS5 proxy itself failed (not the mail server behind it).
+    #[error("SOCKS5 egress failed ({proxy}): {detail}")]
+    Proxy { proxy: String, detail: String },
     #[error("no answer to {0} within the timeout")]
     Timeout(Phase),
     #[error("the server closed the connection during {0}")]
@@ -80,7 +84,7 @@ impl SessionError {
     /// The phase in which the session failed.
     pub fn phase(&self) -> Phase {
         match self {
-            SessionError::Connect { .. } => Phase::Connect,
+            SessionError::Connect { .. } | SessionError::Proxy { .. } => Phase::Connect,
             SessionError::Timeout(phase) | SessionError::Closed(phase) => *phase,
             SessionError::Protocol { phase, .. } | SessionError::Io { phase, .. } => *phase,
             SessionError::Tls(_) => Phase::StartTls,
@@ -166,13 +170,35 @@ impl Session {
         host: &str,
         config: SessionConfig,
     ) -> Result<(Session, SmtpReply), SessionError> {
-        let stream = tokio::time::timeout(config.timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| SessionError::Timeout(Phase::Connect))?
-            .map_err(|source| SessionError::Connect { addr, source })?;
-        let _ = stream.set_nodelay(true);
+        Self::connect_via(None, addr, host, config).await
+    }
+
+    /// Like [`Session::connect`], through `proxy` when one is given: the
+    /// proxy is asked to connect to `addr`, never to a name.
+    pub async fn connect_via(
+        proxy: Option<&Socks5Proxy>,
+        addr: SocketAddr,
+        host: &str,
+        config: SessionConfig,
+    ) -> Result<(Session, SmtpReply), SessionError> {
+        let stream: Box<dyn Stream> = match proxy {
+            None => Box::new(Self::direct(addr, config.timeout).await?),
+            Some(proxy) => match proxy.connect(addr, config.timeout).await {
+                Ok(stream) => Box::new(stream),
+                Err(ProxyError::Timeout) => return Err(SessionError::Timeout(Phase::Connect)),
+                Err(ProxyError::Target(source)) => {
+                    return Err(SessionError::Connect { addr, source });
+                }
+                Err(ProxyError::Proxy(detail)) => {
+                    return Err(SessionError::Proxy {
+                        proxy: proxy.to_string(),
+                        detail,
+                    });
+                }
+            },
+        };
         let mut session = Session {
-            io: BufReader::new(Box::new(stream)),
+            io: BufReader::new(stream),
             peer: addr,
             host: host.to_owned(),
             config,
@@ -181,6 +207,15 @@ impl Session {
         };
         let greeting = session.timed(Phase::Greeting, None).await?;
         Ok((session, greeting))
+    }
+
+    async fn direct(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, SessionError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| SessionError::Timeout(Phase::Connect))?
+            .map_err(|source| SessionError::Connect { addr, source })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 
     pub fn peer(&self) -> SocketAddr {

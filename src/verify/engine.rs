@@ -111,6 +111,11 @@ impl Verifier {
         self.prober.housekeeping();
     }
 
+    /// The state of each SOCKS5 proxy probes go through (empty without).
+    pub fn proxy_status(&self) -> Vec<super::egress::ProxyStatus> {
+        self.prober.proxy_status()
+    }
+
     /// The watch on the resolver's canary names.
     pub fn resolver_watch(&self) -> &Arc<ResolverWatch> {
         &self.watch

@@ -151,7 +151,7 @@ impl ProbeEvidence {
     pub fn failed(host: &str, err: &SessionError) -> Self {
         let failure = match err {
             SessionError::Timeout(_) => SessionFailure::Timeout,
-            SessionError::Connect { .. } => SessionFailure::Connect,
+            SessionError::Connect { .. } | SessionError::Proxy { .. } => SessionFailure::Connect,
             _ => SessionFailure::Protocol,
         };
         ProbeEvidence::Failed {

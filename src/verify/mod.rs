@@ -8,6 +8,7 @@ mod budget;
 pub mod classify;
 mod degraded;
 pub mod dns;
+pub mod egress;
 mod engine;
 pub mod evidence;
 pub mod export;

@@ -11,12 +11,13 @@ use moka::sync::Cache;
 use tracing::Instrument;
 
 use super::dns::MailHost;
+use super::egress::{Egress, ProxyOutcome, ProxyStatus};
 use super::evidence::{CatchAllEvidence, ProbeEvidence, Stage};
 use super::guard::forbidden_target;
 use super::hosts::HostPool;
 use super::verdict::catch_all_answer;
 use crate::address::EmailAddress;
-use crate::smtp::{Session, SessionConfig, SmtpReply};
+use crate::smtp::{Phase, Session, SessionConfig, SessionError, SmtpReply, Socks5Proxy};
 
 mod transaction;
 
@@ -49,6 +50,8 @@ pub struct ProbeSettings {
     /// before it is ended and a new one opened: many providers accept no
     /// more than 100 recipients per transaction.
     pub max_recipients_per_session: usize,
+    /// SOCKS5 proxies to connect through; none: directly.
+    pub proxies: Vec<Socks5Proxy>,
 }
 
 /// How talking to one address of a host ended.
@@ -119,6 +122,7 @@ pub struct Prober {
     settings: ProbeSettings,
     session: SessionConfig,
     pool: HostPool,
+    egress: Egress,
     catch_all: Cache<String, bool>,
 }
 
@@ -131,6 +135,7 @@ impl Prober {
         };
         Prober {
             pool: HostPool::new(settings.max_sessions, settings.max_sessions_per_host),
+            egress: Egress::new(settings.proxies.clone()),
             settings,
             session,
             catch_all: Cache::builder()
@@ -144,6 +149,11 @@ impl Prober {
     /// while that answer is remembered.
     pub fn known_catch_all(&self, domain: &str) -> Option<bool> {
         self.catch_all.get(domain)
+    }
+
+    /// The state of each SOCKS5 proxy (empty when probes go directly).
+    pub fn proxy_status(&self) -> Vec<ProxyStatus> {
+        self.egress.status()
     }
 
     /// Forgets the session pool's state for hosts no longer in use.
@@ -243,8 +253,7 @@ impl Prober {
         pending: &[usize],
         findings: &mut Findings,
     ) -> Result<Session, SessionEnd> {
-        let (mut session, greeting) = match Session::connect(addr, name, self.session.clone()).await
-        {
+        let (mut session, greeting) = match self.connect(name, addr).await {
             Ok(connected) => connected,
             Err(err) => {
                 count_probe("connect_failed");
@@ -269,6 +278,51 @@ impl Prober {
             return Err(SessionEnd::Failed(HostAttempt::NextHost(refusal)));
         }
         Ok(session)
+    }
+}
+
+impl Prober {
+    /// Connects to the mail host `name` at `addr` and reads its greeting:
+    /// directly, or through the host's proxy, then the next ones in its
+    /// order if a proxy itself fails. With every proxy set aside, nothing
+    /// is tried and the attempt fails as a connection failure: never a
+    /// verdict about the address.
+    async fn connect(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+    ) -> Result<(Session, SmtpReply), SessionError> {
+        if !self.egress.proxied() {
+            return Session::connect(addr, name, self.session.clone()).await;
+        }
+        let mut last = None;
+        for (index, proxy) in self.egress.route(name) {
+            let result = Session::connect_via(Some(proxy), addr, name, self.session.clone()).await;
+            match &result {
+                Err(err @ SessionError::Proxy { .. }) => {
+                    self.egress
+                        .report(index, ProxyOutcome::Failed, &err.to_string());
+                }
+                // A timeout through the proxy may be the proxy's or the
+                // mail server's: it says nothing about the proxy.
+                Err(SessionError::Timeout(Phase::Connect)) => {}
+                _ => self.egress.report(index, ProxyOutcome::Worked, ""),
+            }
+            match result {
+                Err(err @ SessionError::Proxy { .. }) => last = Some(err),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            let retry = self.egress.next_retry().unwrap_or_default();
+            SessionError::Proxy {
+                proxy: "every proxy".to_owned(),
+                detail: format!(
+                    "all are set aside after failing; the first is tried again in {} s",
+                    retry.as_secs().max(1)
+                ),
+            }
+        }))
     }
 }
 

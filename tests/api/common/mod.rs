@@ -10,6 +10,7 @@ pub mod probe;
 pub mod proxy;
 pub mod smtp_peer;
 pub mod sns;
+pub mod socks;
 pub mod spec;
 
 /// An HTTP client for tests (the TLS provider installed first).

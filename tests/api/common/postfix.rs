@@ -158,6 +158,13 @@ impl Postfix {
     }
 }
 
+impl Postfix {
+    /// Postfix's log so far (`maillog_file`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("maillog")).unwrap_or_default()
+    }
+}
+
 impl Drop for Postfix {
     fn drop(&mut self) {
         let _ = Command::new(POSTFIX)

@@ -96,6 +96,8 @@ impl Script {
 struct Log {
     sessions: AtomicUsize,
     commands: Mutex<Vec<String>>,
+    /// The address each connection came from.
+    clients: Mutex<Vec<std::net::IpAddr>>,
 }
 
 pub struct SmtpPeer {
@@ -120,8 +122,9 @@ impl SmtpPeer {
         let log = Arc::new(Log::default());
         let shared = log.clone();
         let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
+            while let Ok((socket, client)) = listener.accept().await {
                 shared.sessions.fetch_add(1, Ordering::SeqCst);
+                shared.clients.lock().expect("log").push(client.ip());
                 let script = script.clone();
                 let log = shared.clone();
                 tokio::spawn(async move { session(Box::new(socket), script, log).await });
@@ -141,6 +144,11 @@ impl SmtpPeer {
     /// Connections accepted so far.
     pub fn sessions(&self) -> usize {
         self.log.sessions.load(Ordering::SeqCst)
+    }
+
+    /// The address each connection came from, in order.
+    pub fn clients(&self) -> Vec<std::net::IpAddr> {
+        self.log.clients.lock().expect("log").clone()
     }
 
     /// Every command received, in order, across sessions.

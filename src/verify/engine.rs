@@ -132,6 +132,16 @@ impl Verifier {
         })
     }
 
+    /// The answer for `input` when it needs no work: an invalid address,
+    /// or one answered from memory. `None`: call [`Verifier::verify`].
+    pub fn answer_at_once(&self, input: &str, fresh: bool) -> Option<VerifyResult> {
+        match EmailAddress::parse(input) {
+            Err(err) => Some(invalid(input, &err)),
+            Ok(_) if fresh => None,
+            Ok(address) => self.remembered(input, &address.key(), self.suppressions.version()),
+        }
+    }
+
     /// Verifies one address for `requester`, within the part of the probe
     /// budget it may use. Requests for an address already being verified
     /// (for the same kind of caller) wait for that verification instead of

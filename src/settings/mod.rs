@@ -5,7 +5,8 @@
 //! Flags come in groups ([`clap::Args`] structs, one help heading each),
 //! and each subcommand takes the groups it uses: `serve` (the default) all
 //! of them, `check` the database, the verification engine's and logging,
-//! `migrate` the database's and logging. A component is built from the
+//! `doctor` the database, DNS, SMTP, logging and its own, `migrate` the
+//! database's and logging. A component is built from the
 //! groups it needs, never from the whole command line.
 
 use std::path::PathBuf;
@@ -14,9 +15,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+mod doctor;
 mod engine;
 mod service;
 
+pub use doctor::DoctorFlags;
 pub use engine::{DatabaseArgs, DnsArgs, SmtpArgs, VerifyArgs};
 pub use service::{ApiKeys, BounceArgs, HttpArgs, JobArgs, KeyArgs};
 
@@ -53,6 +56,30 @@ pub enum Command {
     /// Verify addresses with the service's engine and settings, and print
     /// the verdicts.
     Check(CheckArgs),
+    /// Check whether probing can work from here (database, resolver,
+    /// outbound SMTP, HELO name and reverse DNS, blocklists), print what
+    /// to fix, and exit 1 on any failure.
+    Doctor(DoctorArgs),
+}
+
+/// `mailvet doctor`: how to print, its own flags, and the settings it
+/// checks.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array of rows instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+    #[command(flatten)]
+    pub doctor: DoctorFlags,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `mailvet check`: what to verify, how to print it, and the settings.
@@ -162,6 +189,10 @@ impl Cli {
         match &mut cli.command {
             Some(Command::Serve(settings)) => settings.drop_empty_values(),
             Some(Command::Check(check)) => check.settings.smtp.drop_empty_values(),
+            Some(Command::Doctor(doctor)) => {
+                doctor.smtp.drop_empty_values();
+                doctor.doctor.drop_empty_values();
+            }
             Some(Command::Migrate(_)) | None => {}
         }
         cli
@@ -181,6 +212,7 @@ impl Command {
             Command::Serve(settings) => settings.log.format,
             Command::Migrate(settings) => settings.log.format,
             Command::Check(check) => check.settings.log.format,
+            Command::Doctor(doctor) => doctor.log.format,
         }
     }
 }

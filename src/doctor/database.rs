@@ -34,7 +34,9 @@ pub(super) async fn check(database: &DatabaseArgs) -> Vec<Row> {
                 Backend::Postgres => {
                     "start the database, or fix --database-url (host, port, user, password)"
                 }
-                Backend::Sqlite => "fix --database-url: the file's directory must exist and be writable",
+                Backend::Sqlite => {
+                    "fix --database-url: the file's directory must exist and be writable"
+                }
             },
         )
     };

@@ -17,7 +17,11 @@ const REASON_SHOWN: usize = 160;
 
 /// A row per zone; none when the address is unknown (the public address
 /// row says so) or no zone is configured.
-pub(super) async fn check(resolver: &MailResolver, ip: Option<IpAddr>, zones: &[String]) -> Vec<Row> {
+pub(super) async fn check(
+    resolver: &MailResolver,
+    ip: Option<IpAddr>,
+    zones: &[String],
+) -> Vec<Row> {
     let Some(ip) = ip else {
         return Vec::new();
     };
@@ -39,7 +43,11 @@ fn reversed(ip: IpAddr) -> String {
             format!("{d}.{c}.{b}.{a}")
         }
         IpAddr::V6(v6) => {
-            let hex: String = v6.octets().iter().map(|byte| format!("{byte:02x}")).collect();
+            let hex: String = v6
+                .octets()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
             let nibbles: Vec<String> = hex.chars().rev().map(String::from).collect();
             nibbles.join(".")
         }

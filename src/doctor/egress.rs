@@ -31,7 +31,9 @@ pub(super) async fn public_address(
                     None,
                     Row::warn(
                         CHECK,
-                        format!("not learnt from --public-ip-url: {why}; reverse DNS and blocklists not checked"),
+                        format!(
+                            "not learnt from --public-ip-url: {why}; reverse DNS and blocklists not checked"
+                        ),
                         ADVICE_UNKNOWN,
                     ),
                 );
@@ -61,7 +63,11 @@ pub(super) async fn public_address(
 
 /// Asks the URL; the answer is its body, an address as text. Errors name
 /// the host, never the URL, which may carry a token.
-async fn fetch(url: &str, dns: &DnsSettings, allow_private: bool) -> Result<(IpAddr, String), String> {
+async fn fetch(
+    url: &str,
+    dns: &DnsSettings,
+    allow_private: bool,
+) -> Result<(IpAddr, String), String> {
     let host = url::Url::parse(url)
         .map_err(|err| format!("not a URL: {err}"))?
         .host_str()

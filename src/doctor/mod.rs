@@ -118,7 +118,8 @@ pub async fn run(args: &DoctorArgs) -> Vec<Row> {
     let helo_name = args.smtp.helo_name();
     let zones = args.doctor.dnsbl_zones();
     let addressed = async {
-        let (public_ip, egress_row) = egress::public_address(&args.doctor, &dns, allow_private).await;
+        let (public_ip, egress_row) =
+            egress::public_address(&args.doctor, &dns, allow_private).await;
         let (helo_rows, dnsbl_rows) = tokio::join!(
             helo::check(&resolver, &helo_name, public_ip),
             dnsbl::check(&resolver, public_ip, &zones),

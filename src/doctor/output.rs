@@ -73,9 +73,18 @@ mod tests {
         ];
         let printed = table(&rows);
         let lines: Vec<&str> = printed.lines().collect();
-        assert_eq!(lines[0], format!("{:<25}RESULT  {:<36}WHAT TO DO", "CHECK", "DETAIL"));
-        assert!(lines[1].starts_with("database                 pass    sqlite"), "{printed}");
-        assert!(lines[2].ends_with("refused                             use --proxy"), "{printed}");
+        assert_eq!(
+            lines[0],
+            format!("{:<25}RESULT  {:<36}WHAT TO DO", "CHECK", "DETAIL")
+        );
+        assert!(
+            lines[1].starts_with("database                 pass    sqlite"),
+            "{printed}"
+        );
+        assert!(
+            lines[2].ends_with("refused                             use --proxy"),
+            "{printed}"
+        );
         assert_eq!(lines.last(), Some(&"1 passed, 0 warnings, 1 failed"));
     }
 

@@ -58,7 +58,11 @@ struct Target {
 }
 
 /// A row per domain and path.
-pub(super) async fn check(resolver: &MailResolver, smtp: &SmtpArgs, domains: &[String]) -> Vec<Row> {
+pub(super) async fn check(
+    resolver: &MailResolver,
+    smtp: &SmtpArgs,
+    domains: &[String],
+) -> Vec<Row> {
     if domains.is_empty() {
         return vec![Row::warn(
             "smtp",
@@ -99,7 +103,10 @@ async fn target(resolver: &MailResolver, domain: &str, allow_private: bool) -> R
         Ok(other) => {
             return Err(Row::fail(
                 check,
-                format!("{domain} has {}", crate::verify::resolver_watch::describe(&other)),
+                format!(
+                    "{domain} has {}",
+                    crate::verify::resolver_watch::describe(&other)
+                ),
                 "choose --doctor-domains that receive mail, or see the resolver rows",
             ));
         }
@@ -179,7 +186,10 @@ fn refusal(check: String, at: &str, phase: &str, reply: &SmtpReply) -> Row {
 }
 
 fn session_failure(check: String, at: &str, err: &SessionError) -> Row {
-    let detail = format!("{at}: {}", printable(&crate::error::error_chain(err), REPLY_SHOWN));
+    let detail = format!(
+        "{at}: {}",
+        printable(&crate::error::error_chain(err), REPLY_SHOWN)
+    );
     match err {
         SessionError::Connect { .. } | SessionError::Timeout(Phase::Connect) => {
             Row::fail(check, detail, ADVICE_BLOCKED_PORT)

@@ -232,38 +232,42 @@ impl MailResolver {
     /// not exist or has no A record (a negative answer proven by the
     /// zone's SOA: a blocklist's "not listed").
     pub async fn ipv4_records(&self, name: &str) -> Result<Option<Vec<Ipv4Addr>>, DnsError> {
-        Ok(match self.records(fqdn(name)?, name, RecordType::A).await? {
-            Lookup::Found(records) => Some(
-                records
-                    .iter()
-                    .filter_map(|data| match data {
-                        RData::A(a) => Some(a.0),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Lookup::NxDomain | Lookup::NoRecords => None,
-        })
+        Ok(
+            match self.records(fqdn(name)?, name, RecordType::A).await? {
+                Lookup::Found(records) => Some(
+                    records
+                        .iter()
+                        .filter_map(|data| match data {
+                            RData::A(a) => Some(a.0),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Lookup::NxDomain | Lookup::NoRecords => None,
+            },
+        )
     }
 
     /// The text of the TXT records of `name` (the strings of a record
     /// joined); empty when it has none.
     pub async fn txt_records(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        Ok(match self.records(fqdn(name)?, name, RecordType::TXT).await? {
-            Lookup::Found(records) => records
-                .iter()
-                .filter_map(|data| match data {
-                    RData::TXT(txt) => Some(
-                        txt.txt_data
-                            .iter()
-                            .map(|part| String::from_utf8_lossy(part))
-                            .collect::<String>(),
-                    ),
-                    _ => None,
-                })
-                .collect(),
-            Lookup::NxDomain | Lookup::NoRecords => Vec::new(),
-        })
+        Ok(
+            match self.records(fqdn(name)?, name, RecordType::TXT).await? {
+                Lookup::Found(records) => records
+                    .iter()
+                    .filter_map(|data| match data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part))
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect(),
+                Lookup::NxDomain | Lookup::NoRecords => Vec::new(),
+            },
+        )
     }
 
     /// The records of one type at `name`, with negative answers judged as

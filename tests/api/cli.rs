@@ -9,7 +9,8 @@ use crate::common::proxy::TcpProxy;
 
 const MAILVET: &str = env!("CARGO_BIN_EXE_mailvet");
 
-fn mailvet() -> Command {
+/// The binary, with none of the operator's configuration.
+pub(crate) fn mailvet() -> Command {
     let mut command = Command::new(MAILVET);
     // The operator's own configuration must not leak into these runs.
     for (name, _) in std::env::vars() {

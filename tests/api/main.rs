@@ -12,6 +12,7 @@ mod bounce_corpus;
 mod bounces_api;
 mod classification_corpus;
 mod cli;
+mod doctor;
 mod faults;
 mod http_basics;
 mod jobs_api;

@@ -49,7 +49,16 @@ pub(super) async fn check(database: &DatabaseArgs) -> Vec<Row> {
     };
     let row = match tokio::time::timeout(limit, store.ping()).await {
         Err(_) => unreachable(format!("no answer within {limit:?}")),
-        Ok(Err(err)) => unreachable(error_chain(&err)),
+        Ok(Err(err)) => {
+            let mut detail = error_chain(&err);
+            if backend == Backend::Postgres
+                && let Some(why) = tcp_failure(database.url.expose_secret()).await
+            {
+                // The pool says only that it timed out; say why.
+                detail = format!("{detail} ({why})");
+            }
+            unreachable(detail)
+        }
         Ok(Ok(())) => match store.suppression_seq().await {
             Ok(_) => Row::pass(CHECK, format!("{what}: reachable, schema in place")),
             Err(err) => Row::warn(
@@ -64,4 +73,22 @@ pub(super) async fn check(database: &DatabaseArgs) -> Vec<Row> {
     };
     store.close().await;
     vec![row]
+}
+
+/// Why a TCP connection to the Postgres server of `url` fails, if it
+/// does: the pool's own error says only that it timed out.
+async fn tcp_failure(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed
+        .host_str()
+        .filter(|host| !host.is_empty())?
+        .to_owned();
+    let port = parsed.port().unwrap_or(5432);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(format!("{host}:{port}: {err}")),
+        Err(_) => Some(format!("{host}:{port}: no answer to a TCP connection")),
+    }
 }

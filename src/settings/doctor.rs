@@ -56,20 +56,24 @@ impl DoctorFlags {
         self.public_ip_url = self.public_ip_url.take().filter(|url| !blank(url));
     }
 
-    /// The blocklist zones, lower case, without blanks; none for `none`.
+    /// The blocklist zones, lower case, each once; none for `none`.
     pub fn dnsbl_zones(&self) -> Vec<String> {
         names(&self.dnsbl_zones)
     }
 
-    /// The domains whose mail hosts are tried, lower case, without blanks.
+    /// The domains whose mail hosts are tried, lower case, each once.
     pub fn domains(&self) -> Vec<String> {
         names(&self.domains)
     }
 }
 
 fn names(list: &[String]) -> Vec<String> {
-    list.iter()
-        .map(|name| name.trim().trim_end_matches('.').to_ascii_lowercase())
-        .filter(|name| !name.is_empty() && name != "none")
-        .collect()
+    let mut names: Vec<String> = Vec::with_capacity(list.len());
+    for name in list {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !name.is_empty() && name != "none" && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }

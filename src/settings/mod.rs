@@ -349,6 +349,65 @@ mod tests {
     }
 
     #[test]
+    fn doctor_takes_the_groups_it_checks_and_its_own_flags() {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("doctor")
+            .expect("a doctor subcommand")
+            .render_help()
+            .to_string();
+        for used in [
+            "Doctor:",
+            "--public-ip",
+            "--public-ip-url",
+            "--dnsbl-zones",
+            "--doctor-domains",
+            "--dns-servers",
+            "--database-url",
+            "--helo-name",
+            "--json",
+        ] {
+            assert!(help.contains(used), "{used} missing from:\n{help}");
+        }
+        for unused in ["--listen", "--secret-keys", "--probe-budget-per-domain"] {
+            assert!(!help.contains(unused), "{unused} listed in:\n{help}");
+        }
+
+        let cli = Cli::parse_args_from([
+            "mailvet",
+            "doctor",
+            "--public-ip",
+            "203.0.113.7",
+            "--dnsbl-zones",
+            "Zen.Spamhaus.org, bl.spamcop.net.,zen.spamhaus.org",
+            "--public-ip-url",
+            "",
+        ]);
+        let Command::Doctor(doctor) = cli.into_command() else {
+            panic!("doctor");
+        };
+        assert_eq!(
+            doctor.doctor.public_ip,
+            Some("203.0.113.7".parse().expect("an IP"))
+        );
+        assert_eq!(doctor.doctor.public_ip_url, None);
+        assert_eq!(
+            doctor.doctor.dnsbl_zones(),
+            ["zen.spamhaus.org", "bl.spamcop.net"]
+        );
+        assert_eq!(
+            doctor.doctor.domains(),
+            ["gmail.com", "outlook.com", "yahoo.com"]
+        );
+
+        let cli = Cli::parse_args_from(["mailvet", "doctor", "--dnsbl-zones", "none"]);
+        let Command::Doctor(doctor) = cli.into_command() else {
+            panic!("doctor");
+        };
+        assert!(doctor.doctor.dnsbl_zones().is_empty());
+    }
+
+    #[test]
     fn help_shows_the_groups_as_headings() {
         let help = Cli::command().render_help().to_string();
         for heading in [

@@ -4,6 +4,11 @@
 //! mail hosts. Nothing leaves 127.0.0.0/8.
 
 use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::cli::mailvet;
 use crate::common::dns::{TestDns, Zone, lying_nxdomain_server};
@@ -32,7 +37,9 @@ fn world_with_ptr(ptr: &str) -> Vec<Zone> {
         Zone::new("outlook.test")
             .mx("outlook.test", 10, "mx.outlook.test")
             .ip("mx.outlook.test", "127.0.0.1"),
-        Zone::new("mailvet.test").ip(HELO, EGRESS),
+        Zone::new("mailvet.test")
+            .ip(HELO, EGRESS)
+            .ip("whoami.mailvet.test", "127.0.0.1"),
         Zone::new("2.0.192.in-addr.arpa").ptr(EGRESS, ptr),
         Zone::new("dnsbl.test"),
     ]
@@ -390,6 +397,10 @@ async fn an_unreachable_database_fails_without_showing_its_password() {
         )),
         "{table}"
     );
+    assert!(
+        database[2].to_lowercase().contains("connection refused"),
+        "{table}"
+    );
     assert!(database[3].contains("start the database"), "{table}");
     assert!(!table.contains("hunter2"), "{table}");
     assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
@@ -407,4 +418,98 @@ async fn a_sqlite_database_without_the_schema_is_a_warning_and_is_left_unmigrate
     let database = row(&table, "database");
     assert_eq!(database[1], "warn", "{table}");
     assert!(database[3].contains("mailvet migrate"), "{table}");
+    // Doctor wrote nothing: a second run finds the schema missing still.
+    let again = doctor(healthy_args(&dns.addr.to_string(), &url, peer.port()), &[]).await;
+    assert_eq!(
+        row(&stdout(&again), "database")[1],
+        "warn",
+        "{}",
+        stdout(&again)
+    );
+}
+
+/// An HTTP server on loopback that answers every request with `body` as
+/// plain text, and counts the requests.
+async fn whoami_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => request.extend_from_slice(&buffer[..read]),
+                }
+            }
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (port, requests)
+}
+
+#[tokio::test]
+async fn the_public_address_can_come_from_the_operators_url_resolved_through_the_resolver() {
+    let dns = TestDns::start(world()).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let (port, requests) = whoami_server("192.0.2.25\n").await;
+    let database = migrated_database().await;
+    let mut args = healthy_args(&dns.addr.to_string(), &database.url, peer.port());
+    let at = args
+        .iter()
+        .position(|arg| arg == "--public-ip")
+        .expect("--public-ip");
+    args.drain(at..at + 2);
+    let url = format!("http://whoami.mailvet.test:{port}/ip?token=s3cret-token");
+    let output = doctor(args, &[("--public-ip-url", &url)]).await;
+    let table = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{table}");
+    let public = row(&table, "public address");
+    assert_eq!(public[1], "pass", "{table}");
+    assert_eq!(
+        public[2], "192.0.2.25 (from --public-ip-url, whoami.mailvet.test)",
+        "{table}"
+    );
+    assert_eq!(row(&table, "reverse dns")[1], "pass", "{table}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert!(!table.contains("s3cret-token"), "{table}");
+    assert!(
+        !stderr(&output).contains("s3cret-token"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_public_address_url_that_answers_something_else_is_a_warning() {
+    let dns = TestDns::start(world()).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
+    let (port, _) = whoami_server("<html>captive portal</html>").await;
+    let database = migrated_database().await;
+    let mut args = healthy_args(&dns.addr.to_string(), &database.url, peer.port());
+    let at = args
+        .iter()
+        .position(|arg| arg == "--public-ip")
+        .expect("--public-ip");
+    args.drain(at..at + 2);
+    let url = format!("http://127.0.0.1:{port}/");
+    let output = doctor(args, &[("--public-ip-url", &url)]).await;
+    let table = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{table}");
+    let public = row(&table, "public address");
+    assert_eq!(public[1], "warn", "{table}");
+    assert!(public[2].contains("not an IP address"), "{table}");
+    assert!(
+        !table.contains("reverse dns") && !table.contains("dnsbl "),
+        "nothing to look up without the address:\n{table}"
+    );
 }

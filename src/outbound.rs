@@ -1,10 +1,11 @@
-//! Outbound HTTP: the job-completion webhook and Amazon SNS's subscription
-//! confirmation. Every request resolves its host through mailvet's own
+//! Outbound HTTP: the job-completion webhook, Amazon SNS's subscription
+//! confirmation and `mailvet doctor`'s public-address URL. Every request resolves its host through mailvet's own
 //! resolver (`--dns-servers`), never the system's, and dials only the
 //! addresses the SSRF guard allows — the addresses actually dialled, so a
 //! name that resolves to a public address when the URL is checked and to
 //! 127.0.0.1 when it is fetched (DNS rebinding) gains nothing. Private
-//! targets are allowed only with `--allow-private-webhooks`. Proxies from
+//! targets are allowed only with `--allow-private-webhooks` (doctor's
+//! URL: `--allow-private-targets`). Proxies from
 //! the environment are ignored: they would dial on our behalf unchecked.
 
 use std::net::{IpAddr, SocketAddr};

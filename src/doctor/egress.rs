@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::{Row, printable};
 use crate::outbound::Outbound;
+use crate::secret::ExposeSecret;
 use crate::settings::DoctorFlags;
 use crate::verify::dns::DnsSettings;
 use crate::verify::guard::forbidden_target;
@@ -24,7 +25,7 @@ pub(super) async fn public_address(
 ) -> (Option<IpAddr>, Row) {
     let (ip, source) = match (&flags.public_ip, &flags.public_ip_url) {
         (Some(ip), _) => (*ip, "--public-ip".to_owned()),
-        (None, Some(url)) => match fetch(url, dns, allow_private).await {
+        (None, Some(url)) => match fetch(url.expose_secret(), dns, allow_private).await {
             Ok(found) => found,
             Err(why) => {
                 return (

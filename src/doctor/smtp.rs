@@ -27,7 +27,8 @@ enum Path {
 }
 
 impl Path {
-    /// Every path a probe may take.
+    /// Every path a probe may take: directly, and (once `SmtpArgs` has
+    /// them) through each configured proxy.
     fn all(_smtp: &SmtpArgs) -> Vec<Path> {
         vec![Path::Direct]
     }
@@ -160,7 +161,7 @@ async fn greet(domain: &str, target: &Target, path: Path, port: u16, config: Ses
         Ok(hello) if hello.is_positive() => Row::pass(
             check,
             format!(
-                "{at}: {}; EHLO accepted",
+                "{at}: {}; our EHLO accepted",
                 printable(&greeting.to_string(), REPLY_SHOWN)
             ),
         ),

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use clap::Args;
 
 use super::blank;
+use crate::secret::{ExposeSecret, SecretString, parse_secret};
 
 /// What `mailvet doctor` checks beyond the engine's own settings.
 #[derive(Debug, Clone, Args)]
@@ -19,14 +20,15 @@ pub struct DoctorFlags {
 
     /// A URL that answers the caller's address as plain text (a service of
     /// your own, or one you choose), asked when --public-ip is not given.
-    /// Nothing is asked by default.
+    /// Nothing is asked by default. Kept secret: it may carry a token.
     #[arg(
         long = "public-ip-url",
         env = "MAILVET_PUBLIC_IP_URL",
         value_name = "URL",
+        value_parser = parse_secret,
         hide_env_values = true
     )]
-    pub public_ip_url: Option<String>,
+    pub public_ip_url: Option<SecretString>,
 
     /// DNS blocklist zones the public address is looked up in, comma
     /// separated, queried through the resolver. `none` turns the check off.
@@ -53,7 +55,10 @@ pub struct DoctorFlags {
 
 impl DoctorFlags {
     pub(super) fn drop_empty_values(&mut self) {
-        self.public_ip_url = self.public_ip_url.take().filter(|url| !blank(url));
+        self.public_ip_url = self
+            .public_ip_url
+            .take()
+            .filter(|url| !blank(url.expose_secret()));
     }
 
     /// The blocklist zones, lower case, each once; none for `none`.

@@ -390,7 +390,7 @@ mod tests {
             doctor.doctor.public_ip,
             Some("203.0.113.7".parse().expect("an IP"))
         );
-        assert_eq!(doctor.doctor.public_ip_url, None);
+        assert!(doctor.doctor.public_ip_url.is_none());
         assert_eq!(
             doctor.doctor.dnsbl_zones(),
             ["zen.spamhaus.org", "bl.spamcop.net"]
@@ -399,6 +399,14 @@ mod tests {
             doctor.doctor.domains(),
             ["gmail.com", "outlook.com", "yahoo.com"]
         );
+
+        let cli = Cli::parse_args_from([
+            "mailvet",
+            "doctor",
+            "--public-ip-url",
+            "https://ip.example/?token=tok_hunter2",
+        ]);
+        assert!(!format!("{cli:?}").contains("tok_hunter2"), "{cli:?}");
 
         let cli = Cli::parse_args_from(["mailvet", "doctor", "--dnsbl-zones", "none"]);
         let Command::Doctor(doctor) = cli.into_command() else {

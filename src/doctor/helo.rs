@@ -12,36 +12,43 @@ use crate::verify::dns::MailResolver;
 const CHECK: &str = "helo name";
 const CHECK_PTR: &str = "reverse dns";
 
-/// A row for the name, and one for reverse DNS when the address is known.
+/// A row for the name, and one for reverse DNS when the address is known
+/// (even when the name is wrong: the PTR then says which name to use).
 pub(super) async fn check(
     resolver: &MailResolver,
     helo_name: &str,
     public_ip: Option<IpAddr>,
 ) -> Vec<Row> {
     let name = helo_name.trim_end_matches('.').to_ascii_lowercase();
-    if let Some(problem) = helo_name_problem(&name) {
-        return vec![Row::fail(
-            CHECK,
-            format!("`{name}`: {problem}"),
-            "set --helo-name to this host's fully qualified name, one with an A record and \
-             the PTR of the public address",
-        )];
-    }
-    let forward = match resolver.host_addresses(&name).await {
-        Ok(addrs) => addrs,
-        Err(err) => {
-            return vec![Row::fail(
+    let (name_row, forward) = match helo_name_problem(&name) {
+        Some(problem) => (
+            Row::fail(
                 CHECK,
-                format!("`{name}` does not resolve: {}", err.detail),
-                "publish an A (or AAAA) record for it, pointing at the public address",
-            )];
-        }
+                format!("`{name}`: {problem}"),
+                "set --helo-name to this host's fully qualified name, one with an A record \
+                 and the PTR of the public address",
+            ),
+            Vec::new(),
+        ),
+        None => match resolver.host_addresses(&name).await {
+            Ok(addrs) => {
+                let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                (
+                    Row::pass(CHECK, format!("`{name}` resolves to {}", shown.join(", "))),
+                    addrs,
+                )
+            }
+            Err(err) => (
+                Row::fail(
+                    CHECK,
+                    format!("`{name}` does not resolve: {}", err.detail),
+                    "publish an A (or AAAA) record for it, pointing at the public address",
+                ),
+                Vec::new(),
+            ),
+        },
     };
-    let shown: Vec<String> = forward.iter().map(ToString::to_string).collect();
-    let mut rows = vec![Row::pass(
-        CHECK,
-        format!("`{name}` resolves to {}", shown.join(", ")),
-    )];
+    let mut rows = vec![name_row];
     if let Some(ip) = public_ip {
         rows.push(reverse(resolver, &name, &forward, ip).await);
     }

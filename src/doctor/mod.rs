@@ -128,7 +128,7 @@ pub async fn run(args: &DoctorArgs) -> Vec<Row> {
     };
     let (database_rows, resolver_rows, smtp_rows, (egress_row, helo_rows, dnsbl_rows)) = tokio::join!(
         database::check(&args.database),
-        resolver::check(&resolver, &dns.canaries, &domains),
+        resolver::check(&resolver, &dns, &domains),
         smtp::check(&resolver, &args.smtp, &domains),
         addressed,
     );

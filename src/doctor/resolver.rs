@@ -8,7 +8,7 @@ use rand::Rng as _;
 use rand::distr::Alphanumeric;
 
 use super::Row;
-use crate::verify::dns::{MailResolver, MailRoute};
+use crate::verify::dns::{DnsSettings, MailResolver, MailRoute};
 use crate::verify::resolver_watch::describe;
 
 const CHECK: &str = "resolver";
@@ -21,9 +21,10 @@ const ADVICE_LYING: &str = "use a resolver that answers honestly (--dns-servers 
 /// domain.
 pub(super) async fn check(
     resolver: &MailResolver,
-    canaries: &[String],
+    settings: &DnsSettings,
     domains: &[String],
 ) -> Vec<Row> {
+    let canaries = &settings.canaries;
     let mut rows = Vec::new();
     let mut resolving = Vec::new();
     for canary in canaries {
@@ -56,9 +57,20 @@ pub(super) async fn check(
         .or_else(|| canaries.first())
         .or_else(|| domains.first());
     if let Some(parent) = parent {
-        rows.push(negative_answer(resolver, parent).await);
+        let mut row = negative_answer(resolver, parent).await;
+        row.detail = format!("{} (asked of {})", row.detail, servers(settings));
+        rows.push(row);
     }
     rows
+}
+
+/// The servers the resolver asks, as the operator configured them.
+fn servers(settings: &DnsSettings) -> String {
+    if settings.servers.is_empty() {
+        return "the system resolver".to_owned();
+    }
+    let servers: Vec<String> = settings.servers.iter().map(ToString::to_string).collect();
+    servers.join(", ")
 }
 
 fn canary_failure(canary: &str, detail: String) -> Row {

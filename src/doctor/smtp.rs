@@ -120,9 +120,12 @@ async fn target(resolver: &MailResolver, domain: &str, allow_private: bool) -> R
         }
     };
     let first = &hosts[0];
+    // IPv4 first: many hosts that may send on port 25 have no IPv6 route.
     let allowed = first
         .addrs
         .iter()
+        .filter(|ip| ip.is_ipv4())
+        .chain(first.addrs.iter().filter(|ip| ip.is_ipv6()))
         .find(|ip| allow_private || forbidden_target(**ip).is_none());
     match allowed {
         Some(ip) => Ok(Target {

@@ -334,6 +334,15 @@ async fn a_helo_name_without_a_dot_fails() {
     assert_eq!(helo[1], "fail", "{table}");
     assert!(helo[2].contains("`mailhost`: it has no dot"), "{table}");
     assert!(helo[3].contains("--helo-name"), "{table}");
+    // The PTR says which name to use.
+    let reverse = row(&table, "reverse dns");
+    assert_eq!(reverse[1], "warn", "{table}");
+    assert!(
+        reverse[3].starts_with(&format!(
+            "set --helo-name {HELO} (if it resolves to {EGRESS})"
+        )),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -371,6 +380,10 @@ async fn a_resolver_that_answers_nxdomain_without_an_soa_fails() {
     let negative = row(&table, "resolver: negative answer");
     assert_eq!(negative[1], "fail", "{table}");
     assert!(negative[2].contains("without the zone's SOA"), "{table}");
+    assert!(
+        negative[2].ends_with(&format!("(asked of {lying})")),
+        "{table}"
+    );
 }
 
 #[tokio::test]

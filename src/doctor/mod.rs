@@ -9,7 +9,8 @@
 //! the first mail host of each `--doctor-domains` domain (greeting,
 //! `EHLO`, `QUIT`: nothing is sent), the DNSBL zones (through the
 //! resolver), and `--public-ip-url` when it is given. It writes nothing:
-//! a schema that is missing is reported, not migrated.
+//! a schema that is missing is reported, not migrated (a SQLite file that
+//! does not exist is created empty, as every command's opening does).
 
 mod database;
 mod dnsbl;

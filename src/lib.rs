@@ -12,11 +12,13 @@
 //! 6. guarded outbound HTTP, [`outbound`];
 //! 7. bulk verification, [`jobs`];
 //! 8. the API, [`http`];
-//! 9. the command line and the service: [`settings`], [`startup`], [`check`].
+//! 9. the command line and the service: [`settings`], [`startup`], [`check`],
+//!    [`doctor`].
 
 pub mod address;
 pub mod bounce;
 pub mod check;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod jobs;

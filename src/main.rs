@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use mailvet::settings::{CheckArgs, MigrateSettings};
-use mailvet::{Application, Cli, Command, Settings, check, startup, telemetry};
+use mailvet::settings::{CheckArgs, DoctorArgs, MigrateSettings};
+use mailvet::{Application, Cli, Command, Settings, check, doctor, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
             settings,
             ..
         }) => check::run_file(&settings, &file, output.as_deref(), json, fresh).await,
+        Command::Doctor(args) => return run_doctor(&args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,6 +42,21 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(listen = %app.local_addr(), "mailvet is serving");
     app.run_until_stopped(startup::shutdown_signal()).await
+}
+
+/// Prints doctor's report; exits 1 when a check failed.
+async fn run_doctor(args: &DoctorArgs) -> ExitCode {
+    let rows = doctor::run(args).await;
+    if args.json {
+        println!("{}", doctor::output::json(&rows));
+    } else {
+        print!("{}", doctor::output::table(&rows));
+    }
+    if doctor::any_failed(&rows) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn migrate(settings: &MigrateSettings) -> anyhow::Result<()> {

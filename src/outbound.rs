@@ -1,10 +1,11 @@
-//! Outbound HTTP: the job-completion webhook and Amazon SNS's subscription
-//! confirmation. Every request resolves its host through mailvet's own
+//! Outbound HTTP: the job-completion webhook, Amazon SNS's subscription
+//! confirmation and `mailvet doctor`'s public-address URL. Every request resolves its host through mailvet's own
 //! resolver (`--dns-servers`), never the system's, and dials only the
 //! addresses the SSRF guard allows — the addresses actually dialled, so a
 //! name that resolves to a public address when the URL is checked and to
 //! 127.0.0.1 when it is fetched (DNS rebinding) gains nothing. Private
-//! targets are allowed only with `--allow-private-webhooks`. Proxies from
+//! targets are allowed only with `--allow-private-webhooks` (doctor's
+//! URL: `--allow-private-targets`). Proxies from
 //! the environment are ignored: they would dial on our behalf unchecked.
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,16 +35,30 @@ pub enum OutboundError {
 pub struct Outbound {
     client: reqwest::Client,
     allow_private: bool,
+    /// The flag that allows private targets, named in refusals.
+    private_flag: &'static str,
 }
 
 impl Outbound {
-    /// A client that resolves through the servers of `dns`.
+    /// A client that resolves through the servers of `dns`; private
+    /// targets are allowed by `--allow-private-webhooks`.
     pub fn new(dns: &DnsSettings, allow_private: bool) -> Result<Self, OutboundError> {
+        Self::allowing_private_by(dns, allow_private, "--allow-private-webhooks")
+    }
+
+    /// A client as [`Outbound::new`] makes, for a command whose flag
+    /// `private_flag` allows private targets (named when one is refused).
+    pub fn allowing_private_by(
+        dns: &DnsSettings,
+        allow_private: bool,
+        private_flag: &'static str,
+    ) -> Result<Self, OutboundError> {
         crate::tls::install_provider();
         let resolver = GuardedResolver {
             resolver: MailResolver::new(dns)
                 .map_err(|err| OutboundError::Failed(err.to_string()))?,
             allow_private,
+            private_flag,
         };
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -56,6 +71,7 @@ impl Outbound {
         Ok(Outbound {
             client,
             allow_private,
+            private_flag,
         })
     }
 
@@ -78,7 +94,7 @@ impl Outbound {
             && !self.allow_private
             && let Some(why) = forbidden_target(ip)
         {
-            return Err(OutboundError::Refused(refusal(ip, why)));
+            return Err(OutboundError::Refused(refusal(ip, why, self.private_flag)));
         }
         Ok(self.client.request(method, parsed))
     }
@@ -100,8 +116,8 @@ impl Outbound {
     }
 }
 
-fn refusal(ip: IpAddr, why: &str) -> String {
-    format!("{ip} is a {why} address; pass --allow-private-webhooks to allow private targets")
+fn refusal(ip: IpAddr, why: &str, flag: &str) -> String {
+    format!("{ip} is a {why} address; pass {flag} to allow private targets")
 }
 
 /// Resolves through mailvet's resolver and keeps the addresses the guard
@@ -110,6 +126,7 @@ fn refusal(ip: IpAddr, why: &str) -> String {
 struct GuardedResolver {
     resolver: MailResolver,
     allow_private: bool,
+    private_flag: &'static str,
 }
 
 impl Resolve for GuardedResolver {
@@ -117,6 +134,7 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_owned();
         let resolver = self.resolver.clone();
         let allow_private = self.allow_private;
+        let flag = self.private_flag;
         Box::pin(async move {
             let found = resolver.host_addresses(&host).await.map_err(|err| {
                 Box::new(OutboundError::Failed(err.to_string()))
@@ -127,7 +145,7 @@ impl Resolve for GuardedResolver {
                 .into_iter()
                 .filter(|ip| match forbidden_target(*ip) {
                     Some(why) if !allow_private => {
-                        refused.get_or_insert_with(|| refusal(*ip, why));
+                        refused.get_or_insert_with(|| refusal(*ip, why, flag));
                         false
                     }
                     _ => true,

@@ -5,7 +5,8 @@
 //! Flags come in groups ([`clap::Args`] structs, one help heading each),
 //! and each subcommand takes the groups it uses: `serve` (the default) all
 //! of them, `check` the database, the verification engine's and logging,
-//! `migrate` the database's and logging. A component is built from the
+//! `doctor` the database, DNS, SMTP, logging and its own, `migrate` the
+//! database's and logging. A component is built from the
 //! groups it needs, never from the whole command line.
 
 use std::path::PathBuf;
@@ -14,9 +15,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+mod doctor;
 mod engine;
 mod service;
 
+pub use doctor::DoctorFlags;
 pub use engine::{DatabaseArgs, DnsArgs, SmtpArgs, VerifyArgs};
 pub use service::{ApiKeys, BounceArgs, HttpArgs, JobArgs, KeyArgs};
 
@@ -53,6 +56,30 @@ pub enum Command {
     /// Verify addresses with the service's engine and settings, and print
     /// the verdicts.
     Check(CheckArgs),
+    /// Check whether probing can work from here (database, resolver,
+    /// outbound SMTP, HELO name and reverse DNS, blocklists), print what
+    /// to fix, and exit 1 on any failure.
+    Doctor(DoctorArgs),
+}
+
+/// `mailvet doctor`: how to print, its own flags, and the settings it
+/// checks.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array of rows instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+    #[command(flatten)]
+    pub doctor: DoctorFlags,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `mailvet check`: what to verify, how to print it, and the settings.
@@ -162,6 +189,10 @@ impl Cli {
         match &mut cli.command {
             Some(Command::Serve(settings)) => settings.drop_empty_values(),
             Some(Command::Check(check)) => check.settings.smtp.drop_empty_values(),
+            Some(Command::Doctor(doctor)) => {
+                doctor.smtp.drop_empty_values();
+                doctor.doctor.drop_empty_values();
+            }
             Some(Command::Migrate(_)) | None => {}
         }
         cli
@@ -181,6 +212,7 @@ impl Command {
             Command::Serve(settings) => settings.log.format,
             Command::Migrate(settings) => settings.log.format,
             Command::Check(check) => check.settings.log.format,
+            Command::Doctor(doctor) => doctor.log.format,
         }
     }
 }
@@ -314,6 +346,73 @@ mod tests {
         }
         let refused = Cli::try_parse_from(["mailvet", "check", "a@b.example", "--listen", "x"]);
         assert!(refused.is_err(), "check has no --listen");
+    }
+
+    #[test]
+    fn doctor_takes_the_groups_it_checks_and_its_own_flags() {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("doctor")
+            .expect("a doctor subcommand")
+            .render_help()
+            .to_string();
+        for used in [
+            "Doctor:",
+            "--public-ip",
+            "--public-ip-url",
+            "--dnsbl-zones",
+            "--doctor-domains",
+            "--dns-servers",
+            "--database-url",
+            "--helo-name",
+            "--json",
+        ] {
+            assert!(help.contains(used), "{used} missing from:\n{help}");
+        }
+        for unused in ["--listen", "--secret-keys", "--probe-budget-per-domain"] {
+            assert!(!help.contains(unused), "{unused} listed in:\n{help}");
+        }
+
+        let cli = Cli::parse_args_from([
+            "mailvet",
+            "doctor",
+            "--public-ip",
+            "203.0.113.7",
+            "--dnsbl-zones",
+            "Zen.Spamhaus.org, bl.spamcop.net.,zen.spamhaus.org",
+            "--public-ip-url",
+            "",
+        ]);
+        let Command::Doctor(doctor) = cli.into_command() else {
+            panic!("doctor");
+        };
+        assert_eq!(
+            doctor.doctor.public_ip,
+            Some("203.0.113.7".parse().expect("an IP"))
+        );
+        assert!(doctor.doctor.public_ip_url.is_none());
+        assert_eq!(
+            doctor.doctor.dnsbl_zones(),
+            ["zen.spamhaus.org", "bl.spamcop.net"]
+        );
+        assert_eq!(
+            doctor.doctor.domains(),
+            ["gmail.com", "outlook.com", "yahoo.com"]
+        );
+
+        let cli = Cli::parse_args_from([
+            "mailvet",
+            "doctor",
+            "--public-ip-url",
+            "https://ip.example/?token=tok_hunter2",
+        ]);
+        assert!(!format!("{cli:?}").contains("tok_hunter2"), "{cli:?}");
+
+        let cli = Cli::parse_args_from(["mailvet", "doctor", "--dnsbl-zones", "none"]);
+        let Command::Doctor(doctor) = cli.into_command() else {
+            panic!("doctor");
+        };
+        assert!(doctor.doctor.dnsbl_zones().is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (RFC 7505), the implicit MX of a domain without MX records, and the
 //! addresses of each mail host.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
@@ -207,6 +207,92 @@ impl MailResolver {
                 name: host.to_owned(),
                 detail: "no address".into(),
             }),
+        }
+    }
+
+    /// The names the PTR records of `ip` give (its reverse DNS), lower case
+    /// and without the trailing dot; empty when it has none.
+    pub async fn reverse_names(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let mut name = Name::from(ip);
+        name.set_fqdn(true);
+        let shown = name.to_ascii();
+        Ok(match self.records(name, &shown, RecordType::PTR).await? {
+            Lookup::Found(records) => records
+                .iter()
+                .filter_map(|data| match data {
+                    RData::PTR(ptr) => Some(host_name(&ptr.0)),
+                    _ => None,
+                })
+                .collect(),
+            Lookup::NxDomain | Lookup::NoRecords => Vec::new(),
+        })
+    }
+
+    /// The addresses in the A records of `name`; `None` when the name does
+    /// not exist or has no A record (a negative answer proven by the
+    /// zone's SOA: a blocklist's "not listed").
+    pub async fn ipv4_records(&self, name: &str) -> Result<Option<Vec<Ipv4Addr>>, DnsError> {
+        Ok(
+            match self.records(fqdn(name)?, name, RecordType::A).await? {
+                Lookup::Found(records) => Some(
+                    records
+                        .iter()
+                        .filter_map(|data| match data {
+                            RData::A(a) => Some(a.0),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Lookup::NxDomain | Lookup::NoRecords => None,
+            },
+        )
+    }
+
+    /// The text of the TXT records of `name` (the strings of a record
+    /// joined); empty when it has none.
+    pub async fn txt_records(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        Ok(
+            match self.records(fqdn(name)?, name, RecordType::TXT).await? {
+                Lookup::Found(records) => records
+                    .iter()
+                    .filter_map(|data| match data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part))
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect(),
+                Lookup::NxDomain | Lookup::NoRecords => Vec::new(),
+            },
+        )
+    }
+
+    /// The records of one type at `name`, with negative answers judged as
+    /// every lookup's are (see [`classify_error`]).
+    async fn records(
+        &self,
+        name: Name,
+        shown: &str,
+        record_type: RecordType,
+    ) -> Result<Lookup<Vec<RData>>, DnsError> {
+        match self.resolver.lookup(name, record_type).await {
+            Ok(lookup) => {
+                let found: Vec<RData> = lookup
+                    .answers()
+                    .iter()
+                    .filter(|record| record.record_type() == record_type)
+                    .map(|record| record.data.clone())
+                    .collect();
+                Ok(if found.is_empty() {
+                    Lookup::NoRecords
+                } else {
+                    Lookup::Found(found)
+                })
+            }
+            Err(err) => classify_error(shown, err),
         }
     }
 

@@ -172,7 +172,8 @@ impl ResolverWatch {
     }
 }
 
-fn describe(route: &MailRoute) -> &'static str {
+/// What a route that is not mail hosts says, in a few words.
+pub(crate) fn describe(route: &MailRoute) -> &'static str {
     match route {
         MailRoute::Hosts { .. } => "mail hosts",
         MailRoute::NullMx => "a null MX",

@@ -9,6 +9,7 @@ use crate::common::proxy::TcpProxy;
 
 const MAILVET: &str = env!("CARGO_BIN_EXE_mailvet");
 
+/// The binary, with none of the operator's configuration.
 pub(crate) fn mailvet() -> Command {
     let mut command = Command::new(MAILVET);
     // The operator's own configuration must not leak into these runs.

@@ -12,6 +12,7 @@ mod bounce_corpus;
 mod bounces_api;
 mod classification_corpus;
 mod cli;
+mod doctor;
 mod egress;
 mod faults;
 mod http_basics;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::Server;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -68,6 +68,15 @@ impl Zone {
 
     pub fn txt(self, owner: &str, text: &str) -> Self {
         self.add(owner, RData::TXT(TXT::new(vec![text.to_owned()])))
+    }
+
+    /// The PTR record of `ip` (reverse DNS), naming `target`. The zone
+    /// must be the reverse zone that holds it (`2.0.192.in-addr.arpa`);
+    /// the resolver answers for 127.0.0.0/8 itself (`localhost`).
+    pub fn ptr(self, ip: &str, target: &str) -> Self {
+        let ip: IpAddr = ip.parse().expect("an IP address");
+        let owner = Name::from(ip).to_ascii();
+        self.add(&owner, RData::PTR(PTR(name(target))))
     }
 }
 

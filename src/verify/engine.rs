@@ -13,6 +13,7 @@ use super::budget::{ProbeBudget, Requester};
 use super::degraded::{Answer, noting_store_trouble, warn_store};
 use super::dns::{DnsError, DnsSettings, MailResolver, MailRoute};
 use super::evidence::{DnsEvidence, Evidence, ProbeEvidence};
+use super::health::ProbeHealth;
 use super::lists::{self, Lists};
 use super::memo::Memo;
 use super::probe::{ProbeSettings, Prober};
@@ -72,6 +73,8 @@ pub struct Verifier {
     in_flight: moka::future::Cache<(String, u64, bool), (VerifyResult, bool)>,
     recorder: Recorder,
     watch: Arc<ResolverWatch>,
+    /// Recent probe outcomes per mail provider.
+    health: ProbeHealth,
 }
 
 impl Verifier {
@@ -99,6 +102,7 @@ impl Verifier {
                 watch: watch.clone(),
             },
             watch,
+            health: ProbeHealth::new(),
             store,
             suppressions,
         })
@@ -109,6 +113,11 @@ impl Verifier {
     pub fn housekeeping(&self) {
         self.budget.housekeeping();
         self.prober.housekeeping();
+    }
+
+    /// Recent probe outcomes per mail provider.
+    pub fn probe_health(&self) -> &ProbeHealth {
+        &self.health
     }
 
     /// The watch on the resolver's canary names.
@@ -383,7 +392,11 @@ impl Verifier {
                             self.prober.probe(domain, hosts, &addresses).await;
                         found
                             .iter()
-                            .map(|evidence| decide(&Evidence::Probe(evidence)))
+                            .map(|evidence| {
+                                let verdict = decide(&Evidence::Probe(evidence));
+                                self.health.observe(evidence, &verdict);
+                                verdict
+                            })
                             .collect()
                     }
                 };

@@ -135,6 +135,7 @@ impl Application {
                 settings.http.listen
             );
         }
+        crate::preflight::warn_service(&settings.smtp, &api_keys);
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;

@@ -117,7 +117,9 @@ mod tests {
         ]));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("secret key 1 of 3") && warnings[0].contains("19 characters"));
-        assert!(warnings[1].contains("secret key 2 of 3") && warnings[1].contains("only 2 different"));
+        assert!(
+            warnings[1].contains("secret key 2 of 3") && warnings[1].contains("only 2 different")
+        );
         for warning in &warnings {
             assert!(!warning.contains(short) && !warning.contains(repetitive));
         }

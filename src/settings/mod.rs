@@ -57,9 +57,11 @@ pub enum Command {
 
 /// `mailvet check`: what to verify, how to print it, and the settings.
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Exit status: 0 when every address was checked (and none has a \
-                        --fail-on status); 1 on an error (the database, the file); 2 on a \
-                        usage error; 3 when an address has a status named in --fail-on.")]
+#[command(
+    after_help = "Exit status: 0 when every address was checked (and none has a \
+                  --fail-on status); 1 on an error (the database, the file); 2 on a \
+                  usage error; 3 when an address has a status named in --fail-on."
+)]
 pub struct CheckArgs {
     /// The addresses to verify.
     #[arg(required_unless_present = "file", conflicts_with = "file")]

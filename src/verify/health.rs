@@ -228,7 +228,11 @@ impl ProbeHealth {
             | ProbeEvidence::NoSmtputf8 { host } => host,
             ProbeEvidence::ForbiddenTarget { .. } | ProbeEvidence::NoHostTried => return,
         };
-        self.record(&provider_of(host), Outcome::of(verdict.reason), Instant::now());
+        self.record(
+            &provider_of(host),
+            Outcome::of(verdict.reason),
+            Instant::now(),
+        );
     }
 
     /// Records one outcome for `provider` at `now`, and logs when the
@@ -402,10 +406,21 @@ mod tests {
         let health = ProbeHealth::new();
         let start = Instant::now();
         for n in 0..9 {
-            health.record("example.com", Outcome::Blocked, start + Duration::from_secs(n));
+            health.record(
+                "example.com",
+                Outcome::Blocked,
+                start + Duration::from_secs(n),
+            );
         }
-        assert!(!health.snapshot(start)[0].refusing, "nine probes are too few");
-        health.record("example.com", Outcome::Timeout, start + Duration::from_secs(9));
+        assert!(
+            !health.snapshot(start)[0].refusing,
+            "nine probes are too few"
+        );
+        health.record(
+            "example.com",
+            Outcome::Timeout,
+            start + Duration::from_secs(9),
+        );
         let shown = health.snapshot(start + Duration::from_secs(10));
         assert!(shown[0].refusing);
         assert_eq!((shown[0].blocked, shown[0].timeout), (9, 1));
@@ -413,7 +428,11 @@ mod tests {
         // Answers again: 10 failing of 40 is 25 %, still refusing; one more
         // ok brings it below.
         for n in 0..30 {
-            health.record("example.com", Outcome::Ok, start + Duration::from_secs(20 + n));
+            health.record(
+                "example.com",
+                Outcome::Ok,
+                start + Duration::from_secs(20 + n),
+            );
         }
         assert!(health.snapshot(start + Duration::from_secs(60))[0].refusing);
         health.record("example.com", Outcome::Ok, start + Duration::from_secs(61));
@@ -429,7 +448,10 @@ mod tests {
         }
         assert_eq!(health.snapshot(start)[0].probes, WINDOW_PROBES as u64);
         let later = start + WINDOW_AGE + Duration::from_secs(1);
-        assert!(health.snapshot(later).is_empty(), "old outcomes are forgotten");
+        assert!(
+            health.snapshot(later).is_empty(),
+            "old outcomes are forgotten"
+        );
     }
 
     #[test]
@@ -479,7 +501,10 @@ mod tests {
             "mailvet_probe_health_share{provider=\"good.example\",outcome=\"failing\"} 0\n"
         ));
         assert!(text.contains("mailvet_probe_health_probes{provider=\"bad.example\"} 10\n"));
-        assert!(!text.contains("few.example"), "one probe is too few: {text}");
+        assert!(
+            !text.contains("few.example"),
+            "one probe is too few: {text}"
+        );
     }
 
     #[test]

@@ -702,9 +702,14 @@ async fn check_fail_on_exits_3_when_an_address_has_a_named_status() {
     );
 
     // No result has a named status: success.
-    let output = run(args(&["--fail-on", "risky,unknown", "alice@example.test", "bob@example.test"]))
-        .await
-        .expect("join");
+    let output = run(args(&[
+        "--fail-on",
+        "risky,unknown",
+        "alice@example.test",
+        "bob@example.test",
+    ]))
+    .await
+    .expect("join");
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -742,20 +747,45 @@ fn each_subcommand_help_lists_only_its_own_flags() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let check = help("check");
-    for flag in ["--fail-on", "--file", "--dns-servers", "--helo-name", "Exit status:"] {
-        assert!(check.contains(flag), "{flag} missing from check --help:\n{check}");
+    for flag in [
+        "--fail-on",
+        "--file",
+        "--dns-servers",
+        "--helo-name",
+        "Exit status:",
+    ] {
+        assert!(
+            check.contains(flag),
+            "{flag} missing from check --help:\n{check}"
+        );
     }
-    for flag in ["--listen", "--secret-keys", "--metrics-sample-interval", "--job-workers"] {
+    for flag in [
+        "--listen",
+        "--secret-keys",
+        "--metrics-sample-interval",
+        "--job-workers",
+    ] {
         assert!(!check.contains(flag), "{flag} in check --help:\n{check}");
     }
     let migrate = help("migrate");
     assert!(migrate.contains("--database-url"), "{migrate}");
     for flag in ["--listen", "--dns-servers", "--helo-name", "--fail-on"] {
-        assert!(!migrate.contains(flag), "{flag} in migrate --help:\n{migrate}");
+        assert!(
+            !migrate.contains(flag),
+            "{flag} in migrate --help:\n{migrate}"
+        );
     }
     let serve = help("serve");
-    for flag in ["--listen", "--secret-keys", "--metrics-sample-interval", "--helo-name"] {
-        assert!(serve.contains(flag), "{flag} missing from serve --help:\n{serve}");
+    for flag in [
+        "--listen",
+        "--secret-keys",
+        "--metrics-sample-interval",
+        "--helo-name",
+    ] {
+        assert!(
+            serve.contains(flag),
+            "{flag} missing from serve --help:\n{serve}"
+        );
     }
     for flag in ["--fail-on", "--file", "--json"] {
         assert!(!serve.contains(flag), "{flag} in serve --help:\n{serve}");
@@ -800,7 +830,10 @@ async fn serve_log(env: &[(&str, &str)]) -> String {
         .status();
     let _ = child.wait();
     let log = log.expect("mailvet starts within 30 s").expect("join");
-    assert!(log.contains("mailvet is serving"), "mailvet did not start:\n{log}");
+    assert!(
+        log.contains("mailvet is serving"),
+        "mailvet did not start:\n{log}"
+    );
     log
 }
 
@@ -818,7 +851,10 @@ async fn serve_warns_about_a_bare_helo_name_missing_and_weak_keys() {
         "{log}"
     );
     assert!(log.contains("secret key 1 of 1 is weak"), "{log}");
-    assert!(!log.contains(weak), "the key itself is never logged:\n{log}");
+    assert!(
+        !log.contains(weak),
+        "the key itself is never logged:\n{log}"
+    );
 
     let log = serve_log(&[]).await;
     assert!(log.contains("no API keys are configured"), "{log}");
@@ -829,5 +865,8 @@ async fn serve_warns_about_a_bare_helo_name_missing_and_weak_keys() {
         ("MAILVET_SECRET_KEYS", strong),
     ])
     .await;
-    assert!(!log.contains("WARN"), "no warning for good settings:\n{log}");
+    assert!(
+        !log.contains("WARN"),
+        "no warning for good settings:\n{log}"
+    );
 }

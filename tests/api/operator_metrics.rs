@@ -88,13 +88,32 @@ async fn metrics_have_help_for_every_family_and_show_the_sampled_gauges() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             text = metrics_text(&app).await;
         }
-        assert_eq!(sample(&text, "mailvet_suppressions"), Some(2.0), "{db:?}:\n{text}");
-        assert_eq!(sample(&text, "mailvet_jobs{state=\"queued\"}"), Some(0.0), "{text}");
-        assert_eq!(sample(&text, "mailvet_jobs{state=\"running\"}"), Some(0.0), "{text}");
-        assert_eq!(sample(&text, "mailvet_job_addresses_pending"), Some(0.0), "{text}");
+        assert_eq!(
+            sample(&text, "mailvet_suppressions"),
+            Some(2.0),
+            "{db:?}:\n{text}"
+        );
+        assert_eq!(
+            sample(&text, "mailvet_jobs{state=\"queued\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "mailvet_jobs{state=\"running\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "mailvet_job_addresses_pending"),
+            Some(0.0),
+            "{text}"
+        );
         let version = env!("CARGO_PKG_VERSION");
         assert_eq!(
-            sample(&text, &format!("mailvet_build_info{{version=\"{version}\"}}")),
+            sample(
+                &text,
+                &format!("mailvet_build_info{{version=\"{version}\"}}")
+            ),
             Some(1.0),
             "{text}"
         );
@@ -104,7 +123,10 @@ async fn metrics_have_help_for_every_family_and_show_the_sampled_gauges() {
         );
         let rss = sample(&text, "process_resident_memory_bytes").unwrap_or_default();
         assert!(rss > 1_000_000.0, "a resident set of {rss} bytes:\n{text}");
-        assert!(sample(&text, "process_open_fds").is_some_and(|fds| fds > 0.0), "{text}");
+        assert!(
+            sample(&text, "process_open_fds").is_some_and(|fds| fds > 0.0),
+            "{text}"
+        );
         assert!(
             sample(&text, "process_start_time_seconds").is_some_and(|at| at > 1.7e9),
             "{text}"
@@ -174,7 +196,10 @@ async fn a_provider_refusing_probes_shows_in_stats_and_metrics() {
         "{text}"
     );
     assert_eq!(
-        sample(&text, "mailvet_probe_health_probes{provider=\"example.test\"}"),
+        sample(
+            &text,
+            "mailvet_probe_health_probes{provider=\"example.test\"}"
+        ),
         Some(12.0),
         "{text}"
     );
@@ -240,7 +265,10 @@ async fn alert_rules_and_dashboard_name_only_metrics_mailvet_exports() {
 
     for (file, text) in [("alerts.yml", &rules), ("mailvet.json", &dashboard)] {
         let named = names_in(text);
-        assert!(named.contains("mailvet_probe_health_share"), "{file}: {named:?}");
+        assert!(
+            named.contains("mailvet_probe_health_share"),
+            "{file}: {named:?}"
+        );
         let unknown: Vec<&String> = named.difference(&exported).collect();
         assert!(
             unknown.is_empty(),

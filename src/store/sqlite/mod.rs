@@ -30,7 +30,7 @@ use super::shared::rows::{
 use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
 use super::{
     Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    RemovalFilter, Store, StoreResult, StoreSettings, Suppression, StoreGauges, WindowStats,
+    RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression, WindowStats,
 };
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceKind;

@@ -439,6 +439,60 @@ mod tests {
         assert!(!health.snapshot(start + Duration::from_secs(62))[0].refusing);
     }
 
+    /// The log lines written while `run` runs.
+    fn logged(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("log buffer").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().expect("log buffer").clone();
+        String::from_utf8(bytes).expect("UTF-8 log")
+    }
+
+    #[test]
+    fn a_refusing_provider_is_warned_about_once_and_its_recovery_noted_once() {
+        let health = ProbeHealth::new();
+        let start = Instant::now();
+        let log = logged(|| {
+            for n in 0..50 {
+                let at = start + Duration::from_millis(n);
+                health.record("example.com", Outcome::Blocked, at);
+            }
+            for n in 0..200 {
+                let at = start + Duration::from_millis(100 + n);
+                health.record("example.com", Outcome::Ok, at);
+            }
+        });
+        assert_eq!(log.matches("WARN").count(), 1, "{log}");
+        assert_eq!(
+            log.matches("mail provider example.com is refusing probes: 100% of its last 10 probes")
+                .count(),
+            1,
+            "{log}"
+        );
+        assert_eq!(log.matches("INFO").count(), 1, "{log}");
+        assert_eq!(
+            log.matches("mail provider example.com answers probes again")
+                .count(),
+            1,
+            "{log}"
+        );
+    }
+
     #[test]
     fn the_window_is_bounded_in_length_and_age() {
         let health = ProbeHealth::new();

@@ -12,8 +12,8 @@
 //! 6. guarded outbound HTTP, [`outbound`];
 //! 7. bulk verification, [`jobs`];
 //! 8. the API, [`http`];
-//! 9. the command line and the service: [`settings`], [`startup`], [`check`],
-//!    [`doctor`].
+//! 9. the command line and the service: [`settings`], [`preflight`] (start-up
+//!    warnings), [`startup`], [`check`], [`doctor`].
 
 pub mod address;
 pub mod bounce;
@@ -23,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod outbound;
+pub mod preflight;
 pub mod rfc3339;
 pub mod secret;
 pub mod settings;

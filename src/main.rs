@@ -16,21 +16,27 @@ async fn main() -> ExitCode {
             file: None,
             json,
             fresh,
+            fail_on,
             settings,
             ..
-        }) => check::run(&settings, &emails, json, fresh).await,
+        }) => check::run(&settings, &emails, json, fresh, &fail_on).await,
         Command::Check(CheckArgs {
             file: Some(file),
             output,
             json,
             fresh,
+            fail_on,
             settings,
             ..
-        }) => check::run_file(&settings, &file, output.as_deref(), json, fresh).await,
+        }) => check::run_file(&settings, &file, output.as_deref(), json, fresh, &fail_on).await,
         Command::Doctor(args) => return run_doctor(&args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<check::FailOnMatched>() => {
+            eprintln!("mailvet check: {err}");
+            ExitCode::from(check::FAIL_ON_EXIT_CODE)
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "mailvet failed");
             ExitCode::FAILURE

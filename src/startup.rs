@@ -110,6 +110,8 @@ pub struct Application {
     state: AppState,
     gate: http::Gate,
     shutdown_grace: Duration,
+    /// How often the store's gauges are sampled.
+    gauge_interval: Duration,
 }
 
 impl Application {
@@ -133,6 +135,7 @@ impl Application {
                 settings.http.listen
             );
         }
+        crate::preflight::warn_service(&settings.smtp, &api_keys);
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
@@ -170,6 +173,7 @@ impl Application {
                 ))
                 .build(),
             webhook_signing: settings.keys.webhook_signing(),
+            gauges: Arc::new(http::gauges::SampledGauges::new()),
         });
         let gate = http::Gate::new(
             keys,
@@ -188,6 +192,7 @@ impl Application {
             state,
             gate,
             shutdown_grace: settings.http.shutdown_grace,
+            gauge_interval: settings.http.metrics_sample_interval,
         })
     }
 
@@ -210,8 +215,10 @@ impl Application {
             state,
             gate,
             shutdown_grace,
+            gauge_interval,
         } = self;
-        let background = spawn_background_tasks(&state, gate);
+        let mut background = spawn_background_tasks(&state, gate);
+        background.push(spawn_gauge_sampler(&state, gauge_interval));
         let runner = Arc::new(JobRunner::new(
             state.store.clone(),
             state.verifier.clone(),
@@ -330,6 +337,20 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
         }
     });
     vec![purge, upkeep, watch_list, canaries]
+}
+
+/// Samples the store's gauges at start-up and then every `interval`.
+fn spawn_gauge_sampler(state: &AppState, interval: Duration) -> JoinHandle<()> {
+    let store = state.store.clone();
+    let gauges = state.gauges.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            gauges.sample(store.as_ref()).await;
+        }
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -70,22 +70,170 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-fn describe_metrics() {
-    metrics::describe_counter!(
+/// What kind of metric a family is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    /// A histogram of seconds.
+    Seconds,
+    /// A gauge that `GET /metrics` renders itself from the service's state
+    /// (the store's sampled gauges, probe health), not the recorder's.
+    Rendered,
+}
+
+/// Every metric family mailvet exports, with its help text: the one list
+/// that `# HELP` comes from. A test checks that each name the code records
+/// is here, and that the alert rules and the dashboard use no other.
+pub const METRICS: &[(&str, MetricKind, &str)] = &[
+    (
         "mailvet_http_requests_total",
-        "HTTP requests answered, by method, route and status"
-    );
-    metrics::describe_histogram!(
+        MetricKind::Counter,
+        "HTTP requests answered, by method, route and status",
+    ),
+    (
         "mailvet_http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time to answer an HTTP request, by method and route"
-    );
-    metrics::describe_counter!(
+        MetricKind::Seconds,
+        "Time to answer an HTTP request, by method and route",
+    ),
+    (
+        "mailvet_http_rate_limited_total",
+        MetricKind::Counter,
+        "HTTP requests refused with 429 by a rate limit",
+    ),
+    (
+        "mailvet_verdicts_total",
+        MetricKind::Counter,
+        "Verification results, by status and reason (cached answers included)",
+    ),
+    (
+        "mailvet_verify_cache_hits_total",
+        MetricKind::Counter,
+        "Verifications answered from the verdict cache or from memory",
+    ),
+    (
+        "mailvet_verify_cache_misses_total",
+        MetricKind::Counter,
+        "Verifications that found no cached verdict",
+    ),
+    (
+        "mailvet_probe_budget_exceeded_total",
+        MetricKind::Counter,
+        "Probes not made because the domain's probe budget was used up",
+    ),
+    (
+        "mailvet_dns_lookup_duration_seconds",
+        MetricKind::Seconds,
+        "Time of a mail host lookup, by outcome (mx, implicit_mx, null_mx, no_mail_server, \
+         nxdomain, error)",
+    ),
+    (
+        "mailvet_dns_resolver_healthy",
+        MetricKind::Gauge,
+        "1 while the DNS resolver answers its canary names as expected, 0 while it fails them",
+    ),
+    (
+        "mailvet_smtp_probes_total",
+        MetricKind::Counter,
+        "SMTP probe steps, by outcome (the reply class, or where the session failed)",
+    ),
+    (
+        "mailvet_smtp_session_duration_seconds",
+        MetricKind::Seconds,
+        "Time an SMTP session with a mail host was open",
+    ),
+    (
+        "mailvet_smtp_sessions_in_use",
+        MetricKind::Gauge,
+        "SMTP sessions holding a slot of the session pool now",
+    ),
+    (
+        "mailvet_proxy_up",
+        MetricKind::Gauge,
+        "1 while the outbound SOCKS5 proxy N accepts connections, 0 while it fails",
+    ),
+    (
         "mailvet_suppressions_added_total",
-        "Addresses put on the suppression list, by source"
-    );
-    metrics::describe_counter!(
+        MetricKind::Counter,
+        "Addresses put on the suppression list, by source",
+    ),
+    (
         "mailvet_suppressions_removed_total",
-        "Addresses taken off the suppression list"
-    );
+        MetricKind::Counter,
+        "Addresses taken off the suppression list",
+    ),
+    (
+        "mailvet_bounces_total",
+        MetricKind::Counter,
+        "Bounce reports recorded, by kind and origin",
+    ),
+    (
+        "mailvet_build_info",
+        MetricKind::Gauge,
+        "Always 1; the version label says which mailvet is running",
+    ),
+    (
+        "mailvet_suppressions",
+        MetricKind::Rendered,
+        "Live entries on the suppression list (sampled from the database)",
+    ),
+    (
+        "mailvet_jobs",
+        MetricKind::Rendered,
+        "Bulk verification jobs queued or running, by state (sampled from the database)",
+    ),
+    (
+        "mailvet_job_addresses_pending",
+        MetricKind::Rendered,
+        "Addresses of queued and running jobs not verified yet (sampled from the database)",
+    ),
+    (
+        "mailvet_probe_health_share",
+        MetricKind::Rendered,
+        "Share of a mail provider's recent probes by outcome (blocked, timeout, \
+         connection_failed, failing: the three together), for the worst providers with enough \
+         probes",
+    ),
+    (
+        "mailvet_probe_health_probes",
+        MetricKind::Rendered,
+        "Recent probes of a mail provider in the probe health window",
+    ),
+];
+
+/// The help text of a metric family in [`METRICS`].
+pub fn help(name: &str) -> &'static str {
+    METRICS
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .map_or("", |(_, _, help)| help)
+}
+
+/// The collector of process metrics (CPU seconds, resident memory, open
+/// file descriptors, start time, threads).
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Reads the process's metrics afresh into the recorder (at each scrape).
+pub fn collect_process_metrics() {
+    process_collector().collect();
+}
+
+fn describe_metrics() {
+    for (name, kind, help) in METRICS {
+        match kind {
+            MetricKind::Counter => metrics::describe_counter!(*name, *help),
+            MetricKind::Gauge => metrics::describe_gauge!(*name, *help),
+            MetricKind::Seconds => {
+                metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
+            }
+            MetricKind::Rendered => {}
+        }
+    }
+    process_collector().describe();
+    metrics::gauge!("mailvet_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Zero until a probe takes a session, rather than absent.
+    metrics::gauge!("mailvet_smtp_sessions_in_use").set(0.0);
 }

@@ -22,15 +22,59 @@ use crate::settings::CheckSettings;
 use crate::startup::{self, Engine};
 use crate::store::Database;
 use crate::suppress::SoftBouncePolicy;
+use crate::vocab::Status;
 
 pub use self::output::table;
 
+/// The exit status of `mailvet check` when a result has a status that
+/// `--fail-on` names. 1 is an error of mailvet's (a database it cannot
+/// open, a file it cannot read) and 2 a usage error, so a script tells
+/// "addresses failed" from "the check failed".
+pub const FAIL_ON_EXIT_CODE: u8 = 3;
+
+/// Results with a status that `--fail-on` names: the run itself succeeded,
+/// but the caller asked for a failure. `main` exits with
+/// [`FAIL_ON_EXIT_CODE`] on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{count} of {total} addresses are {statuses} (--fail-on)")]
+pub struct FailOnMatched {
+    count: u64,
+    total: u64,
+    statuses: String,
+}
+
+/// Succeeds unless a result has one of the `fail_on` statuses.
+fn check_fail_on(tally: &Tally, fail_on: &[Status]) -> Result<(), FailOnMatched> {
+    let mut named: Vec<Status> = Vec::new();
+    for status in Status::ALL {
+        if fail_on.contains(status) && tally.count(*status) > 0 {
+            named.push(*status);
+        }
+    }
+    let count: u64 = named.iter().map(|status| tally.count(*status)).sum();
+    if count == 0 {
+        return Ok(());
+    }
+    let statuses = named
+        .iter()
+        .map(|status| status.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Err(FailOnMatched {
+        count,
+        total: tally.total,
+        statuses,
+    })
+}
+
 /// Verifies the addresses and prints a table (or JSON lines) on stdout.
+/// Fails with [`FailOnMatched`] when a result has a status in `fail_on`.
 pub async fn run(
     settings: &CheckSettings,
     emails: &[String],
     json: bool,
     fresh: bool,
+    fail_on: &[Status],
 ) -> anyhow::Result<()> {
     let db = startup::open_database(&settings.database).await?;
     let engine = engine(settings, db.clone())?;
@@ -44,12 +88,16 @@ pub async fn run(
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(output.as_bytes())?;
     stdout.flush()?;
+    let mut tally = Tally::default();
+    tally.add(&results);
+    check_fail_on(&tally, fail_on)?;
     Ok(())
 }
 
 /// The service's engine, on its database, with check's settings. `check`
 /// records no bounces, so the soft-bounce policy is never consulted.
 fn engine(settings: &CheckSettings, db: Arc<dyn Database>) -> anyhow::Result<Engine> {
+    crate::preflight::warn_smtp(&settings.smtp);
     let verifier = settings.verify.verifier(&settings.dns, &settings.smtp)?;
     Engine::build(db, verifier, SoftBouncePolicy::default())
 }
@@ -71,7 +119,9 @@ const CHUNK_SIZE: usize = 500;
 /// it holds an `@`; blank rows are skipped, and so are rows whose address
 /// cell is empty (counted in the summary); a file that is not UTF-8, is
 /// empty or has no usable column is refused, before the database is
-/// opened when it is a regular file. The input is streamed, `CHUNK_SIZE`
+/// opened when it is a regular file. When a result has a status in
+/// `fail_on`, fails with [`FailOnMatched`] after the summary. The input is
+/// streamed, `CHUNK_SIZE`
 /// rows at a time; a regular file is read once beforehand to count its
 /// addresses for the progress bar. Duplicates are folded within a chunk; a
 /// later repetition is answered from the cache (unless `fresh`).
@@ -81,6 +131,7 @@ pub async fn run_file(
     output: Option<&Path>,
     json: bool,
     fresh: bool,
+    fail_on: &[Status],
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let input = Input::new(file);
@@ -139,5 +190,6 @@ pub async fn run_file(
         .write_all(report.as_bytes())
         .and_then(|()| stderr.flush())
         .context("writing the summary to standard error")?;
+    check_fail_on(&tally, fail_on)?;
     Ok(())
 }

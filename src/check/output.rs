@@ -141,6 +141,11 @@ impl Tally {
             *self.reasons.entry(result.reason).or_default() += 1;
         }
     }
+
+    /// Results with `status`.
+    pub(super) fn count(&self, status: Status) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or_default()
+    }
 }
 
 /// The end-of-run table: every status, the reasons that occurred, the

@@ -13,11 +13,19 @@ use super::AppState;
 /// The API contract, served as is at `GET /openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
-/// `GET /metrics`: Prometheus text exposition format.
+/// `GET /metrics`: Prometheus text exposition format. The recorder's
+/// metrics (process metrics read afresh), then the gauges of this service:
+/// the store's, as last sampled, and probe health.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    crate::telemetry::collect_process_metrics();
+    let mut text = state.metrics.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&state.gauges.render(state.verifier.probe_health()));
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        text,
     )
 }
 

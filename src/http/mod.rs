@@ -4,6 +4,7 @@ mod auth;
 mod bounces;
 mod error;
 mod feed;
+pub mod gauges;
 mod health;
 mod import;
 mod jobs;
@@ -83,6 +84,8 @@ pub struct SharedState {
     pub readiness: moka::future::Cache<(), bool>,
     /// Mailgun signature tokens already taken, for the replay window.
     pub mailgun_tokens: moka::sync::Cache<String, ()>,
+    /// The store's gauges, sampled in the background.
+    pub gauges: Arc<gauges::SampledGauges>,
 }
 
 /// The keys ESP webhooks are signed with.

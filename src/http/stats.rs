@@ -1,5 +1,6 @@
 //! `GET /stats`: verifications, suppressions and bounces over the last
-//! 24 hours, 7 days and 30 days — enough to watch a bounce rate.
+//! 24 hours, 7 days and 30 days — enough to watch a bounce rate — and the
+//! probe health of the mail providers probed lately (this replica's).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::store::WindowStats;
+use crate::verify::health::{ProviderHealth, STATS_PROVIDERS};
 
 #[derive(Debug, Serialize)]
 struct Counted {
@@ -53,6 +55,11 @@ impl From<WindowStats> for Window {
 #[derive(Debug, Serialize)]
 pub struct Stats {
     windows: BTreeMap<&'static str, Window>,
+    /// Mail providers probed within the probe health window, worst first.
+    probe_health: Vec<ProviderHealth>,
+    /// The SOCKS5 proxies probes go through, in `--proxy` order (empty
+    /// when probes connect directly).
+    proxies: Vec<crate::verify::egress::ProxyStatus>,
 }
 
 /// `GET /stats`.
@@ -67,5 +74,14 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiErro
         let window = state.store.stats(now - length).await?;
         windows.insert(name, Window::from(window));
     }
-    Ok(Json(Stats { windows }))
+    let mut probe_health = state
+        .verifier
+        .probe_health()
+        .snapshot(std::time::Instant::now());
+    probe_health.truncate(STATS_PROVIDERS);
+    Ok(Json(Stats {
+        windows,
+        probe_health,
+        proxies: state.verifier.proxy_status(),
+    }))
 }

@@ -84,6 +84,11 @@ pub struct DoctorArgs {
 
 /// `mailvet check`: what to verify, how to print it, and the settings.
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Exit status: 0 when every address was checked (and none has a \
+                  --fail-on status); 1 on an error (the database, the file); 2 on a \
+                  usage error; 3 when an address has a status named in --fail-on."
+)]
 pub struct CheckArgs {
     /// The addresses to verify.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -104,6 +109,11 @@ pub struct CheckArgs {
     /// Skip cached verdicts.
     #[arg(long)]
     pub fresh: bool,
+    /// Exit with status 3 when any address has one of these statuses,
+    /// comma separated (`undeliverable,risky,unknown`); for scripts and CI
+    /// pipelines. The results are printed in full either way.
+    #[arg(long, value_delimiter = ',', value_name = "STATUSES")]
+    pub fail_on: Vec<crate::vocab::Status>,
 
     #[command(flatten)]
     pub settings: CheckSettings,

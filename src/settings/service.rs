@@ -63,6 +63,11 @@ pub struct HttpArgs {
     /// Requests a second allowed with one secret key.
     #[arg(long, env = "MAILVET_RATE_LIMIT_SECRET", default_value_t = 200)]
     pub rate_limit_secret: u32,
+
+    /// How often the gauges read from the database (suppression list size,
+    /// jobs queued and running) are sampled for GET /metrics.
+    #[arg(long, env = "MAILVET_METRICS_SAMPLE_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub metrics_sample_interval: Duration,
 }
 
 impl HttpArgs {

@@ -24,7 +24,8 @@ pub use jobs::{
 };
 pub use model::{
     BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, Evidence, EvidenceKind,
-    NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, Suppression, Upserted, WindowStats,
+    NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, StoreGauges, Suppression, Upserted,
+    WindowStats,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -155,6 +156,9 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     /// Verifications, suppressions and bounces since `since`.
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats>;
+
+    /// The size of the suppression list and of the bulk jobs' queue.
+    async fn gauges(&self) -> StoreResult<StoreGauges>;
 
     /// Deletes verdicts that expired before `now`; returns how many.
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -299,6 +299,20 @@ pub struct WindowStats {
     pub bounces_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
+/// What the store holds now, for the operator's gauges: cheap counts,
+/// sampled in the background rather than at every scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Live entries on the suppression list.
+    pub suppressions: u64,
+    /// Jobs waiting for a worker.
+    pub jobs_queued: u64,
+    /// Jobs being worked on.
+    pub jobs_running: u64,
+    /// Addresses of queued and running jobs not verified yet.
+    pub job_addresses_pending: u64,
+}
+
 /// The start of the hour `at` falls in.
 pub(crate) fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{DurationRound, TimeDelta};

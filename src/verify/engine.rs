@@ -13,6 +13,7 @@ use super::budget::{ProbeBudget, Requester};
 use super::degraded::{Answer, noting_store_trouble, warn_store};
 use super::dns::{DnsError, DnsSettings, MailResolver, MailRoute};
 use super::evidence::{DnsEvidence, Evidence, ProbeEvidence};
+use super::health::ProbeHealth;
 use super::lists::{self, Lists};
 use super::memo::Memo;
 use super::probe::{ProbeSettings, Prober};
@@ -72,6 +73,8 @@ pub struct Verifier {
     in_flight: moka::future::Cache<(String, u64, bool), (VerifyResult, bool)>,
     recorder: Recorder,
     watch: Arc<ResolverWatch>,
+    /// Recent probe outcomes per mail provider.
+    health: ProbeHealth,
 }
 
 impl Verifier {
@@ -99,6 +102,7 @@ impl Verifier {
                 watch: watch.clone(),
             },
             watch,
+            health: ProbeHealth::new(),
             store,
             suppressions,
         })
@@ -114,6 +118,11 @@ impl Verifier {
     /// The state of each SOCKS5 proxy probes go through (empty without).
     pub fn proxy_status(&self) -> Vec<super::egress::ProxyStatus> {
         self.prober.proxy_status()
+    }
+
+    /// Recent probe outcomes per mail provider.
+    pub fn probe_health(&self) -> &ProbeHealth {
+        &self.health
     }
 
     /// The watch on the resolver's canary names.
@@ -398,7 +407,11 @@ impl Verifier {
                             self.prober.probe(domain, hosts, &addresses).await;
                         found
                             .iter()
-                            .map(|evidence| decide(&Evidence::Probe(evidence)))
+                            .map(|evidence| {
+                                let verdict = decide(&Evidence::Probe(evidence));
+                                self.health.observe(evidence, &verdict);
+                                verdict
+                            })
                             .collect()
                     }
                 };

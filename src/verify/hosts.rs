@@ -140,6 +140,7 @@ impl HostPool {
             .acquire_owned()
             .await
             .expect("semaphores are never closed");
+        metrics::gauge!("mailvet_smtp_sessions_in_use").increment(1.0);
         SessionPermits {
             _host: host,
             _address: address,
@@ -148,12 +149,19 @@ impl HostPool {
     }
 }
 
-/// The right to hold one session open, at one host and overall.
+/// The right to hold one session open, at one host and overall. Counted
+/// in `mailvet_smtp_sessions_in_use` while it lives.
 #[derive(Debug)]
 pub struct SessionPermits {
     _host: OwnedSemaphorePermit,
     _address: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
+}
+
+impl Drop for SessionPermits {
+    fn drop(&mut self) {
+        metrics::gauge!("mailvet_smtp_sessions_in_use").decrement(1.0);
+    }
 }
 
 /// A probe's interest in a host, counted while it lives.

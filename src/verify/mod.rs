@@ -13,6 +13,7 @@ mod engine;
 pub mod evidence;
 pub mod export;
 pub mod guard;
+pub mod health;
 mod hosts;
 pub mod lists;
 pub mod memo;

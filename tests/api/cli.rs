@@ -662,3 +662,212 @@ async fn check_file_streams_a_million_rows_in_bounded_memory() {
     // of megabytes; streaming stays near the process's baseline.
     assert!(peak < 100 * 1024, "peak resident memory {peak} KiB");
 }
+
+#[tokio::test]
+async fn check_fail_on_exits_3_when_an_address_has_a_named_status() {
+    use crate::common::dns::{TestDns, example_zone};
+    use crate::common::smtp_peer::{Script, SmtpPeer};
+
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test"])).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("check.db");
+    let list = dir.path().join("list.csv");
+    std::fs::write(&list, "email\nalice@example.test\nbob@example.test\n").expect("write");
+    let run = |extra: Vec<String>| {
+        let mut command = check_command(dns.addr, peer.port(), &database);
+        command.args(extra);
+        tokio::task::spawn_blocking(move || command.output().expect("run mailvet check"))
+    };
+    let args = |words: &[&str]| words.iter().map(|word| (*word).to_owned()).collect();
+
+    // Addresses: one deliverable, one undeliverable.
+    let output = run(args(&[
+        "--fail-on",
+        "undeliverable,risky",
+        "alice@example.test",
+        "bob@example.test",
+    ]))
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("1 of 2 addresses are undeliverable (--fail-on)"),
+        "{stderr}"
+    );
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        table.contains("alice@example.test") && table.contains("bob@example.test"),
+        "the results are printed in full: {table}"
+    );
+
+    // No result has a named status: success.
+    let output = run(args(&[
+        "--fail-on",
+        "risky,unknown",
+        "alice@example.test",
+        "bob@example.test",
+    ]))
+    .await
+    .expect("join");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A list, with the summary before the verdict of --fail-on.
+    let list = list.display().to_string();
+    let output = run(args(&["--file", &list, "--fail-on", "undeliverable"]))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let summary = stderr.find("TOTAL").expect("a summary");
+    let failed = stderr.find("(--fail-on)").expect("the --fail-on line");
+    assert!(summary < failed, "{stderr}");
+
+    // A status that does not exist is a usage error, not a failed address.
+    let output = run(args(&["--fail-on", "bouncy", "alice@example.test"]))
+        .await
+        .expect("join");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown status `bouncy`"));
+}
+
+#[test]
+fn each_subcommand_help_lists_only_its_own_flags() {
+    let help = |subcommand: &str| {
+        let output = mailvet()
+            .args([subcommand, "--help"])
+            .output()
+            .expect("run");
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let check = help("check");
+    for flag in [
+        "--fail-on",
+        "--file",
+        "--dns-servers",
+        "--helo-name",
+        "Exit status:",
+    ] {
+        assert!(
+            check.contains(flag),
+            "{flag} missing from check --help:\n{check}"
+        );
+    }
+    for flag in [
+        "--listen",
+        "--secret-keys",
+        "--metrics-sample-interval",
+        "--job-workers",
+    ] {
+        assert!(!check.contains(flag), "{flag} in check --help:\n{check}");
+    }
+    let migrate = help("migrate");
+    assert!(migrate.contains("--database-url"), "{migrate}");
+    for flag in ["--listen", "--dns-servers", "--helo-name", "--fail-on"] {
+        assert!(
+            !migrate.contains(flag),
+            "{flag} in migrate --help:\n{migrate}"
+        );
+    }
+    let serve = help("serve");
+    for flag in [
+        "--listen",
+        "--secret-keys",
+        "--metrics-sample-interval",
+        "--helo-name",
+    ] {
+        assert!(
+            serve.contains(flag),
+            "{flag} missing from serve --help:\n{serve}"
+        );
+    }
+    for flag in ["--fail-on", "--file", "--json"] {
+        assert!(!serve.contains(flag), "{flag} in serve --help:\n{serve}");
+    }
+}
+
+/// Starts `mailvet serve` with `env`, reads its log until it serves, stops
+/// it, and returns the log.
+async fn serve_log(env: &[(&str, &str)]) -> String {
+    use std::io::BufRead as _;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = mailvet()
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("serve.db").display()),
+        )
+        .env("MAILVET_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mailvet");
+    let stderr = child.stderr.take().expect("stderr");
+    // Reads until the service says it serves, or exits.
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("mailvet is serving") {
+                break;
+            }
+        }
+        log
+    });
+    let log = tokio::time::timeout(Duration::from_secs(30), reader).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = log.expect("mailvet starts within 30 s").expect("join");
+    assert!(
+        log.contains("mailvet is serving"),
+        "mailvet did not start:\n{log}"
+    );
+    log
+}
+
+#[tokio::test]
+async fn serve_warns_about_a_bare_helo_name_missing_and_weak_keys() {
+    let weak = "sk_aaaaaaaaaaaaaaaaaaa";
+    let log = serve_log(&[
+        ("MAILVET_HELO_NAME", "3f2a9c0d1e7b"),
+        ("MAILVET_SECRET_KEYS", weak),
+    ])
+    .await;
+    assert!(log.contains("WARN"), "{log}");
+    assert!(
+        log.contains("\"3f2a9c0d1e7b\" is not a fully qualified domain name"),
+        "{log}"
+    );
+    assert!(log.contains("secret key 1 of 1 is weak"), "{log}");
+    assert!(
+        !log.contains(weak),
+        "the key itself is never logged:\n{log}"
+    );
+
+    let log = serve_log(&[]).await;
+    assert!(log.contains("no API keys are configured"), "{log}");
+
+    let strong = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c";
+    let log = serve_log(&[
+        ("MAILVET_HELO_NAME", "verify.example.com"),
+        ("MAILVET_SECRET_KEYS", strong),
+    ])
+    .await;
+    assert!(
+        !log.contains("WARN"),
+        "no warning for good settings:\n{log}"
+    );
+}

@@ -205,6 +205,17 @@ async fn with_no_working_proxy_the_answer_is_unknown_and_nothing_goes_direct() {
         404,
         "suppressed on no evidence"
     );
+    let stats = app.get("/stats").await.json();
+    let proxies = stats["proxies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(proxies.len(), 2, "{stats}");
+    for proxy in &proxies {
+        assert_eq!(proxy["up"], false, "{proxy}");
+        assert!(
+            proxy["retry_in_seconds"].as_u64().unwrap_or_default() >= 1,
+            "{proxy}"
+        );
+    }
+    assert!(!stats.to_string().contains("hunter2"));
     let text = metrics(&app).await;
     assert!(!text.contains("hunter2"));
     for proxy in [format!("127.0.0.1:{down_port}"), socks.addr.to_string()] {

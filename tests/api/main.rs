@@ -19,6 +19,7 @@ mod http_basics;
 mod jobs_api;
 mod load;
 mod openapi_contract;
+mod operator_metrics;
 mod postfix_e2e;
 mod stats_api;
 mod store_contract;

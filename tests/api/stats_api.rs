@@ -49,5 +49,14 @@ async fn stats_count_verifications_suppressions_and_bounces_per_window() {
             assert_eq!(w["bounces"]["total"], 1);
             assert_eq!(w["bounces"]["by_kind"], json!({"soft": 1}));
         }
+        // Two probes of the provider, both answered (accepted, unknown
+        // user); the cached third made none.
+        let health = &stats["probe_health"];
+        assert_eq!(health.as_array().map(Vec::len), Some(1), "{db:?}: {health}");
+        assert_eq!(health[0]["provider"], "example.test");
+        assert_eq!(health[0]["probes"], 2, "{health}");
+        assert_eq!(health[0]["ok"], 2, "{health}");
+        assert_eq!(health[0]["failing_share"], 0.0, "{health}");
+        assert_eq!(health[0]["refusing"], false, "{health}");
     }
 }

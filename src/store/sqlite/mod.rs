@@ -30,7 +30,7 @@ use super::shared::rows::{
 use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
 use super::{
     Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    RemovalFilter, Store, StoreResult, StoreSettings, Suppression, WindowStats,
+    RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression, WindowStats,
 };
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceKind;
@@ -442,6 +442,36 @@ impl Store for SqliteStore {
 
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats> {
         shared::stats(self, since).await
+    }
+
+    async fn gauges(&self) -> StoreResult<StoreGauges> {
+        // An index-only count over the live entries' partial index.
+        let suppressions: i64 =
+            sqlx::query_scalar("select count(*) from suppressions where deleted = 0")
+                .fetch_one(&self.pool)
+                .await?;
+        // Active jobs are few; `jobs_active` finds them.
+        let jobs: Vec<(String, i64, i64)> = sqlx::query_as(
+            "select status, count(*), coalesce(sum(total - processed), 0)
+               from jobs
+              where status in ('queued', 'running')
+              group by status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gauges = StoreGauges {
+            suppressions: suppressions.max(0).unsigned_abs(),
+            ..StoreGauges::default()
+        };
+        for (status, count, pending) in jobs {
+            let count = count.max(0).unsigned_abs();
+            match status.as_str() {
+                "queued" => gauges.jobs_queued = count,
+                _ => gauges.jobs_running = count,
+            }
+            gauges.job_addresses_pending += pending.max(0).unsigned_abs();
+        }
+        Ok(gauges)
     }
 
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -112,6 +112,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Verifications answered from the verdict cache or from memory",
     ),
     (
+        "mailvet_verify_budget_exceeded_total",
+        MetricKind::Counter,
+        "POST /verify requests answered unknown / timeout when their time budget ran out (the verification went on in the background)",
+    ),
+    (
         "mailvet_verify_cache_misses_total",
         MetricKind::Counter,
         "Verifications that found no cached verdict",
@@ -150,7 +155,7 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
     (
         "mailvet_proxy_up",
         MetricKind::Gauge,
-        "1 while the outbound SOCKS5 proxy N accepts connections, 0 while it fails",
+        "1 while the SOCKS5 proxy (label proxy, as socks5://host:port) carries probes, 0 while it is set aside after failing",
     ),
     (
         "mailvet_suppressions_added_total",

@@ -83,12 +83,7 @@ impl Row {
         detail: impl Into<String>,
         advice: impl Into<String>,
     ) -> Self {
-        Row {
-            check: check.into(),
-            result: Outcome::Warn,
-            detail: detail.into(),
-            advice: Some(advice.into()),
-        }
+        Self::advising(Outcome::Warn, check, detail, advice)
     }
 
     fn fail(
@@ -96,9 +91,18 @@ impl Row {
         detail: impl Into<String>,
         advice: impl Into<String>,
     ) -> Self {
+        Self::advising(Outcome::Fail, check, detail, advice)
+    }
+
+    fn advising(
+        result: Outcome,
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Self {
         Row {
             check: check.into(),
-            result: Outcome::Fail,
+            result,
             detail: detail.into(),
             advice: Some(advice.into()),
         }

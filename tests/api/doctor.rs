@@ -98,6 +98,16 @@ fn healthy_args(dns: &str, database: &str, port: u16) -> Vec<String> {
     .collect()
 }
 
+/// The flags without `--public-ip` and its value.
+fn without_public_ip(mut args: Vec<String>) -> Vec<String> {
+    let at = args
+        .iter()
+        .position(|arg| arg == "--public-ip")
+        .expect("--public-ip");
+    args.drain(at..at + 2);
+    args
+}
+
 /// Runs doctor with `args`, where each `(flag, value)` of `changes`
 /// replaces that flag's value or is added.
 async fn doctor(args: Vec<String>, changes: &[(&str, &str)]) -> Output {
@@ -476,12 +486,11 @@ async fn the_public_address_can_come_from_the_operators_url_resolved_through_the
     let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
     let (port, requests) = whoami_server("192.0.2.25\n").await;
     let database = migrated_database().await;
-    let mut args = healthy_args(&dns.addr.to_string(), &database.url, peer.port());
-    let at = args
-        .iter()
-        .position(|arg| arg == "--public-ip")
-        .expect("--public-ip");
-    args.drain(at..at + 2);
+    let args = without_public_ip(healthy_args(
+        &dns.addr.to_string(),
+        &database.url,
+        peer.port(),
+    ));
     let url = format!("http://whoami.mailvet.test:{port}/ip?token=s3cret-token");
     let output = doctor(args, &[("--public-ip-url", &url)]).await;
     let table = stdout(&output);
@@ -508,12 +517,11 @@ async fn a_public_address_url_that_answers_something_else_is_a_warning() {
     let peer = SmtpPeer::start(Script::mailboxes(&[])).await;
     let (port, _) = whoami_server("<html>captive portal</html>").await;
     let database = migrated_database().await;
-    let mut args = healthy_args(&dns.addr.to_string(), &database.url, peer.port());
-    let at = args
-        .iter()
-        .position(|arg| arg == "--public-ip")
-        .expect("--public-ip");
-    args.drain(at..at + 2);
+    let args = without_public_ip(healthy_args(
+        &dns.addr.to_string(),
+        &database.url,
+        peer.port(),
+    ));
     let url = format!("http://127.0.0.1:{port}/");
     let output = doctor(args, &[("--public-ip-url", &url)]).await;
     let table = stdout(&output);

@@ -10,6 +10,7 @@ mod abuse;
 mod auth_api;
 mod bounce_corpus;
 mod bounces_api;
+mod browser_smoke;
 mod classification_corpus;
 mod cli;
 mod doctor;

@@ -29,8 +29,18 @@ pub struct VerifyRequest {
     #[serde(default)]
     fresh: bool,
     /// The caller's time budget; the server's `--verify-timeout` without.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     timeout_ms: Option<u64>,
+}
+
+/// An optional field that, when given, must hold a value: `null` is
+/// refused like any other wrong type.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]

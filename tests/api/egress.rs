@@ -278,6 +278,17 @@ async fn a_slow_server_gets_unknown_timeout_in_budget_and_the_verdict_lands_in_t
     assert_eq!(cached["cached"], true, "{cached}");
 
     // A budget the server will not take.
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify")
+                .json(&json!({"email": "alice@example.test", "timeout_ms": null})),
+        )
+        .await;
+    assert!(
+        reply.status == 400 || reply.status == 422,
+        "{}",
+        reply.text()
+    );
     for bad in [0, 50, 120_001] {
         let reply = app
             .send(

@@ -31,3 +31,4 @@ mod suppression_undo;
 mod suppressions_api;
 mod verify_api;
 mod webhooks_api;
+mod widget_api;

@@ -1,0 +1,1 @@
+/* mailvet signup-form widget */

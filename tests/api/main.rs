@@ -32,3 +32,4 @@ mod suppressions_api;
 mod verify_api;
 mod webhooks_api;
 mod widget_api;
+mod widget_browser;

@@ -155,15 +155,19 @@ async fn token_in_form(browser: &Browser) -> Option<String> {
 }
 
 async fn test_peers() -> (TestDns, SmtpPeer) {
+    test_peers_answering(Script::mailboxes(&[
+        "alice@gmail.com",
+        "alice@example.test",
+    ]))
+    .await
+}
+
+async fn test_peers_answering(script: Script) -> (TestDns, SmtpPeer) {
     let gmail = Zone::new("gmail.com")
         .mx("gmail.com", 5, "mx.gmail.com")
         .ip("mx.gmail.com", "127.0.0.1");
     let dns = TestDns::start(vec![example_zone(), gmail]).await;
-    let peer = SmtpPeer::start(Script::mailboxes(&[
-        "alice@gmail.com",
-        "alice@example.test",
-    ]))
-    .await;
+    let peer = SmtpPeer::start(script).await;
     (dns, peer)
 }
 
@@ -457,6 +461,53 @@ async fn a_field_added_after_the_page_loaded_is_checked_too() {
             .as_deref(),
         Some("")
     );
+    browser.assert_clean_console("the signup page").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_slow_mail_server_gets_no_message_within_the_time_budget() {
+    // Every SMTP reply takes 4 s: no verdict within the widget's 2.5 s.
+    let script = Script {
+        delay: Duration::from_secs(4),
+        ..Script::mailboxes(&["alice@example.test"])
+    };
+    let (dns, peer) = test_peers_answering(script).await;
+    let (_app, site) = mailvet_and_site(&dns, &peer).await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&site.url())
+        .await
+        .expect("open the page");
+    let email = browser
+        .client
+        .find(Locator::Css("#email"))
+        .await
+        .expect("the email field");
+    let typed = Instant::now();
+    email.send_keys("alice@example.test").await.expect("type");
+    // The answer is `unknown / timeout`, within the budget: its token says
+    // so, and nothing is shown.
+    let claims = eventually("the token of the timed-out check", || async {
+        check_locally(TOKEN_SECRET, &token_in_form(&browser).await?)
+    })
+    .await;
+    assert_eq!(
+        (&claims["status"], &claims["reason"]),
+        (&json!("unknown"), &json!("timeout")),
+        "{claims}"
+    );
+    assert!(
+        typed.elapsed() < Duration::from_millis(600 + 2500 + 1500),
+        "the answer took {:?}",
+        typed.elapsed()
+    );
+    assert_eq!(
+        text_of(&browser, ".mailvet-message").await.as_deref(),
+        Some("")
+    );
+    assert_eq!(email.attr("aria-invalid").await.expect("attr"), None);
     browser.assert_clean_console("the signup page").await;
     browser.close().await;
 }

@@ -4,7 +4,8 @@
 //! Modules, bottom to top (a module uses only those below it):
 //! 1. the vocabulary and plain helpers, which use nothing above them:
 //!    [`vocab`], [`address`], [`smtp`] (the wire protocol), [`error`],
-//!    [`secret`], [`rfc3339`], [`spreadsheet`], [`telemetry`], [`tls`];
+//!    [`secret`], [`rfc3339`], [`spreadsheet`], [`telemetry`], [`tls`],
+//!    [`token`] (signed verdict tokens);
 //! 2. persistence, [`store`];
 //! 3. the suppression list and its owner, [`suppress`];
 //! 4. the verification engine, [`verify`];
@@ -34,6 +35,7 @@ pub mod store;
 pub mod suppress;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod verify;
 pub mod vocab;
 

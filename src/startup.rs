@@ -173,6 +173,7 @@ impl Application {
                 ))
                 .build(),
             webhook_signing: settings.keys.webhook_signing(),
+            tokens: settings.keys.token_signer()?,
             gauges: Arc::new(http::gauges::SampledGauges::new()),
         });
         let gate = http::Gate::new(

@@ -221,9 +221,13 @@ fn over_limit<K: std::hash::Hash + Eq + Clone>(
     )))
 }
 
-/// Routes anyone may call: probes for orchestrators and the contract.
+/// Routes anyone may call: probes for orchestrators, the contract, and the
+/// signup-form script (loaded by every visitor of the form's page).
 fn is_open(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.yaml")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.yaml" | "/widget.js"
+    )
 }
 
 /// The key a request presents: `Authorization: Bearer <key>`, or HTTP

@@ -13,8 +13,10 @@ mod meta;
 pub mod sns;
 mod stats;
 mod suppressions;
+mod tokens;
 mod verify;
 pub mod webhooks;
+mod widget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +88,8 @@ pub struct SharedState {
     pub mailgun_tokens: moka::sync::Cache<String, ()>,
     /// The store's gauges, sampled in the background.
     pub gauges: Arc<gauges::SampledGauges>,
+    /// Signs the tokens of public-key answers, when `--token-secret` is set.
+    pub tokens: Option<crate::token::TokenSigner>,
 }
 
 /// The keys ESP webhooks are signed with.
@@ -148,6 +152,8 @@ fn routes() -> Routes {
         .add(Method::GET, "/openapi.yaml", meta::openapi)
         .add(Method::POST, "/verify", verify::verify)
         .add(Method::POST, "/verify/batch", verify::verify_batch)
+        .add(Method::POST, "/tokens/verify", tokens::verify_token)
+        .add(Method::GET, "/widget.js", widget::script)
         .add(Method::GET, "/suppressions", feed::feed)
         .add(Method::POST, "/suppressions", suppressions::add)
         .add(Method::DELETE, "/suppressions", suppressions::undo)

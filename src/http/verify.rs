@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::WARNING;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{ORIGIN, WARNING};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState};
 use crate::address::EmailAddress;
+use crate::token::{TokenClaims, unix_now};
 use crate::verify::result::Flags;
 use crate::verify::{Answer, Requester, VerifyResult};
 use crate::vocab::{Reason, Status};
@@ -54,7 +55,8 @@ pub struct BatchRequest {
 /// The answer a public key gets: what a signup form needs and no more. A
 /// suppressed address is `undeliverable / suppressed`, without saying why
 /// (a complaint is nobody else's business), and no mail server's reply,
-/// MX host or suppression detail is shown.
+/// MX host or suppression detail is shown. With `--token-secret`, it
+/// carries a signed token of the verdict for the form's backend.
 #[derive(Debug, Serialize)]
 pub struct PublicVerifyResult {
     email: String,
@@ -62,18 +64,46 @@ pub struct PublicVerifyResult {
     reason: Reason,
     suggestion: Option<String>,
     flags: Flags,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
-impl From<VerifyResult> for PublicVerifyResult {
-    fn from(result: VerifyResult) -> Self {
+impl PublicVerifyResult {
+    fn new(result: VerifyResult, token: Option<String>) -> Self {
         PublicVerifyResult {
             email: result.email,
             status: result.status,
             reason: result.reason,
             suggestion: result.suggestion,
             flags: result.flags,
+            token,
         }
     }
+}
+
+/// The longest `Origin` header copied into a token.
+const MAX_ORIGIN_CHARS: usize = 256;
+
+/// The `Origin` of a browser's request, as a token records it.
+fn origin_of(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(ORIGIN)?.to_str().ok()?.trim();
+    (!origin.is_empty() && origin.len() <= MAX_ORIGIN_CHARS).then(|| origin.to_owned())
+}
+
+/// The signed token of a public key's answer, when tokens are issued.
+fn token_for(
+    state: &AppState,
+    requester: &Requester,
+    origin: Option<String>,
+    result: &VerifyResult,
+) -> Option<String> {
+    let signer = state.tokens.as_ref().filter(|_| requester.is_public())?;
+    let email = result
+        .normalized
+        .clone()
+        .unwrap_or_else(|| result.email.trim().to_owned());
+    let claims = TokenClaims::issued(email, result.status, result.reason, origin, unix_now());
+    Some(signer.sign(&claims))
 }
 
 #[derive(Debug, Serialize)]
@@ -110,8 +140,10 @@ fn answer<T: Serialize>(answer: Answer<T>) -> Response {
 pub async fn verify(
     State(state): State<AppState>,
     requester: Option<Extension<Requester>>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
+    let origin = origin_of(&headers);
     // Without keys (a loopback server) every caller is trusted.
     let requester = requester.map_or(Requester::Trusted, |Extension(requester)| requester);
     if requester.is_public() && request.fresh {
@@ -132,12 +164,14 @@ pub async fn verify(
     };
     // Most answers need no work: no task, no timer.
     if let Some(result) = state.verifier.answer_at_once(&request.email, request.fresh) {
+        let token = token_for(&state, &requester, origin, &result);
         return Ok(respond(
             &requester,
             Answer {
                 value: result,
                 degraded: false,
             },
+            token,
         ));
     }
     let verification = {
@@ -159,14 +193,15 @@ pub async fn verify(
             }
         }
     };
-    Ok(respond(&requester, result))
+    let token = token_for(&state, &requester, origin, &result.value);
+    Ok(respond(&requester, result, token))
 }
 
 /// The answer in the shape the requester may see.
-fn respond(requester: &Requester, result: Answer<VerifyResult>) -> Response {
+fn respond(requester: &Requester, result: Answer<VerifyResult>, token: Option<String>) -> Response {
     if requester.is_public() {
         answer(Answer {
-            value: PublicVerifyResult::from(result.value),
+            value: PublicVerifyResult::new(result.value, token),
             degraded: result.degraded,
         })
     } else {

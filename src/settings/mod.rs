@@ -265,9 +265,17 @@ mod tests {
             "sk_live_abc,sk_live_def",
             "--public-keys",
             "pk_live_xyz",
+            "--token-secret",
+            "token_live_0123456789abcdef0123456789",
         ]);
         let shown = format!("{cli:?}");
-        for secret in ["hunter2", "sk_live_abc", "sk_live_def", "pk_live_xyz"] {
+        for secret in [
+            "hunter2",
+            "sk_live_abc",
+            "sk_live_def",
+            "pk_live_xyz",
+            "token_live_0123456789",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert_eq!(cli.settings.keys.secret_keys.len(), 2);
@@ -275,6 +283,12 @@ mod tests {
             cli.settings.keys.secret_keys[1].expose_secret(),
             "sk_live_def"
         );
+        let signer = cli
+            .settings
+            .keys
+            .token_signer()
+            .expect("32 characters or more");
+        assert!(!format!("{signer:?}").contains("token_live"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::http::{RateLimits, WebhookSigning};
 use crate::jobs::JobSettings;
 use crate::secret::{ExposeSecret, SecretString, parse_secret};
 use crate::suppress::SoftBouncePolicy;
+use crate::token::{MIN_TOKEN_SECRET_CHARS, TokenSigner};
 
 /// The HTTP server: where it listens, its limits, CORS, and whom it
 /// believes about a client's address.
@@ -155,6 +156,18 @@ pub struct KeyArgs {
     /// otherwise).
     #[arg(long, env = "MAILVET_SENDGRID_VERIFICATION_KEY")]
     pub sendgrid_verification_key: Option<String>,
+
+    /// The secret that signs the tokens of public-key answers to POST
+    /// /verify, which a signup form's backend checks (with this secret, or
+    /// with POST /tokens/verify). At least 32 characters; without it no
+    /// token is issued.
+    #[arg(
+        long,
+        env = "MAILVET_TOKEN_SECRET",
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub token_secret: Option<SecretString>,
 }
 
 /// The configured API keys, by what they may do.
@@ -173,6 +186,33 @@ impl KeyArgs {
         self.secret_keys.retain(|key| !blank(key.expose_secret()));
         self.public_keys.retain(|key| !blank(key.expose_secret()));
         self.webhook_keys.retain(|key| !blank(key.expose_secret()));
+        if self
+            .token_secret
+            .as_ref()
+            .is_some_and(|secret| blank(secret.expose_secret()))
+        {
+            self.token_secret = None;
+        }
+    }
+
+    /// The signer of verdict tokens, when `--token-secret` is set; a
+    /// secret shorter than [`MIN_TOKEN_SECRET_CHARS`] is refused.
+    pub fn token_signer(&self) -> std::io::Result<Option<TokenSigner>> {
+        let Some(secret) = &self.token_secret else {
+            return Ok(None);
+        };
+        let chars = secret.expose_secret().chars().count();
+        if chars < MIN_TOKEN_SECRET_CHARS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "--token-secret is {chars} characters long; it needs at least \
+                     {MIN_TOKEN_SECRET_CHARS}, so that it cannot be guessed (make one with \
+                     `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        Ok(Some(TokenSigner::new(secret)))
     }
 
     /// The API keys, secret, public and webhook, from the flags and the key

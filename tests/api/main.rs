@@ -31,3 +31,5 @@ mod suppression_undo;
 mod suppressions_api;
 mod verify_api;
 mod webhooks_api;
+mod widget_api;
+mod widget_browser;

@@ -34,14 +34,25 @@ pub struct VerifyRequest {
     timeout_ms: Option<u64>,
 }
 
-/// An optional field that, when given, must hold a value: `null` is
-/// refused like any other wrong type.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+/// `timeout_ms`, when given: a whole number of milliseconds, written as
+/// JSON writes integers (`2500`, or `2500.0`); `null`, fractions and
+/// negative numbers are refused like any other wrong type.
+fn present<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
 {
-    T::deserialize(deserializer).map(Some)
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        Some(float) if float >= 0.0 && float.fract() == 0.0 && float <= u64::MAX as f64 => {
+            Ok(Some(float as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "`timeout_ms` must be a whole number of milliseconds, not {number}"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

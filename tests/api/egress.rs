@@ -224,6 +224,21 @@ async fn with_no_working_proxy_the_answer_is_unknown_and_nothing_goes_direct() {
     }
 }
 
+/// `POST /verify` for alice with `timeout_ms` as given: the body and the
+/// status.
+async fn verify_within_raw(app: &TestApp, timeout_ms: Value) -> (Value, u16) {
+    let reply = app
+        .send(
+            app.request(Method::POST, "/verify")
+                .json(&json!({"email": "alice@example.test", "timeout_ms": timeout_ms})),
+        )
+        .await;
+    (
+        serde_json::from_slice(&reply.body).unwrap_or_default(),
+        reply.status,
+    )
+}
+
 /// `POST /verify` with a time budget.
 async fn verify_within(app: &TestApp, email: &str, timeout_ms: u64) -> (Value, Duration) {
     let started = Instant::now();
@@ -277,18 +292,16 @@ async fn a_slow_server_gets_unknown_timeout_in_budget_and_the_verdict_lands_in_t
     let (cached, _) = verify_within(&app, "alice@example.test", 300).await;
     assert_eq!(cached["cached"], true, "{cached}");
 
+    // An integer written with a fraction of zero is still an integer; a
+    // fraction, or null, is refused.
+    let (whole, status) = verify_within_raw(&app, json!(300.0)).await;
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(verdict(&whole), ("deliverable", "accepted"), "{whole}");
+    for refused in [json!(300.5), json!(null), json!(-300)] {
+        let (_, status) = verify_within_raw(&app, refused.clone()).await;
+        assert!(status == 400 || status == 422, "{refused}: {status}");
+    }
     // A budget the server will not take.
-    let reply = app
-        .send(
-            app.request(Method::POST, "/verify")
-                .json(&json!({"email": "alice@example.test", "timeout_ms": null})),
-        )
-        .await;
-    assert!(
-        reply.status == 400 || reply.status == 422,
-        "{}",
-        reply.text()
-    );
     for bad in [0, 50, 120_001] {
         let reply = app
             .send(

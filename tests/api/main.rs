@@ -29,5 +29,6 @@ mod suppression_feed;
 mod suppression_import;
 mod suppression_undo;
 mod suppressions_api;
+mod ui_http;
 mod verify_api;
 mod webhooks_api;

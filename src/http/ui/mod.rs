@@ -169,7 +169,7 @@ async fn access(State(ui): State<Ui>, mut request: Request, next: Next) -> Respo
     }
     let open = path.starts_with("/ui/assets/") || path == "/" || path == "/ui";
     let secure = ui.gate.came_over_tls(&request);
-    let found = ui.sessions.from_headers(request.headers()).await;
+    let found = ui.sessions.of_request(request.headers()).await;
     if let Some(session) = found {
         request.extensions_mut().insert(session);
         return next.run(request).await;

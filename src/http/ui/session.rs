@@ -122,7 +122,7 @@ impl Sessions {
     }
 
     /// The live session the request's cookie names.
-    pub async fn from_headers(&self, headers: &HeaderMap) -> Option<Session> {
+    pub async fn of_request(&self, headers: &HeaderMap) -> Option<Session> {
         let id = headers
             .get_all(COOKIE)
             .iter()

@@ -146,11 +146,35 @@ async fn a_wrong_key_or_a_public_key_does_not_sign_in() {
             .send()
             .await
             .expect("mailvet answers");
-        assert_eq!(response.status(), 401, "{key}");
+        assert_eq!(response.status(), 303, "{key}");
+        assert_eq!(
+            response.headers()["location"],
+            "/ui/login?error=key",
+            "{key}"
+        );
         assert!(response.headers().get("set-cookie").is_none(), "{key}");
-        let body = response.text().await.expect("a body");
-        assert!(body.contains("not a secret key"), "{body}");
+        // And no session: the dashboard still sends the visitor to sign in.
+        assert_eq!(get(&app, "/ui/", None).await.status(), 303);
     }
+    let form = get(&app, "/ui/login?error=key", None).await;
+    let body = form.text().await.expect("a body");
+    assert!(body.contains("not a secret key"), "{body}");
+    // Sign-in attempts are limited per client address.
+    let mut limited = false;
+    for _ in 0..12 {
+        let response = client()
+            .post(app.url("/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("key", "sk_guess")]))
+            .send()
+            .await
+            .expect("mailvet answers");
+        limited |= response.status() == 429;
+    }
+    assert!(
+        limited,
+        "twelve more attempts within a minute are not all taken"
+    );
     // The API's own routes still want a key.
     let api = get(&app, "/stats", None).await;
     assert_eq!(api.status(), 401);

@@ -39,13 +39,13 @@ fn axis(top: f64, label_top: &str, days: &[String]) -> Markup {
     html! {
         line x1=(LEFT) y1=(plot_bottom) x2=(WIDTH) y2=(plot_bottom) stroke="#8a8f98" stroke-width="1" {}
         line x1=(LEFT) y1=(top) x2=(WIDTH) y2=(top) stroke="#d5d8dd" stroke-width="1" stroke-dasharray="3 3" {}
-        text x=(LEFT - 6.0) y=(top + 4.0) text-anchor="end" font-size="11" fill="#4a4f57" { (label_top) }
-        text x=(LEFT - 6.0) y=(plot_bottom) text-anchor="end" font-size="11" fill="#4a4f57" { "0" }
+        text x=(LEFT - 6.0) y=(top + 4.0) text-anchor="end" font-size="15" fill="#4a4f57" { (label_top) }
+        text x=(LEFT - 6.0) y=(plot_bottom) text-anchor="end" font-size="15" fill="#4a4f57" { "0" }
         @if let Some(first) = days.first() {
-            text x=(LEFT) y=(HEIGHT - 6.0) font-size="11" fill="#4a4f57" { (first) }
+            text x=(LEFT) y=(HEIGHT - 6.0) font-size="15" fill="#4a4f57" { (first) }
         }
         @if let Some(last) = days.last() {
-            text x=(WIDTH) y=(HEIGHT - 6.0) text-anchor="end" font-size="11" fill="#4a4f57" { (last) }
+            text x=(WIDTH) y=(HEIGHT - 6.0) text-anchor="end" font-size="15" fill="#4a4f57" { (last) }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Signing in with a secret key, and signing out.
 
 use axum::Extension;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,12 +32,27 @@ fn login_page(error: Option<&str>) -> Markup {
     )
 }
 
-/// `GET /ui/login`: the form, or the overview when no key is needed.
-pub async fn form(State(ui): State<Ui>, session: Option<Extension<Session>>) -> Response {
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /ui/login`: the form (saying why, after a refusal), or the
+/// overview when no key is needed.
+pub async fn form(
+    State(ui): State<Ui>,
+    session: Option<Extension<Session>>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     if !ui.needs_login() || session.is_some() {
         return see_other("/ui/");
     }
-    login_page(None).into_response()
+    let error = query
+        .error
+        .is_some()
+        .then_some("That is not a secret key of this server.");
+    login_page(error).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,11 +88,9 @@ pub async fn submit(State(ui): State<Ui>, request: Request) -> Result<Response, 
         })?;
     if !ui.gate.is_secret_key(form.key.trim()) {
         tracing::info!(client = %client, "dashboard sign-in refused");
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            login_page(Some("That is not a secret key of this server.")),
-        )
-            .into_response());
+        // Back to the form (a redirect, not a 401 page: the browser would
+        // log the status as a console error).
+        return Ok(see_other("/ui/login?error=key"));
     }
     let session = ui.sessions.start().await;
     let mut response = see_other("/ui/");

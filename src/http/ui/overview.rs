@@ -73,7 +73,7 @@ fn charts(daily: &Daily) -> Markup {
     html! {
         section aria-labelledby="daily" {
             h2 #daily { "The last 30 days" }
-            div.grid {
+            div.grid.charts {
                 div.card {
                     h3 { "Verifications by status per day" }
                     (stacked_bars("Verifications by status per day", &days, &verifications))

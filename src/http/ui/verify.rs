@@ -67,7 +67,10 @@ pub fn explanation(result: &VerifyResult) -> String {
         Reason::NoMailServer => "The domain publishes no mail server (no MX, or a null MX), so it takes no mail.".to_owned(),
         Reason::MailboxNotFound => format!("{host} answered that this mailbox does not exist: a permanent failure."),
         Reason::MailboxDisabled => format!("{host} answered that this mailbox is disabled: a permanent failure."),
-        Reason::Suppressed => "The address is on the suppression list, so it is not to be mailed.".to_owned(),
+        Reason::Suppressed => match result.suppression_reason {
+            Some(why) => format!("The address is on the suppression list ({why}), so it is not to be mailed."),
+            None => "The address is on the suppression list, so it is not to be mailed.".to_owned(),
+        },
         Reason::CatchAll => format!("{host} accepts any recipient, even a made-up one, so its yes says nothing about this mailbox."),
         Reason::MailboxFull => format!("{host} answered that the mailbox is full: it exists, but mail may bounce."),
         Reason::Disposable => "The domain belongs to a disposable-address service: the address works for a short while only.".to_owned(),

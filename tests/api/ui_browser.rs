@@ -236,6 +236,17 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
     let results = text_of(&browser, "#results").await;
     assert!(results.contains("carol@example.org"), "{results}");
     assert!(!results.contains("nobody@example.test"), "{results}");
+    // Each entry's evidence opens in place.
+    browser
+        .client
+        .find(Locator::Css("#results details summary"))
+        .await
+        .expect("an evidence toggle")
+        .click()
+        .await
+        .expect("open the evidence");
+    let evidence = text_of(&browser, "#results details dl.evidence").await;
+    assert!(evidence.contains("asked to stop"), "{evidence}");
     looked_at(&browser, "suppressions").await;
     let export_href = browser
         .client

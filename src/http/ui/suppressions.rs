@@ -172,7 +172,15 @@ fn entry_row(entry: &Suppression, session: &Session) -> Markup {
                         @if let Some(host) = &entry.diagnosis.mx_host { dt { "MX host" } dd { (host) } }
                     }
                     @match &entry.evidence {
-                        Some(evidence) => pre { (serde_json::to_string_pretty(evidence).unwrap_or_default()) },
+                        Some(evidence) => dl.evidence {
+                            dt { "Kind" } dd { (evidence.kind) }
+                            @if let Some(code) = evidence.code { dt { "Code" } dd { (code) @if let Some(enhanced) = &evidence.enhanced_code { " " (enhanced) } } }
+                            @if let Some(text) = &evidence.text { dt { "Said" } dd { code { (text) } } }
+                            @if let Some(host) = &evidence.host { dt { "Host" } dd { (host) } }
+                            @if let Some(domain) = &evidence.domain { dt { "Domain" } dd { (domain) } }
+                            @if let Some(origin) = evidence.origin { dt { "From" } dd { (origin) } }
+                            dt { "Seen" } dd { (crate::rfc3339::format(&evidence.observed_at)) }
+                        },
                         None => p.hint { "No evidence was kept for this entry." },
                     }
                 }
@@ -228,7 +236,7 @@ pub async fn show(
                 Ok(entries) if entries.is_empty() => p #results { "No entries match." },
                 Ok(entries) => div.scroll {
                     table #results {
-                        caption { (count(entries.len() as u64)) " entries" @if entries.len() == SHOWN { " (the first " (SHOWN) ")" } }
+                        caption { (count(entries.len() as u64)) @if entries.len() == 1 { " entry" } @else { " entries" } @if entries.len() == SHOWN { " (the first " (SHOWN) ")" } }
                         thead { tr {
                             th scope="col" { "Address" } th scope="col" { "Reason" } th scope="col" { "Source" }
                             th scope="col" { "Added" } th scope="col" { "Evidence" } th scope="col" { span.sr { "Actions" } }

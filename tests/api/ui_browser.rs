@@ -274,6 +274,57 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
         .assert_clean_console("suppressions after removal")
         .await;
 
+    // Import a CSV, then undo it as a batch.
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let import = tempfile::Builder::new()
+        .suffix(".csv")
+        .tempfile()
+        .expect("a file");
+    std::fs::write(
+        import.path(),
+        "email,reason\nerin@example.org,manual\nfrank@example.org,complaint\n",
+    )
+    .expect("write the import");
+    browser
+        .client
+        .find(Locator::Css("#import-file"))
+        .await
+        .expect("a file input")
+        .send_keys(&import.path().display().to_string())
+        .await
+        .expect("choose the file");
+    click(&browser, "form[action='/ui/suppressions/import'] button").await;
+    assert_eq!(
+        text_of(&browser, ".notice").await,
+        "Imported: 2 added, 0 already on the list."
+    );
+    fill(&browser, "#q", "example.org").await;
+    click(&browser, "form.search button[type=submit]").await;
+    let results = text_of(&browser, "#results").await;
+    assert!(
+        results.contains("erin@example.org") && results.contains("frank@example.org"),
+        "{results}"
+    );
+    tick(&browser, "#undo-source option[value=api]").await;
+    fill(
+        &browser,
+        "#undo-since",
+        &started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+    .await;
+    click(&browser, "form[action='/ui/suppressions/undo'] button").await;
+    assert_eq!(text_of(&browser, ".notice").await, "2 entries removed.");
+    let left = app
+        .send_unchecked(
+            app.request(Method::GET, "/suppressions/erin@example.org")
+                .bearer_auth(SECRET),
+        )
+        .await;
+    assert_eq!(left.status, 404, "the import was undone");
+    browser
+        .assert_clean_console("suppressions after undo")
+        .await;
+
     // Upload a CSV and watch it reach 100 %.
     let list = tempfile::Builder::new()
         .suffix(".csv")
@@ -333,6 +384,57 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
     assert!(csv.contains("alice@example.test"), "{csv}");
     assert!(csv.contains("not-an-address"), "{csv}");
     assert_eq!(csv.lines().count(), 4, "{csv}");
+
+    // Dropping a file on the form uploads it too (the page's drop
+    // handler, given a file as a browser gives one).
+    click(&browser, "a[href='/ui/jobs']").await;
+    let old = browser
+        .client
+        .find(Locator::Css("html"))
+        .await
+        .expect("a page");
+    browser
+        .client
+        .execute(
+            "const list = new DataTransfer();
+             list.items.add(new File(['email\\nalice@example.test\\n'], 'dropped.csv', {type: 'text/csv'}));
+             document.getElementById('drop').dispatchEvent(
+                 new DragEvent('drop', {dataTransfer: list, bubbles: true, cancelable: true}));",
+            Vec::new(),
+        )
+        .await
+        .expect("drop a file");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while old.text().await.is_ok() {
+        assert!(Instant::now() < deadline, "the drop uploaded nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(path_of(&browser).await.starts_with("/ui/jobs/"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while text_of(&browser, "#status").await != "completed" {
+        assert!(Instant::now() < deadline, "the dropped job did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(text_of(&browser, "#processed").await, "1 of 1");
+    browser.assert_clean_console("job after a drop").await;
+
+    // On a phone's width.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("a narrow window");
+    browser
+        .client
+        .goto(&format!("{base}/ui/"))
+        .await
+        .expect("open the overview");
+    looked_at(&browser, "overview-phone").await;
+    browser
+        .client
+        .set_window_size(1280, 900)
+        .await
+        .expect("a wide window");
 
     // A form without its token is refused, even with the session.
     let refused = app

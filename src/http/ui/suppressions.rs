@@ -262,7 +262,7 @@ pub async fn show(
                 form.card method="post" action="/ui/suppressions/import" enctype="multipart/form-data" {
                     h2 { "Import a CSV" }
                     (csrf_field(session))
-                    label for="import-file" { "CSV file (" code { "email" } ", optional " code { "reason" } " and " code { "note" } ")" }
+                    label for="import-file" { "CSV file (columns " code { "email" } " and, optionally, " code { "reason" } ")" }
                     input #import-file type="file" name="file" accept=".csv,text/csv" required;
                     button type="submit" { "Import" }
                 }

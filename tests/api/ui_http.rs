@@ -344,3 +344,126 @@ async fn jobs_are_listed_newest_first() {
     assert_eq!(all["jobs"][1]["id"], ids[0].as_str());
     assert_eq!(app.get("/jobs?limit=0").await.status, 422);
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_a_trusted_tls_proxy() {
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        settings.keys.secret_keys = vec![SECRET.into()];
+        settings.http.trusted_proxies =
+            vec![mailvet::http::parse_ip_range("127.0.0.1").expect("a range")];
+    })
+    .await;
+    let response = client()
+        .post(app.url("/ui/login"))
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("key", SECRET)]))
+        .send()
+        .await
+        .expect("mailvet answers");
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().expect("text");
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_session_ends_after_its_time_to_live() {
+    let app = TestApp::spawn_with(Db::Sqlite, |settings| {
+        settings.keys.secret_keys = vec![SECRET.into()];
+        settings.http.ui_session_ttl = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let cookie = sign_in(&app).await;
+    assert_eq!(get(&app, "/ui/", Some(&cookie)).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let after = get(&app, "/ui/", Some(&cookie)).await;
+    assert_eq!(after.status(), 303);
+    assert_eq!(after.headers()["location"], "/ui/login");
+}
+
+#[tokio::test]
+async fn without_keys_the_dashboard_is_open_and_a_job_can_be_cancelled() {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let peer = SmtpPeer::start(Script {
+        delay: std::time::Duration::from_millis(300),
+        ..Script::catch_all()
+    })
+    .await;
+    let app = TestApp::spawn_with(Db::Sqlite, probe_settings(dns.addr, peer.port())).await;
+    // No keys: the first page hands out a session, for its CSRF token.
+    let page = get(&app, "/ui/jobs", None).await;
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let token = csrf_of(&page.text().await.expect("a body"));
+
+    let list: String = std::iter::once("email".to_owned())
+        .chain((0..50).map(|n| format!("u{n}@example.test")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let boundary = "mailvet-test-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"list\"; filename=\"list.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{list}\n\r\n--{boundary}--\r\n"
+    );
+    let upload = client()
+        .post(app.url("/ui/jobs"))
+        .header("cookie", &cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .expect("mailvet answers");
+    assert_eq!(upload.status(), 303);
+    let location = upload.headers()["location"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let id = location.trim_start_matches("/ui/jobs/").to_owned();
+    let progress = get(&app, &format!("/ui/jobs/{id}/progress"), Some(&cookie)).await;
+    assert_eq!(progress.status(), 200);
+    let job: serde_json::Value = progress.json().await.expect("JSON");
+    assert_eq!(job["total"], 50);
+
+    let cancel = client()
+        .post(app.url(&format!("/ui/jobs/{id}/cancel")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("csrf", token.as_str())]))
+        .send()
+        .await
+        .expect("mailvet answers");
+    assert_eq!(cancel.status(), 303);
+    let job = app.get(&format!("/jobs/{id}")).await.json();
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let detail = get(&app, &location, Some(&cookie)).await;
+    let html = detail.text().await.expect("a body");
+    assert!(html.contains("cancelled"), "{html}");
+    assert!(!html.contains("Cancel the job"), "{html}");
+
+    // An upload without the token is refused and queues nothing.
+    let forged = body.replace(&token, "forged");
+    let refused = client()
+        .post(app.url("/ui/jobs"))
+        .header("cookie", &cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(forged)
+        .send()
+        .await
+        .expect("mailvet answers");
+    assert_eq!(refused.status(), 403);
+    let jobs = app.get("/jobs").await.json();
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
+}

@@ -186,6 +186,7 @@ impl Application {
             max_body_bytes: settings.http.max_body_bytes,
             gate: gate.clone(),
             cors_origins: settings.http.cors_origins.clone(),
+            ui_session_ttl: settings.http.ui_session_ttl,
         };
         Ok(Application {
             listener,

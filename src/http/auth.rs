@@ -137,6 +137,33 @@ impl Gate {
         &self.keys
     }
 
+    /// Whether `presented` is one of the secret keys (checked as every key
+    /// is, in constant time).
+    pub(crate) fn is_secret_key(&self, presented: &str) -> bool {
+        matches!(self.keys.identify(presented), Some((_, Scope::Secret)))
+    }
+
+    /// The client's address, as the rate limits know it.
+    pub(crate) fn client_of(&self, request: &Request) -> IpAddr {
+        self.client_ip(request)
+            .map_or(IpAddr::from([0, 0, 0, 0]), client_network)
+    }
+
+    /// Whether the request came over TLS: said by `X-Forwarded-Proto:
+    /// https` from a trusted proxy (this server itself speaks plain HTTP).
+    pub(crate) fn came_over_tls(&self, request: &Request) -> bool {
+        let Some(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+            return false;
+        };
+        self.is_trusted_proxy(&peer.0.ip())
+            && request
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    }
+
     /// Forgets callers not seen lately.
     pub fn housekeeping(&self) {
         self.public.retain_recent();
@@ -277,7 +304,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
         // No route matched: the fallback answers 404.
         return next.run(request).await;
     };
-    if is_open(&route) {
+    if is_open(&route) || super::ui::is_ui_path(request.uri().path()) {
         return next.run(request).await;
     }
     let Some(presented) = presented_key(&request) else {

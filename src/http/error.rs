@@ -188,7 +188,12 @@ pub async fn json_error_bodies(request: Request, next: Next) -> Response {
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if !is_error || is_json {
+    // The dashboard answers its own errors, as HTML pages.
+    let is_html = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if !is_error || is_json || is_html {
         return response;
     }
     let (mut parts, body) = response.into_parts();

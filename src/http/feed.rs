@@ -115,7 +115,7 @@ pub async fn feed(
     .into_response())
 }
 
-fn csv_page(entries: Vec<Suppression>, next_cursor: &str, has_more: bool) -> Response {
+pub(super) fn csv_page(entries: Vec<Suppression>, next_cursor: &str, has_more: bool) -> Response {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let _ = writer.write_record([
         "email",

@@ -20,7 +20,7 @@ use super::{ApiError, AppState};
 use crate::address::EmailAddress;
 use crate::jobs::JobView;
 use crate::jobs::input::{self, InputError};
-use crate::store::{JobResultRow, NewJobItem};
+use crate::store::{Job, JobResultRow, NewJobItem};
 use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
 
@@ -34,8 +34,9 @@ pub struct CreateQuery {
     webhook_url: Option<String>,
 }
 
+/// How an uploaded list is written.
 #[derive(Debug, Clone, Copy)]
-enum UploadFormat {
+pub(super) enum UploadFormat {
     Csv,
     Json,
 }
@@ -64,10 +65,12 @@ fn check_webhook_url(url: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The upload body as a byte stream that fails once it passes `limit`
-/// bytes, or when no data comes for [`UPLOAD_IDLE_TIMEOUT`].
-fn bounded(body: Body, limit: usize) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
-    let chunks = body.into_data_stream().map_err(io::Error::other);
+/// The upload as a byte stream that fails once it passes `limit` bytes, or
+/// when no data comes for [`UPLOAD_IDLE_TIMEOUT`].
+fn bounded(
+    chunks: impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    limit: usize,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
     Box::pin(futures::stream::unfold(
         (chunks, 0usize, false),
         move |(mut chunks, seen, failed)| async move {
@@ -116,8 +119,30 @@ pub async fn create(
     if let Some(url) = &query.webhook_url {
         check_webhook_url(url)?;
     }
+    let chunks = body.into_data_stream().map_err(io::Error::other);
+    let job = create_job(&state, format, chunks, query.webhook_url).await?;
+    let id = job.id;
+    let location =
+        HeaderValue::from_str(&format!("/jobs/{id}")).map_err(|err| ApiError::internal(&err))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        Json(JobView::new(&job, Utc::now())),
+    )
+        .into_response())
+}
+
+/// Takes a list in as it streams, then queues it as a job: what `POST
+/// /jobs` and the dashboard's upload form do. `webhook_url` has been
+/// checked; a JSON upload may name its own.
+pub(super) async fn create_job(
+    state: &AppState,
+    format: UploadFormat,
+    chunks: impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    webhook_url: Option<String>,
+) -> Result<Job, ApiError> {
     let limits = &state.jobs;
-    let reader = SyncIoBridge::new(StreamReader::new(bounded(body, limits.max_upload_bytes)));
+    let reader = SyncIoBridge::new(StreamReader::new(bounded(chunks, limits.max_upload_bytes)));
     let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<String>>(4);
     let parser = tokio::task::spawn_blocking(move || {
         let sink = |batch| batches.blocking_send(batch).is_ok();
@@ -161,7 +186,7 @@ pub async fn create(
     let parsed = parser.await;
     let webhook_url = match (failure, parsed) {
         (Some(failure), _) => Err(failure),
-        (None, Ok(Ok(url))) => Ok(url.or(query.webhook_url)),
+        (None, Ok(Ok(url))) => Ok(url.or(webhook_url)),
         (None, Ok(Err(err))) => Err(input_error(err)),
         (None, Err(join)) => Err(ApiError::internal(&join)),
     };
@@ -182,14 +207,7 @@ pub async fn create(
         .await?;
     state.jobs.wake.notify_waiters();
     tracing::info!(job = %id, total, "job queued");
-    let location =
-        HeaderValue::from_str(&format!("/jobs/{id}")).map_err(|err| ApiError::internal(&err))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(LOCATION, location)],
-        Json(JobView::new(&job, Utc::now())),
-    )
-        .into_response())
+    Ok(job)
 }
 
 fn input_error(err: InputError) -> ApiError {
@@ -236,6 +254,54 @@ fn no_job(id: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!("no job `{id}`"))
 }
 
+/// Most jobs `GET /jobs` lists, and how many without `limit`.
+const MAX_LISTED_JOBS: u32 = 100;
+const DEFAULT_LISTED_JOBS: u32 = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+}
+
+/// The answer of `GET /jobs`.
+#[derive(Debug, serde::Serialize)]
+pub struct JobList {
+    jobs: Vec<JobView>,
+}
+
+/// The most recent jobs, newest first, as the API and the dashboard list
+/// them.
+pub(super) async fn recent(state: &AppState, limit: Option<u32>) -> Result<Vec<JobView>, ApiError> {
+    let limit = match limit {
+        None => DEFAULT_LISTED_JOBS,
+        Some(n) if (1..=MAX_LISTED_JOBS).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "`limit` is {n}; it must be between 1 and {MAX_LISTED_JOBS}"
+            )));
+        }
+    };
+    let now = Utc::now();
+    Ok(state
+        .store
+        .recent_jobs(limit)
+        .await?
+        .iter()
+        .map(|job| JobView::new(job, now))
+        .collect())
+}
+
+/// `GET /jobs?limit=`: the most recent jobs, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    Ok(Json(JobList {
+        jobs: recent(&state, query.limit).await?,
+    }))
+}
+
 /// `GET /jobs/{id}`: counts, progress and ETA.
 pub async fn get(
     State(state): State<AppState>,
@@ -272,6 +338,12 @@ pub async fn cancel(
 #[derive(Debug, Deserialize)]
 pub struct ResultsQuery {
     format: Option<String>,
+}
+
+impl ResultsQuery {
+    pub(super) fn new(format: Option<String>) -> Self {
+        ResultsQuery { format }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod sns;
 mod stats;
 mod suppressions;
 mod tokens;
+mod ui;
 mod verify;
 pub mod webhooks;
 mod widget;
@@ -107,6 +108,8 @@ pub struct HttpLimits {
     pub gate: Gate,
     /// Browser origins allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// The longest a dashboard session lasts.
+    pub ui_session_ttl: Duration,
 }
 
 /// A route the router serves: its method and path template.
@@ -161,6 +164,8 @@ fn routes() -> Routes {
         .add(Method::POST, "/bounces", bounces::receive)
         .add(Method::POST, "/bounces/{provider}", webhooks::receive)
         .add(Method::GET, "/stats", stats::stats)
+        .add(Method::GET, "/stats/daily", stats::stats_daily)
+        .add(Method::GET, "/jobs", jobs::list)
         .add(Method::POST, "/jobs", jobs::create)
         .add(Method::GET, "/jobs/{id}", jobs::get)
         .add(Method::DELETE, "/jobs/{id}", jobs::cancel)
@@ -179,10 +184,12 @@ pub fn served_routes() -> Vec<ServedRoute> {
 
 /// The whole API with its middleware.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let dashboard = ui::router(state.clone(), limits.gate.clone(), limits.ui_session_ttl);
     routes()
         .router
         .fallback(error::not_found)
         .with_state(state)
+        .merge(dashboard)
         // Innermost first: each layer wraps all that is above it.
         .layer(middleware::from_fn_with_state(
             limits.request_timeout,
@@ -216,7 +223,8 @@ async fn deadline(
     request: Request,
     next: middleware::Next,
 ) -> Response {
-    if request.method() == Method::POST && request.uri().path() == "/jobs" {
+    let path = request.uri().path();
+    if request.method() == Method::POST && (path == "/jobs" || path == "/ui/jobs") {
         return next.run(request).await;
     }
     match tokio::time::timeout(limit, next.run(request)).await {

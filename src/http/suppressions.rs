@@ -232,7 +232,19 @@ pub(super) fn parse_reason(text: &str) -> Result<SuppressionReason, ApiError> {
     })
 }
 
-fn parse_undo(query: &UndoQuery) -> Result<RemovalFilter, ApiError> {
+impl UndoQuery {
+    /// An undo as the dashboard's form gives it.
+    pub(super) fn new(source: String, since: String, until: Option<String>) -> Self {
+        UndoQuery {
+            source: Some(source),
+            since: Some(since),
+            until,
+            reason: None,
+        }
+    }
+}
+
+pub(super) fn parse_undo(query: &UndoQuery) -> Result<RemovalFilter, ApiError> {
     let source = match query.source.as_deref() {
         Some(text) => parse_source(text)?,
         None => {

@@ -42,6 +42,11 @@ pub struct HttpArgs {
     #[arg(long, env = "MAILVET_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// The longest a dashboard session lasts; it also ends after an hour
+    /// unused, and at sign-out.
+    #[arg(long, env = "MAILVET_UI_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ui_session_ttl: Duration,
+
     /// Browser origins allowed to call POST /verify, comma separated.
     #[arg(long, env = "MAILVET_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

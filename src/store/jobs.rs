@@ -155,6 +155,10 @@ pub trait JobStore: Send + Sync {
     /// A job, unless it is still uploading or does not exist.
     async fn job(&self, id: Uuid) -> StoreResult<Option<Job>>;
 
+    /// The most recent jobs (not those still uploading), newest first, at
+    /// most `limit` of them.
+    async fn recent_jobs(&self, limit: u32) -> StoreResult<Vec<Job>>;
+
     /// Cancels a queued or running job. Returns the job as it is after the
     /// call (unchanged when it had already finished); `None` when unknown.
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>>;

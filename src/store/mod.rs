@@ -23,9 +23,9 @@ pub use jobs::{
     StatusCounts,
 };
 pub use model::{
-    BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, Evidence, EvidenceKind,
-    NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, StoreGauges, Suppression, Upserted,
-    WindowStats,
+    BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, DayStats, Evidence,
+    EvidenceKind, NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, StoreGauges,
+    Suppression, Upserted, WindowStats,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -156,6 +156,14 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     /// Verifications, suppressions and bounces since `since`.
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats>;
+
+    /// Per UTC day from the day `since` falls in: verifications by status,
+    /// bounces by kind, suppressions added and removed. Days without any
+    /// of them are absent.
+    async fn daily_stats(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<std::collections::BTreeMap<chrono::NaiveDate, DayStats>>;
 
     /// The size of the suppression list and of the bulk jobs' queue.
     async fn gauges(&self) -> StoreResult<StoreGauges>;

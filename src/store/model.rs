@@ -299,6 +299,21 @@ pub struct WindowStats {
     pub bounces_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
+/// Counts of one UTC day, for `GET /stats/daily`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayStats {
+    /// Fresh verdicts by status.
+    pub verifications_by_status: std::collections::BTreeMap<String, u64>,
+    /// Bounce events received, by kind.
+    pub bounces_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Suppressions first created that day (entries removed later
+    /// included).
+    pub suppressions_added: u64,
+    /// Suppressions whose removal was that day (tombstones; an entry
+    /// removed twice counts on the day of its last removal).
+    pub suppressions_removed: u64,
+}
+
 /// What the store holds now, for the operator's gauges: cheap counts,
 /// sampled in the background rather than at every scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -29,6 +29,8 @@ mod suppression_feed;
 mod suppression_import;
 mod suppression_undo;
 mod suppressions_api;
+mod ui_browser;
+mod ui_http;
 mod verify_api;
 mod webhooks_api;
 mod widget_api;

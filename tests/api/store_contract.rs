@@ -60,6 +60,8 @@ on_every_backend!(
     the_feed_filters_by_change_time,
     job_claims_are_exclusive_leased_and_counted_once,
     uploads_and_finished_jobs_are_purged,
+    daily_counts_fall_on_their_utc_days,
+    recent_jobs_come_newest_first,
 );
 
 /// Times round-trip to the millisecond on every backend.
@@ -1169,4 +1171,119 @@ async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Database>) {
         store.job(running).await.expect("read").is_some(),
         "a job still to do is kept"
     );
+}
+
+/// Noon (UTC) `days_ago` days ago, and a minute before the next midnight.
+fn day_at(days_ago: i64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let date = Utc::now().date_naive() - Duration::days(days_ago);
+    let noon = date.and_hms_opt(12, 0, 0).expect("a time").and_utc();
+    (noon, noon + Duration::hours(11) + Duration::minutes(59))
+}
+
+async fn daily_counts_fall_on_their_utc_days(store: Arc<dyn Database>) {
+    let (two_days_ago, late_two_days_ago) = day_at(2);
+    let (yesterday, _) = day_at(1);
+    let (long_ago, _) = day_at(40);
+    let ttl = Duration::days(30);
+    store
+        .record_verifications(&[
+            verdict("a@example.test", Reason::Accepted, two_days_ago, ttl),
+            verdict(
+                "b@example.test",
+                Reason::MailboxNotFound,
+                late_two_days_ago,
+                ttl,
+            ),
+            verdict("c@example.test", Reason::Accepted, yesterday, ttl),
+            verdict("old@example.test", Reason::Accepted, long_ago, ttl),
+        ])
+        .await
+        .expect("record");
+    let bounce = |kind, at| NewBounceEvent {
+        address_key: "b@example.test".to_owned(),
+        email: "b@example.test".to_owned(),
+        kind,
+        origin: BounceOrigin::Message,
+        evidence: Diagnosis::default(),
+        received_at: at,
+    };
+    store
+        .record_bounce(&bounce(BounceKind::Hard, late_two_days_ago))
+        .await
+        .expect("bounce");
+    store
+        .record_bounce(&bounce(BounceKind::Soft, yesterday))
+        .await
+        .expect("bounce");
+    // Added two days ago and removed yesterday; another added yesterday.
+    store
+        .upsert_suppression(&hand_made("b@example.test"), two_days_ago)
+        .await
+        .expect("add");
+    store
+        .remove_suppression("b@example.test", yesterday)
+        .await
+        .expect("remove");
+    store
+        .upsert_suppression(&hand_made("d@example.test"), yesterday)
+        .await
+        .expect("add");
+
+    let days = store
+        .daily_stats(Utc::now() - Duration::days(7))
+        .await
+        .expect("daily stats");
+    let day = |at: DateTime<Utc>| days.get(&at.date_naive()).cloned().unwrap_or_default();
+    let first = day(two_days_ago);
+    assert_eq!(
+        first.verifications_by_status,
+        BTreeMap::from([
+            ("deliverable".to_owned(), 1),
+            ("undeliverable".to_owned(), 1)
+        ])
+    );
+    assert_eq!(
+        first.bounces_by_kind,
+        BTreeMap::from([("hard".to_owned(), 1)])
+    );
+    assert_eq!(
+        (first.suppressions_added, first.suppressions_removed),
+        (1, 0)
+    );
+    let second = day(yesterday);
+    assert_eq!(
+        second.verifications_by_status,
+        BTreeMap::from([("deliverable".to_owned(), 1)])
+    );
+    assert_eq!(
+        second.bounces_by_kind,
+        BTreeMap::from([("soft".to_owned(), 1)])
+    );
+    assert_eq!(
+        (second.suppressions_added, second.suppressions_removed),
+        (1, 1)
+    );
+    assert!(
+        !days.contains_key(&long_ago.date_naive()),
+        "days before the window are left out: {days:?}"
+    );
+    assert_eq!(days.len(), 2, "{days:?}");
+}
+
+async fn recent_jobs_come_newest_first(store: Arc<dyn Database>) {
+    let t0 = now();
+    let older = queued_job(store.as_ref(), 2, t0 - Duration::minutes(5)).await;
+    let newer = queued_job(store.as_ref(), 1, t0).await;
+    // Still uploading: not listed.
+    store
+        .create_job(uuid::Uuid::new_v4(), t0 + Duration::minutes(1))
+        .await
+        .expect("create");
+    let ids =
+        |jobs: Vec<mailvet::store::Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.recent_jobs(10).await.expect("list")),
+        vec![newer, older]
+    );
+    assert_eq!(ids(store.recent_jobs(1).await.expect("list")), vec![newer]);
 }

@@ -241,6 +241,20 @@ impl JobStore for PgStore {
         .transpose()
     }
 
+    async fn recent_jobs(&self, limit: u32) -> StoreResult<Vec<Job>> {
+        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where status <> 'uploading' order by created_at desc, id limit $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(Job::try_from)
+        .collect()
+    }
+
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
         let cancelled = sqlx::query_as::<_, JobRow<Postgres>>(concat!(
             "update jobs set status = 'cancelled', completed_at = $2, updated_at = $2, \

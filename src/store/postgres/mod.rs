@@ -17,10 +17,11 @@ use super::shared::rows::{
     BounceRow, SuppressionRow, VerificationRow, bounce_columns, evidence_json, stored_count,
     suppression_columns, verification_columns,
 };
-use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
+use super::shared::{self, Commit, DailyQueries, SqlBackend, StatsQueries, StoreStatements};
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression, WindowStats,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, DayStats, NewBounceEvent,
+    NewSuppression, RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression,
+    WindowStats,
 };
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceKind;
@@ -68,6 +69,28 @@ impl SqlBackend for PgStore {
                            where received_at >= $1 group by kind",
     };
 
+    const DAILY: DailyQueries = DailyQueries {
+        verifications_by_status: "select floor(extract(epoch from hour) / 86400)::bigint, status,
+                                         sum(count)::bigint
+                                    from verification_counts
+                                   where hour >= $1 group by 1, 2",
+        bounces_by_kind: "select floor(extract(epoch from received_at) / 86400)::bigint, kind,
+                                 count(*)
+                            from bounce_events
+                           where received_at >= $1 group by 1, 2",
+        // Additions by creation day (removed entries included), removals
+        // by the day of the tombstone.
+        suppressions_changed: "select floor(extract(epoch from created_at) / 86400)::bigint,
+                                      'added'::text, count(*)
+                                 from suppressions
+                                where created_at >= $1 group by 1
+                               union all
+                               select floor(extract(epoch from updated_at) / 86400)::bigint,
+                                      'removed'::text, count(*)
+                                 from suppressions
+                                where deleted and updated_at >= $1 group by 1",
+    };
+
     async fn begin_write(&self) -> StoreResult<PgTx> {
         Ok(self.pool.begin().await?)
     }
@@ -77,6 +100,17 @@ impl SqlBackend for PgStore {
         sql: &'static str,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(sql)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn count_daily_rows(
+        &self,
+        sql: &'static str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
         Ok(sqlx::query_as(sql)
             .bind(since)
             .fetch_all(&self.pool)
@@ -378,6 +412,13 @@ impl Store for PgStore {
 
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats> {
         shared::stats(self, since).await
+    }
+
+    async fn daily_stats(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<std::collections::BTreeMap<chrono::NaiveDate, DayStats>> {
+        shared::daily_stats(self, since).await
     }
 
     async fn gauges(&self) -> StoreResult<StoreGauges> {

@@ -24,7 +24,7 @@ use rows::counts_map;
 
 use super::model::hour_of;
 use super::{
-    BounceEvent, BouncePlan, BounceRules, CachedVerification, NewBounce, NewBounceEvent,
+    BounceEvent, BouncePlan, BounceRules, CachedVerification, DayStats, NewBounce, NewBounceEvent,
     NewSuppression, RemovalFilter, StoreResult, Suppression, SuppressionWrites, Upserted,
     WindowStats,
 };
@@ -41,6 +41,9 @@ pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
     /// The queries of `GET /stats`, in this backend's SQL.
     const STATS: StatsQueries;
 
+    /// The queries of `GET /stats/daily`, in this backend's SQL.
+    const DAILY: DailyQueries;
+
     /// Begins a write transaction.
     async fn begin_write(&self) -> StoreResult<Self::Tx>;
 
@@ -50,6 +53,14 @@ pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
         sql: &'static str,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>>;
+
+    /// Runs one of [`Self::DAILY`]: `(day number since the epoch, key,
+    /// count)` rows from `since` on.
+    async fn count_daily_rows(
+        &self,
+        sql: &'static str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, String, i64)>>;
 
     /// The queued and running jobs, oldest first.
     async fn active_jobs(&self) -> StoreResult<Vec<Uuid>>;
@@ -160,6 +171,65 @@ pub(super) async fn stats<S: SqlBackend>(
         suppressions_by_source: counts_map(by_source),
         bounces_by_kind: counts_map(bounces),
     })
+}
+
+/// The `(day, key, count)` queries of `GET /stats/daily`, each with one
+/// parameter: the time the window starts. Days are numbered from the Unix
+/// epoch, in UTC.
+#[derive(Debug)]
+pub(super) struct DailyQueries {
+    pub verifications_by_status: &'static str,
+    pub bounces_by_kind: &'static str,
+    /// Keyed `added` (by `created_at`) and `removed` (tombstones, by
+    /// `updated_at`).
+    pub suppressions_changed: &'static str,
+}
+
+pub(super) async fn daily_stats<S: SqlBackend>(
+    store: &S,
+    since: DateTime<Utc>,
+) -> StoreResult<BTreeMap<chrono::NaiveDate, DayStats>> {
+    let queries = &S::DAILY;
+    let start = since
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(since, |midnight| midnight.and_utc());
+    let mut days: BTreeMap<chrono::NaiveDate, DayStats> = BTreeMap::new();
+    let day_of = |number: i64| {
+        DateTime::from_timestamp(number.saturating_mul(86_400), 0).map(|time| time.date_naive())
+    };
+    let count = |n: i64| n.max(0).unsigned_abs();
+    for (number, status, n) in store
+        .count_daily_rows(queries.verifications_by_status, start)
+        .await?
+    {
+        if let Some(day) = day_of(number) {
+            let entry = days.entry(day).or_default();
+            *entry.verifications_by_status.entry(status).or_default() += count(n);
+        }
+    }
+    for (number, kind, n) in store
+        .count_daily_rows(queries.bounces_by_kind, start)
+        .await?
+    {
+        if let Some(day) = day_of(number) {
+            let entry = days.entry(day).or_default();
+            *entry.bounces_by_kind.entry(kind).or_default() += count(n);
+        }
+    }
+    for (number, change, n) in store
+        .count_daily_rows(queries.suppressions_changed, start)
+        .await?
+    {
+        if let Some(day) = day_of(number) {
+            let entry = days.entry(day).or_default();
+            match change.as_str() {
+                "added" => entry.suppressions_added += count(n),
+                _ => entry.suppressions_removed += count(n),
+            }
+        }
+    }
+    Ok(days)
 }
 
 pub(super) async fn record_verifications(

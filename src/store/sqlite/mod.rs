@@ -27,10 +27,11 @@ use super::shared::rows::{
     BounceRow, ColumnTypes, SuppressionRow, VerificationRow, bounce_columns, evidence_json,
     stored_count, suppression_columns, verification_columns,
 };
-use super::shared::{self, Commit, SqlBackend, StatsQueries, StoreStatements};
+use super::shared::{self, Commit, DailyQueries, SqlBackend, StatsQueries, StoreStatements};
 use super::{
-    Backend, BounceEvent, CachedVerification, ChangeFilter, NewBounceEvent, NewSuppression,
-    RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression, WindowStats,
+    Backend, BounceEvent, CachedVerification, ChangeFilter, DayStats, NewBounceEvent,
+    NewSuppression, RemovalFilter, Store, StoreGauges, StoreResult, StoreSettings, Suppression,
+    WindowStats,
 };
 use crate::secret::ExposeSecret;
 use crate::vocab::BounceKind;
@@ -125,6 +126,24 @@ impl SqlBackend for SqliteStore {
                            where received_at >= ?1 group by kind",
     };
 
+    const DAILY: DailyQueries = DailyQueries {
+        verifications_by_status: "select hour / 86400000, status, sum(count)
+                                    from verification_counts
+                                   where hour >= ?1 group by 1, 2",
+        bounces_by_kind: "select received_at / 86400000, kind, count(*)
+                            from bounce_events
+                           where received_at >= ?1 group by 1, 2",
+        // Additions by creation day (removed entries included), removals
+        // by the day of the tombstone.
+        suppressions_changed: "select created_at / 86400000, 'added', count(*)
+                                 from suppressions
+                                where created_at >= ?1 group by 1
+                               union all
+                               select updated_at / 86400000, 'removed', count(*)
+                                 from suppressions
+                                where deleted = 1 and updated_at >= ?1 group by 1",
+    };
+
     /// Begins a write transaction that holds SQLite's write lock from its
     /// first statement, so that it never has to upgrade a read lock (which
     /// fails at once under contention instead of waiting).
@@ -141,6 +160,17 @@ impl SqlBackend for SqliteStore {
         sql: &'static str,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(sql)
+            .bind(millis(since))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn count_daily_rows(
+        &self,
+        sql: &'static str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
         Ok(sqlx::query_as(sql)
             .bind(millis(since))
             .fetch_all(&self.pool)
@@ -442,6 +472,13 @@ impl Store for SqliteStore {
 
     async fn stats(&self, since: DateTime<Utc>) -> StoreResult<WindowStats> {
         shared::stats(self, since).await
+    }
+
+    async fn daily_stats(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<std::collections::BTreeMap<chrono::NaiveDate, DayStats>> {
+        shared::daily_stats(self, since).await
     }
 
     async fn gauges(&self) -> StoreResult<StoreGauges> {

@@ -187,6 +187,11 @@ impl Application {
             gate: gate.clone(),
             cors_origins: settings.http.cors_origins.clone(),
             ui_session_ttl: settings.http.ui_session_ttl,
+            public_keys: api_keys
+                .public
+                .iter()
+                .map(|key| key.expose_secret().to_owned())
+                .collect(),
         };
         Ok(Application {
             listener,

@@ -110,6 +110,9 @@ pub struct HttpLimits {
     pub cors_origins: Vec<String>,
     /// The longest a dashboard session lasts.
     pub ui_session_ttl: Duration,
+    /// The public keys, for the dashboard's signup-form page (they are not
+    /// secret: signup pages carry them).
+    pub public_keys: Vec<String>,
 }
 
 /// A route the router serves: its method and path template.
@@ -184,7 +187,7 @@ pub fn served_routes() -> Vec<ServedRoute> {
 
 /// The whole API with its middleware.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
-    let dashboard = ui::router(state.clone(), limits.gate.clone(), limits.ui_session_ttl);
+    let dashboard = ui::router(state.clone(), limits.gate.clone(), &limits);
     routes()
         .router
         .fallback(error::not_found)

@@ -473,3 +473,52 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
     looked_at(&browser, "signed-out").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_signup_form_page_shows_the_snippet_and_its_preview_suggests() {
+    use crate::common::dns::Zone;
+    let gmail = Zone::new("gmail.com")
+        .mx("gmail.com", 5, "mx.gmail.com")
+        .ip("mx.gmail.com", "127.0.0.1");
+    let dns = TestDns::start(vec![example_zone(), gmail]).await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@gmail.com"])).await;
+    let probe = probe_settings(dns.addr, peer.port());
+    let app = TestApp::spawn_with(Db::Sqlite, move |settings| {
+        probe(settings);
+        settings.keys.secret_keys = vec![mailvet::secret::SecretString::from(SECRET)];
+        settings.keys.public_keys = vec![mailvet::secret::SecretString::from(
+            "pk_browser_signup_form",
+        )];
+        settings.http.cors_origins = vec!["https://shop.example".to_owned()];
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&app.url("/ui/login"))
+        .await
+        .expect("open the sign-in page");
+    fill(&browser, "#key", SECRET).await;
+    click(&browser, "form.card button[type=submit]").await;
+    click(&browser, "nav a[href='/ui/signup']").await;
+    assert_eq!(path_of(&browser).await, "/ui/signup");
+
+    let snippet = text_of(&browser, "#snippet").await;
+    assert_eq!(
+        snippet,
+        format!(
+            r#"<script src="http://{}/widget.js" data-key="pk_browser_signup_form" defer></script>"#,
+            app.address
+        )
+    );
+    let page = browser.client.source().await.expect("the page");
+    assert!(page.contains("https://shop.example"), "the allowed origins");
+    assert!(!page.contains(SECRET), "a secret key on the page");
+
+    // The preview: the widget of this server on this page's form.
+    fill(&browser, "#preview-email", "alice@gmial.com").await;
+    let suggestion = text_of(&browser, ".mailvet-suggestion .mailvet-accept").await;
+    assert_eq!(suggestion, "alice@gmail.com");
+    looked_at(&browser, "signup").await;
+    browser.close().await;
+}

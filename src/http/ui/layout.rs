@@ -12,6 +12,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/ui/verify", "Verify"),
     ("/ui/jobs", "Jobs"),
     ("/ui/suppressions", "Suppressions"),
+    ("/ui/signup", "Signup form"),
 ];
 
 /// A whole page: `active` is the path of its navigation entry.

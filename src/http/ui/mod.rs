@@ -18,10 +18,9 @@ mod layout;
 mod login;
 mod overview;
 mod session;
+mod signup;
 mod suppressions;
 mod verify;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -55,6 +54,10 @@ pub(super) struct Ui {
     app: AppState,
     gate: Gate,
     sessions: Sessions,
+    /// The public keys (not secret: signup pages carry them).
+    public_keys: Vec<String>,
+    /// The browser origins allowed to call the API.
+    cors_origins: Vec<String>,
 }
 
 impl std::ops::Deref for Ui {
@@ -74,12 +77,14 @@ impl Ui {
 
 /// The dashboard's routes, with their middleware. The caller merges them
 /// into the API's router; they are not listed in `served_routes()`.
-pub(super) fn router(app: AppState, gate: Gate, session_ttl: Duration) -> Router {
+pub(super) fn router(app: AppState, gate: Gate, limits: &super::HttpLimits) -> Router {
     let upload_limit = app.jobs.max_upload_bytes;
     let ui = Ui {
         app,
         gate,
-        sessions: Sessions::new(session_ttl),
+        sessions: Sessions::new(limits.ui_session_ttl),
+        public_keys: limits.public_keys.clone(),
+        cors_origins: limits.cors_origins.clone(),
     };
     let routes = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -107,6 +112,7 @@ pub(super) fn router(app: AppState, gate: Gate, session_ttl: Duration) -> Router
             post(suppressions::import).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/ui/suppressions/undo", post(suppressions::undo))
+        .route("/ui/signup", get(signup::show))
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .with_state(ui.clone());

@@ -1,9 +1,11 @@
 //! The frame of every dashboard page: head, navigation, sign-out, and the
-//! small helpers pages share (numbers for people, the CSRF field).
+//! small helpers pages share (numbers for people, the CSRF field), and the
+//! error page.
 
+use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::session::Session;
+use super::session::{Session, UiError};
 
 /// The pages in the navigation, in order: `(path, label)`. A new page is a
 /// line here and its routes in `ui::router`.
@@ -87,6 +89,18 @@ pub fn duration(seconds: f64) -> String {
         0..60 => format!("{seconds} s"),
         60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
         _ => format!("{} h {} min", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let body = html! {
+            h1 { (self.title) }
+            p.notice.error role="alert" { (self.message) }
+            p { a href="/ui/" { "Back to the overview" } }
+        };
+        let page = page(self.title, None, self.session.as_ref(), body);
+        (self.status, page).into_response()
     }
 }
 

@@ -4,7 +4,7 @@
 //! latest after `--ui-session-ttl`, or at logout. Each holds the CSRF token
 //! that every state-changing form carries in a hidden field.
 //!
-//! Also the dashboard's error page, [`UiError`].
+//! Also the dashboard's error, [`UiError`] (drawn as a page by `layout.rs`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use axum::http::header::COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use maud::html;
 use subtle::ConstantTimeEq;
 
 /// The cookie's name.
@@ -142,13 +140,13 @@ impl Sessions {
 }
 
 /// An error as the dashboard shows it: an HTML page with a heading and a
-/// sentence, and the status.
+/// sentence, and the status (drawn in the page frame, `layout.rs`).
 #[derive(Debug)]
 pub struct UiError {
-    status: StatusCode,
-    title: &'static str,
-    message: String,
-    session: Option<Session>,
+    pub(super) status: StatusCode,
+    pub(super) title: &'static str,
+    pub(super) message: String,
+    pub(super) session: Option<Session>,
 }
 
 impl UiError {
@@ -178,17 +176,5 @@ impl UiError {
             "That did not work"
         };
         UiError::new(err.status, title, err.message, Some(session.clone()))
-    }
-}
-
-impl IntoResponse for UiError {
-    fn into_response(self) -> Response {
-        let body = html! {
-            h1 { (self.title) }
-            p.notice.error role="alert" { (self.message) }
-            p { a href="/ui/" { "Back to the overview" } }
-        };
-        let page = super::layout::page(self.title, None, self.session.as_ref(), body);
-        (self.status, page).into_response()
     }
 }

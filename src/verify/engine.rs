@@ -12,19 +12,19 @@ use futures::StreamExt;
 use super::budget::{ProbeBudget, Requester};
 use super::degraded::{Answer, noting_store_trouble, warn_store};
 use super::dns::{DnsError, DnsSettings, MailResolver, MailRoute};
-use super::evidence::{DnsEvidence, Evidence, ProbeEvidence};
+use super::evidence::{DnsEvidence, Evidence, Exchange};
 use super::health::ProbeHealth;
 use super::lists::{self, Lists};
 use super::memo::Memo;
 use super::probe::{ProbeSettings, Prober};
 use super::record::{CacheTtl, Recorder, count_verdict};
 use super::resolver_watch::ResolverWatch;
-use super::result::{Flags, VerifyResult};
+use super::result::{Flags, SmtpExchange, VerifyResult};
 use super::verdict::{Verdict, decide};
 use crate::address::{EmailAddress, SyntaxError};
 use crate::store::Store;
 use crate::suppress::SuppressionList;
-use crate::vocab::Reason;
+use crate::vocab::{Reason, bounded_text};
 
 /// Domains probed at once by a batch.
 const BATCH_DOMAIN_CONCURRENCY: usize = 16;
@@ -214,7 +214,14 @@ impl Verifier {
         let domain = candidate.address.domain().to_owned();
         let route = self.resolver.mail_route(&domain).await;
         let mut results = self
-            .finish(&domain, route, vec![candidate], version, requester)
+            .finish(
+                &domain,
+                route,
+                vec![candidate],
+                version,
+                requester,
+                Transcribe::Yes,
+            )
             .await;
         results.pop().expect("one result per candidate")
     }
@@ -269,8 +276,16 @@ impl Verifier {
             .map(|(domain, group)| async move {
                 let route = self.resolver.mail_route(&domain).await;
                 let (indexes, candidates): (Vec<usize>, Vec<Candidate>) = group.into_iter().unzip();
+                // Batch answers stay small: no transcripts.
                 let verdicts = self
-                    .finish(&domain, route, candidates, version, &Requester::Trusted)
+                    .finish(
+                        &domain,
+                        route,
+                        candidates,
+                        version,
+                        &Requester::Trusted,
+                        Transcribe::No,
+                    )
                     .await;
                 indexes.into_iter().zip(verdicts).collect()
             })
@@ -373,8 +388,10 @@ impl Verifier {
         candidates: Vec<Candidate>,
         version: u64,
         requester: &Requester,
+        transcribe: Transcribe,
     ) -> Vec<VerifyResult> {
         let count = candidates.len();
+        let mut transcript = Vec::new();
         let (mx, verdicts): (Vec<String>, Vec<Verdict>) = match DnsEvidence::of(&route) {
             Err(dns) => {
                 // A failure proves nothing anyway; a denial only while the
@@ -403,9 +420,13 @@ impl Verifier {
                             .iter()
                             .map(|candidate| candidate.address.clone())
                             .collect();
-                        let found: Vec<ProbeEvidence> =
-                            self.prober.probe(domain, hosts, &addresses).await;
-                        found
+                        let probed = self
+                            .prober
+                            .probe(domain, hosts, &addresses, transcribe == Transcribe::Yes)
+                            .await;
+                        transcript = probed.transcript;
+                        probed
+                            .evidence
                             .iter()
                             .map(|evidence| {
                                 let verdict = decide(&Evidence::Probe(evidence));
@@ -418,22 +439,28 @@ impl Verifier {
                 (mx, verdicts)
             }
         };
-        self.conclude(candidates, mx, verdicts, version).await
+        self.conclude(candidates, mx, verdicts, version, transcript)
+            .await
     }
 
-    /// Verdicts onto their drafts; the cacheable ones recorded.
+    /// Verdicts onto their drafts (with the transcript, when one address
+    /// was probed for it); the cacheable ones recorded.
     async fn conclude(
         &self,
         candidates: Vec<Candidate>,
         mx: Vec<String>,
         verdicts: Vec<Verdict>,
         version: u64,
+        transcript: Vec<Exchange>,
     ) -> Vec<VerifyResult> {
         let mut results = Vec::with_capacity(candidates.len());
         let mut addresses = Vec::with_capacity(candidates.len());
         for (candidate, verdict) in candidates.into_iter().zip(&verdicts) {
             results.push(apply(candidate.draft, mx.clone(), verdict));
             addresses.push(candidate.address);
+        }
+        if let [only] = results.as_mut_slice() {
+            only.transcript = transcript.into_iter().map(exchange).collect();
         }
         let mut to_record = Vec::with_capacity(results.len());
         for ((address, result), verdict) in addresses.iter().zip(&results).zip(&verdicts) {
@@ -464,6 +491,34 @@ fn invalid(input: &str, err: &SyntaxError) -> VerifyResult {
 }
 
 /// The draft with the verdict's status, reason and evidence.
+/// Whether a verification keeps the transcript of its SMTP exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transcribe {
+    Yes,
+    No,
+}
+
+/// An exchange as the answer shows it: the reply's text bounded and
+/// cleaned like any text from someone else's server.
+fn exchange(exchange: Exchange) -> SmtpExchange {
+    match exchange.heard {
+        Ok(reply) => SmtpExchange {
+            host: exchange.host,
+            sent: exchange.sent,
+            code: Some(reply.code()),
+            enhanced_code: reply.enhanced().map(|code| code.to_string()),
+            message: bounded_text(&reply.message()),
+        },
+        Err(why) => SmtpExchange {
+            host: exchange.host,
+            sent: exchange.sent,
+            code: None,
+            enhanced_code: None,
+            message: bounded_text(&why),
+        },
+    }
+}
+
 fn apply(mut result: VerifyResult, mx: Vec<String>, verdict: &Verdict) -> VerifyResult {
     result.status = verdict.status();
     result.reason = verdict.reason;

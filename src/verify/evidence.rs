@@ -95,6 +95,17 @@ pub struct BudgetRefusal {
     pub wait: Duration,
 }
 
+/// One exchange of a probe with a mail server: what was sent (or
+/// `connect <address>` for the connection and its greeting), and the reply
+/// or why none came. Kept when one address is probed on its own, for the
+/// answer's transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub host: String,
+    pub sent: String,
+    pub heard: Result<SmtpReply, String>,
+}
+
 /// What the SMTP probe learnt about one recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeEvidence {

@@ -31,6 +31,26 @@ pub struct VerifyResult {
     #[serde(with = "crate::rfc3339")]
     pub checked_at: DateTime<Utc>,
     pub message: Option<String>,
+    /// Every exchange with the mail servers that led to the verdict, in
+    /// order, when one address was verified on its own (batches and jobs
+    /// leave it empty, and it is then left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<SmtpExchange>,
+}
+
+/// One exchange with a mail server: what mailvet sent and what came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpExchange {
+    /// The mail host.
+    pub host: String,
+    /// The command (`EHLO …`, `MAIL FROM:<…>`, `RCPT TO:<…>`), or
+    /// `connect <address>` for the connection and the greeting.
+    pub sent: String,
+    /// The reply's code, when a reply came.
+    pub code: Option<u16>,
+    pub enhanced_code: Option<String>,
+    /// The reply's text, or why no reply came.
+    pub message: String,
 }
 
 impl VerifyResult {
@@ -50,6 +70,7 @@ impl VerifyResult {
             cached: false,
             checked_at: Utc::now(),
             message: None,
+            transcript: Vec::new(),
         }
     }
 

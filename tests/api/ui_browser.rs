@@ -210,6 +210,26 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
     assert!(verdicts.contains("mailbox_not_found"), "{verdicts}");
     assert!(verdicts.contains("mx.example.test"), "{verdicts}");
     assert!(verdicts.contains("550 5.1.1"), "{verdicts}");
+    // Each exchange with the mail server, in order.
+    let conversation = text_of(&browser, "article.verdict table.transcript").await;
+    let order = [
+        "The conversation with the mail servers",
+        "220 mx.example.test ESMTP ready",
+        "EHLO verifier.example.test",
+        "MAIL FROM:<probe@verifier.example.test>",
+        // Known from the probe of bob above: not asked again.
+        "(the catch-all check)",
+        "an earlier probe found that example.test refuses unknown addresses",
+        "RCPT TO:<alice@example.test>",
+        "250 2.1.5 Ok",
+    ];
+    let mut at = 0;
+    for part in order {
+        let found = conversation[at..]
+            .find(part)
+            .unwrap_or_else(|| panic!("{part:?} after byte {at} of:\n{conversation}"));
+        at += found + part.len();
+    }
     assert!(
         verdicts.contains("answered that this mailbox does not exist"),
         "{verdicts}"

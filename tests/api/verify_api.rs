@@ -940,3 +940,86 @@ async fn the_catch_all_check_comes_first_and_sessions_carry_at_most_100_recipien
         .count();
     assert_eq!(random_probes, 1, "the answer is kept for the domain");
 }
+
+/// A transcript entry as `(sent, code)`.
+fn exchanges(result: &Value) -> Vec<(String, Option<u64>)> {
+    result["transcript"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| {
+            (
+                step["sent"].as_str().unwrap_or_default().to_owned(),
+                step["code"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_address_comes_with_the_transcript_of_its_probe_and_a_batch_without() {
+    let dns = TestDns::start(vec![
+        example_zone(),
+        // The first MX refuses connections; the second answers.
+        Zone::new("two.test")
+            .mx("two.test", 5, "mx1.two.test")
+            .ip("mx1.two.test", "127.0.0.9")
+            .mx("two.test", 10, "mx2.two.test")
+            .ip("mx2.two.test", "127.0.0.1"),
+    ])
+    .await;
+    let peer = SmtpPeer::start(Script::mailboxes(&["alice@example.test", "bob@two.test"])).await;
+    let app = app_for(&dns, &peer).await;
+
+    let bob = verify(&app, "bob@two.test").await;
+    assert_eq!(verdict(&bob), ("deliverable", "accepted"), "{bob}");
+    let steps = exchanges(&bob);
+    let port = peer.port();
+    assert_eq!(
+        steps[0],
+        (format!("connect 127.0.0.9:{port}"), None),
+        "{bob}"
+    );
+    assert!(
+        bob["transcript"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{bob}"
+    );
+    assert_eq!(steps[1], (format!("connect 127.0.0.1:{port}"), Some(220)));
+    assert_eq!(
+        steps[2],
+        ("EHLO verifier.example.test".to_owned(), Some(250))
+    );
+    assert_eq!(
+        steps[3],
+        (
+            "MAIL FROM:<probe@verifier.example.test>".to_owned(),
+            Some(250)
+        )
+    );
+    assert!(steps[4].0.starts_with("RCPT TO:<mailvet-"), "{bob}");
+    assert_eq!(steps[4].1, Some(550), "the catch-all check");
+    assert_eq!(steps[5], ("RCPT TO:<bob@two.test>".to_owned(), Some(250)));
+    assert_eq!(steps.len(), 6, "{bob}");
+    assert_eq!(bob["transcript"][5]["host"], "mx2.two.test");
+    assert_eq!(bob["transcript"][5]["enhanced_code"], "2.1.5");
+
+    // Kept with the cached answer.
+    let again = verify(&app, "bob@two.test").await;
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["transcript"], bob["transcript"]);
+
+    let batch = verify_batch(
+        &app,
+        &[
+            "alice@example.test".to_owned(),
+            "carol@example.test".to_owned(),
+        ],
+    )
+    .await;
+    for result in &batch {
+        assert!(result.get("transcript").is_none(), "{result}");
+    }
+}

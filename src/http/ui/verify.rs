@@ -113,7 +113,7 @@ pub fn verdict(result: &VerifyResult) -> Markup {
                         ol.mx { @for host in &result.mx { li { code { (host) } } } }
                     }
                 }
-                dt { "SMTP reply" }
+                dt { "Deciding SMTP reply" }
                 dd {
                     @match &result.smtp {
                         Some(smtp) => {
@@ -132,6 +132,29 @@ pub fn verdict(result: &VerifyResult) -> Markup {
                     dt { "Suppressed" } dd { @if let Some(reason) = result.suppression_reason { (reason) } @else { "yes" } }
                 }
                 dt { "Checked at" } dd { (crate::rfc3339::format(&result.checked_at)) }
+            }
+            @if !result.transcript.is_empty() {
+                div.scroll {
+                    table.transcript {
+                        caption { "The conversation with the mail servers" }
+                        thead { tr { th scope="col" { "Host" } th scope="col" { "Sent" } th scope="col" { "Reply" } } }
+                        tbody {
+                            @for step in &result.transcript {
+                                tr {
+                                    th scope="row" { code { (step.host) } }
+                                    td { code { (step.sent) } }
+                                    td {
+                                        code.reply {
+                                            @if let Some(code) = step.code { (code) " " } @else { "no reply: " }
+                                            @if let Some(enhanced) = &step.enhanced_code { (enhanced) " " }
+                                            (step.message)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

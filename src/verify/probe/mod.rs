@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::dns::MailHost;
 use super::egress::{Egress, ProxyOutcome, ProxyStatus};
-use super::evidence::{CatchAllEvidence, ProbeEvidence, Stage};
+use super::evidence::{CatchAllEvidence, Exchange, ProbeEvidence, Stage};
 use super::guard::forbidden_target;
 use super::hosts::HostPool;
 use super::verdict::catch_all_answer;
@@ -25,6 +25,9 @@ mod transaction;
 pub const MAX_HOSTS_TRIED: usize = 5;
 /// The most addresses tried for one mail host.
 pub const MAX_ADDRESSES_PER_HOST: usize = 2;
+/// The most exchanges a transcript keeps (a probe of one address makes a
+/// dozen at most, over five hosts).
+const MAX_TRANSCRIPT: usize = 40;
 /// How long a domain's catch-all answer is reused.
 const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
 /// The most domains whose catch-all answer is remembered.
@@ -81,14 +84,30 @@ struct Findings {
     accepted: Vec<usize>,
     /// The answer for a random address at the domain, the latest one asked.
     catch_all: CatchAllEvidence,
+    /// Every exchange, when the caller asked for a transcript.
+    transcript: Option<Vec<Exchange>>,
 }
 
 impl Findings {
-    fn new(recipients: usize) -> Self {
+    fn new(recipients: usize, transcribe: bool) -> Self {
         Findings {
             found: vec![None; recipients],
             accepted: Vec::new(),
             catch_all: CatchAllEvidence::NotAsked,
+            transcript: transcribe.then(Vec::new),
+        }
+    }
+
+    /// Notes an exchange in the transcript, if one is kept.
+    fn note(&mut self, host: &str, sent: impl Into<String>, heard: Result<&SmtpReply, String>) {
+        if let Some(transcript) = self.transcript.as_mut()
+            && transcript.len() < MAX_TRANSCRIPT
+        {
+            transcript.push(Exchange {
+                host: host.to_owned(),
+                sent: sent.into(),
+                heard: heard.cloned(),
+            });
         }
     }
 
@@ -103,17 +122,29 @@ impl Findings {
 
     /// The evidence, one per recipient, with the catch-all answer given to
     /// every accepted one; `fallback` for any left without.
-    fn finish(mut self, fallback: ProbeEvidence) -> Vec<ProbeEvidence> {
+    fn finish(mut self, fallback: ProbeEvidence) -> Probed {
         for &i in &self.accepted {
             if let Some(ProbeEvidence::Answered { catch_all, .. }) = self.found[i].as_mut() {
                 *catch_all = self.catch_all.clone();
             }
         }
-        self.found
-            .into_iter()
-            .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
-            .collect()
+        Probed {
+            evidence: self
+                .found
+                .into_iter()
+                .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
+                .collect(),
+            transcript: self.transcript.unwrap_or_default(),
+        }
     }
+}
+
+/// What a probe found: the evidence for each recipient, in order, and,
+/// when asked for, the transcript of the exchanges.
+#[derive(Debug)]
+pub struct Probed {
+    pub evidence: Vec<ProbeEvidence>,
+    pub transcript: Vec<Exchange>,
 }
 
 /// Runs probes within the session pool's caps.
@@ -168,8 +199,9 @@ impl Prober {
         domain: &str,
         hosts: &[MailHost],
         recipients: &[EmailAddress],
-    ) -> Vec<ProbeEvidence> {
-        let mut findings = Findings::new(recipients.len());
+        transcribe: bool,
+    ) -> Probed {
+        let mut findings = Findings::new(recipients.len(), transcribe);
         let mut last_failure = None;
         // A domain may publish hundreds of MX names and addresses; trying
         // them all would make one verification a scan.
@@ -178,6 +210,13 @@ impl Prober {
                 tracing::info_span!("smtp.probe", mx.host = %host.name, email.domain = %domain);
             for &ip in host.addrs.iter().take(MAX_ADDRESSES_PER_HOST) {
                 if let Some(refusal) = self.refused_target(&host.name, ip) {
+                    if let ProbeEvidence::ForbiddenTarget { why, .. } = &refusal {
+                        findings.note(
+                            &host.name,
+                            format!("connect {ip}"),
+                            Err(format!("not dialled: a {why} address")),
+                        );
+                    }
                     last_failure = Some(refusal);
                     continue;
                 }
@@ -253,14 +292,17 @@ impl Prober {
         pending: &[usize],
         findings: &mut Findings,
     ) -> Result<Session, SessionEnd> {
+        let connect = format!("connect {addr}");
         let (mut session, greeting) = match self.connect(name, addr).await {
             Ok(connected) => connected,
             Err(err) => {
+                findings.note(name, connect, Err(err.to_string()));
                 count_probe("connect_failed");
                 let failure = ProbeEvidence::failed(name, &err);
                 return Err(SessionEnd::Failed(HostAttempt::NextAddress(failure)));
             }
         };
+        findings.note(name, connect, Ok(&greeting));
         if !greeting.is_positive() {
             count_probe("refused_at_greeting");
             session.quit().await;
@@ -271,6 +313,7 @@ impl Prober {
             Ok(reply) => reply,
             Err(err) => return Err(self.fail_session(name, &err, pending, findings)),
         };
+        findings.note(name, format!("EHLO {}", self.session.helo_name), Ok(&hello));
         if !hello.is_positive() {
             count_probe("refused_at_ehlo");
             session.quit().await;

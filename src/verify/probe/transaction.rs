@@ -36,6 +36,11 @@ impl Prober {
         let (mut session, mut rejections, reused) = match claim.take_idle(addr) {
             Some(idle) => {
                 count_probe("session_reused");
+                findings.note(
+                    name,
+                    format!("(the session open at {addr})"),
+                    Err("taken over from an earlier probe of this host, which had the greeting and EHLO".to_owned()),
+                );
                 (idle.session, idle.rejections, true)
             }
             None => match self.open(name, addr, pending, findings).await {
@@ -71,12 +76,21 @@ impl Prober {
             rejections = 0;
             mail = session.mail_from(&self.settings.mail_from, smtputf8).await;
         }
+        let mail_from = format!("MAIL FROM:<{}>", self.settings.mail_from);
         let mut mail = match mail {
             Ok(reply) => reply,
             Err(err) => return self.fail_session(name, &err, &to_ask, findings),
         };
+        findings.note(name, mail_from.as_str(), Ok(&mail));
         if demands_starttls(&mail) && session.extensions().starttls && !session.is_tls() {
-            session = match session.start_tls().await {
+            let upgrade = session.start_tls().await;
+            if let Ok(Ok((_, hello))) = &upgrade {
+                findings.note(name, "STARTTLS, then EHLO", Ok(hello));
+            }
+            if let Ok(Err((_, reply))) = &upgrade {
+                findings.note(name, "STARTTLS", Ok(reply));
+            }
+            session = match upgrade {
                 Ok(Ok((upgraded, hello))) if hello.is_positive() => upgraded,
                 Ok(Ok((upgraded, hello))) => {
                     upgraded.quit().await;
@@ -94,6 +108,7 @@ impl Prober {
                 Ok(reply) => reply,
                 Err(err) => return self.fail_session(name, &err, &to_ask, findings),
             };
+            findings.note(name, mail_from.as_str(), Ok(&mail));
         }
         if !mail.is_positive() {
             // A refusal of our sender: the same at every host of the domain.
@@ -172,12 +187,25 @@ impl Prober {
             return Ok(());
         }
         if let Some(known) = self.known_catch_all(domain) {
+            findings.note(
+                transaction.name,
+                "(the catch-all check)",
+                Err(format!(
+                    "not asked: an earlier probe found that {domain} {}",
+                    if known {
+                        "accepts every address"
+                    } else {
+                        "refuses unknown addresses"
+                    }
+                )),
+            );
             findings.catch_all = CatchAllEvidence::Known(known);
             return Ok(());
         }
         let random = format!("{}@{domain}", random_local_part());
         match session.rcpt_to(&random).await {
             Ok(reply) => {
+                findings.note(transaction.name, format!("RCPT TO:<{random}>"), Ok(&reply));
                 transaction.recipients += 1;
                 if !reply.is_positive() {
                     transaction.rejections += 1;
@@ -212,10 +240,16 @@ impl Prober {
             if transaction.recipients >= self.settings.max_recipients_per_session.max(1) {
                 return Ok(Asked::Enough);
             }
-            let reply = match session.rcpt_to(&recipients[i].normalized()).await {
+            let recipient = recipients[i].normalized();
+            let reply = match session.rcpt_to(&recipient).await {
                 Ok(reply) => reply,
                 Err(err) => return Err((err, to_ask[position..].to_vec())),
             };
+            findings.note(
+                transaction.name,
+                format!("RCPT TO:<{recipient}>"),
+                Ok(&reply),
+            );
             transaction.recipients += 1;
             if is_too_many_recipients(&reply) && position > 0 {
                 // The server's recipient limit: this one and the rest in a
@@ -269,6 +303,7 @@ impl Prober {
             "session_error"
         });
         tracing::info!(phase = %err.phase(), error = %err, "SMTP session failed");
+        findings.note(host, err.phase().to_string(), Err(err.to_string()));
         let failure = ProbeEvidence::failed(host, err);
         if err.phase() == Phase::Greeting || err.phase() == Phase::Ehlo {
             // Nothing was learnt about any recipient: another host may do.

@@ -13,10 +13,12 @@ RUN mkdir src \
  && cargo build --release --locked \
  && rm -rf src
 
-# The application itself. Migrations and openapi.yaml are embedded in the
-# binary at compile time.
+# The application itself. Migrations, openapi.yaml and the dashboard's and
+# the signup widget's files (assets/) are embedded in the binary at compile
+# time.
 COPY src ./src
 COPY migrations ./migrations
+COPY assets ./assets
 COPY openapi.yaml ./
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked \

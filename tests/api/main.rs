@@ -21,6 +21,7 @@ mod jobs_api;
 mod load;
 mod openapi_contract;
 mod operator_metrics;
+mod packaging;
 mod postfix_e2e;
 mod stats_api;
 mod store_contract;

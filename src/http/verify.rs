@@ -30,14 +30,14 @@ pub struct VerifyRequest {
     #[serde(default)]
     fresh: bool,
     /// The caller's time budget; the server's `--verify-timeout` without.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "whole_millis")]
     timeout_ms: Option<u64>,
 }
 
 /// `timeout_ms`, when given: a whole number of milliseconds, written as
 /// JSON writes integers (`2500`, or `2500.0`); `null`, fractions and
 /// negative numbers are refused like any other wrong type.
-fn present<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+fn whole_millis<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

@@ -328,6 +328,27 @@ pub struct StoreGauges {
     pub job_addresses_pending: u64,
 }
 
+impl StoreGauges {
+    /// The gauges from the count of live suppressions and, per active job
+    /// status (`queued` or `running`), its jobs and their pending
+    /// addresses, as both backends' queries give them.
+    pub(crate) fn from_counts(suppressions: i64, jobs: Vec<(String, i64, i64)>) -> Self {
+        let mut gauges = StoreGauges {
+            suppressions: suppressions.max(0).unsigned_abs(),
+            ..StoreGauges::default()
+        };
+        for (status, count, pending) in jobs {
+            let count = count.max(0).unsigned_abs();
+            match status.as_str() {
+                "queued" => gauges.jobs_queued = count,
+                _ => gauges.jobs_running = count,
+            }
+            gauges.job_addresses_pending += pending.max(0).unsigned_abs();
+        }
+        gauges
+    }
+}
+
 /// The start of the hour `at` falls in.
 pub(crate) fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{DurationRound, TimeDelta};

@@ -436,19 +436,7 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut gauges = StoreGauges {
-            suppressions: suppressions.max(0).unsigned_abs(),
-            ..StoreGauges::default()
-        };
-        for (status, count, pending) in jobs {
-            let count = count.max(0).unsigned_abs();
-            match status.as_str() {
-                "queued" => gauges.jobs_queued = count,
-                _ => gauges.jobs_running = count,
-            }
-            gauges.job_addresses_pending += pending.max(0).unsigned_abs();
-        }
-        Ok(gauges)
+        Ok(StoreGauges::from_counts(suppressions, jobs))
     }
 
     async fn purge_expired_verifications(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -29,6 +29,9 @@ const DATABASE_WAIT: Duration = Duration::from_secs(30);
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 /// How often the suppression list's change sequence is read.
 const SUPPRESSION_POLL: Duration = Duration::from_secs(1);
+/// The suppression list's poll while the database's notifications are
+/// heard.
+const SUPPRESSION_POLL_HEARING: Duration = Duration::from_secs(15);
 /// Finished jobs, and their results, are kept this long.
 const JOB_RETENTION: chrono::Duration = chrono::Duration::days(30);
 /// An upload still unfinished after this was abandoned (its process died).
@@ -309,13 +312,21 @@ fn spawn_background_tasks(state: &AppState, gate: http::Gate) -> Vec<JoinHandle<
         }
     });
     // Another replica's suppression changes empty this one's memory of
-    // recent answers within a second.
+    // recent answers: at once when the database's notifications are heard
+    // (Postgres), else within a second by polling the list's sequence. While
+    // notifications are heard, the poll is only a safety net.
     let suppressions = state.suppressions.clone();
+    let verifier = state.verifier.clone();
     let watch_list = tokio::spawn(async move {
         let mut every = tokio::time::interval(SUPPRESSION_POLL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_poll = tokio::time::Instant::now();
         loop {
             every.tick().await;
+            if verifier.hears_changes() && last_poll.elapsed() < SUPPRESSION_POLL_HEARING {
+                continue;
+            }
+            last_poll = tokio::time::Instant::now();
             // A failed poll counts as a change: answers kept in memory are
             // forgotten rather than served stale.
             let _ = suppressions.poll().await;

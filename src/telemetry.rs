@@ -127,6 +127,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Probes not made because the domain's probe budget was used up",
     ),
     (
+        "mailvet_cluster_slot_waits_total",
+        MetricKind::Counter,
+        "Session slots claimed in the shared database and found full (every replica's sessions at the host or address count); the claim waits and tries again",
+    ),
+    (
         "mailvet_dns_lookup_duration_seconds",
         MetricKind::Seconds,
         "Time of a mail host lookup, by outcome (mx, implicit_mx, null_mx, no_mail_server, \

@@ -5,6 +5,7 @@
 //! records, the steps of writes that take several statements — is written
 //! once, in `shared`.
 
+pub mod cluster;
 mod jobs;
 mod model;
 mod postgres;
@@ -139,6 +140,12 @@ pub trait Store: JobStore + Send + Sync + fmt::Debug {
 
     /// Closes the connection pool, waiting for checked-out connections.
     async fn close(&self);
+
+    /// What replicas sharing this database coordinate through; `None` when
+    /// one process has the database to itself (SQLite).
+    fn coordination(&self) -> Option<Arc<dyn cluster::Coordination>> {
+        None
+    }
 
     // ---- verification cache ------------------------------------------
 

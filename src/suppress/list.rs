@@ -85,6 +85,21 @@ impl SuppressionList {
         }
     }
 
+    /// Notes the list's change sequence as another replica's change made
+    /// it (a notification): the version moves if the sequence did.
+    pub fn observe_seq(&self, seq: i64) {
+        if self.seen_seq.fetch_max(seq, Ordering::AcqRel) < seq {
+            self.changed();
+        }
+    }
+
+    /// Moves the version when changes may have gone unseen (notifications
+    /// were lost): answers kept in memory are forgotten rather than served
+    /// stale.
+    pub fn changed_unseen(&self) {
+        self.changed();
+    }
+
     /// The live entry for an address.
     pub async fn get(&self, address: &EmailAddress) -> StoreResult<Option<Suppression>> {
         self.db.suppression(&address.key()).await

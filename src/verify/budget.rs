@@ -11,13 +11,17 @@
 //! So a browser draining one domain with random addresses gets its tenth,
 //! other browsers share what is left of the public half, and secret keys
 //! and jobs always find the other half free. GCRA limiters (governor),
-//! keyed by domain, and by client and domain.
+//! keyed by domain, and by client and domain — or, when replicas share a
+//! Postgres database, the same buckets there (`SharedAsk`), taken with the
+//! probe's first session slot (`verify/cluster.rs`), so that the budget is
+//! one for the cluster.
 
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
 
 use super::evidence::BudgetRefusal;
+use crate::store::cluster::BudgetBucket;
 
 type Limiter<K> = governor::DefaultKeyedRateLimiter<K>;
 
@@ -94,6 +98,18 @@ impl ProbeBudget {
         check(&self.all, &domain, self.shares.all)
     }
 
+    /// The buckets `requester` draws from for `domain`, as the shared
+    /// budget keys them: the same shares as [`Self::take`]'s.
+    pub fn shared_ask(&self, domain: &str, requester: &Requester) -> SharedAsk {
+        let mut ask = SharedAsk::default();
+        if let Requester::Public { client } = requester {
+            ask.push(format!("client:{client}/{domain}"), self.shares.client);
+            ask.push(format!("public:{domain}"), self.shares.public);
+        }
+        ask.push(format!("all:{domain}"), self.shares.all);
+        ask
+    }
+
     /// Forgets the budgets of domains and clients not seen lately.
     pub fn housekeeping(&self) {
         self.all.retain_recent();
@@ -102,6 +118,31 @@ impl ProbeBudget {
         self.public.shrink_to_fit();
         self.per_client.retain_recent();
         self.per_client.shrink_to_fit();
+    }
+}
+
+/// A probe's draw on the shared budget: its buckets, in a fixed order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedAsk {
+    pub buckets: Vec<BudgetBucket>,
+    per_minute: Vec<u32>,
+}
+
+impl SharedAsk {
+    fn push(&mut self, key: String, per_minute: u32) {
+        let emission = std::time::Duration::from_secs(60) / per_minute.max(1);
+        self.buckets.push(BudgetBucket { key, emission });
+        self.per_minute.push(per_minute);
+    }
+
+    /// The refusal of the bucket at `index`, which allows the next probe
+    /// after `wait`.
+    pub fn refusal(&self, index: usize, wait: std::time::Duration) -> BudgetRefusal {
+        metrics::counter!("mailvet_probe_budget_exceeded_total").increment(1);
+        BudgetRefusal {
+            per_minute: self.per_minute.get(index).copied().unwrap_or(1),
+            wait,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::budget::{ProbeBudget, Requester};
+use super::cluster::{Cluster, WAIT_FOR_OTHER};
 use super::degraded::{Answer, noting_store_trouble, warn_store};
 use super::dns::{DnsError, DnsSettings, MailResolver, MailRoute};
 use super::evidence::{DnsEvidence, Evidence, Exchange};
@@ -64,7 +65,6 @@ pub struct Verifier {
     resolver: MailResolver,
     prober: Prober,
     lists: Lists,
-    budget: ProbeBudget,
     memo: Memo,
     /// Verifications in progress, shared by concurrent requests for one
     /// address (single-flight), keyed by the address and the suppression
@@ -75,6 +75,8 @@ pub struct Verifier {
     watch: Arc<ResolverWatch>,
     /// Recent probe outcomes per mail provider.
     health: ProbeHealth,
+    /// What replicas sharing the database coordinate through (Postgres).
+    cluster: Option<Cluster>,
 }
 
 impl Verifier {
@@ -84,11 +86,17 @@ impl Verifier {
         suppressions: Arc<SuppressionList>,
     ) -> Result<Self, DnsError> {
         let watch = Arc::new(ResolverWatch::new(&settings.dns)?);
+        let cluster = store
+            .coordination()
+            .map(|coordination| Cluster::start(coordination, suppressions.clone()));
         Ok(Verifier {
             resolver: MailResolver::new(&settings.dns)?,
-            prober: Prober::new(settings.probe),
+            prober: Prober::new(
+                settings.probe,
+                ProbeBudget::per_minute(settings.probe_budget_per_domain),
+                cluster.clone(),
+            ),
             lists: settings.lists,
-            budget: ProbeBudget::per_minute(settings.probe_budget_per_domain),
             memo: Memo::new(),
             // Entries are dropped when their verification ends; the time to
             // live only frees what a cancelled request left behind.
@@ -103,6 +111,7 @@ impl Verifier {
             },
             watch,
             health: ProbeHealth::new(),
+            cluster,
             store,
             suppressions,
         })
@@ -111,8 +120,14 @@ impl Verifier {
     /// Forgets the probe budgets of domains not probed lately, and the
     /// session pool's state of hosts no longer in use.
     pub fn housekeeping(&self) {
-        self.budget.housekeeping();
         self.prober.housekeeping();
+    }
+
+    /// Whether other replicas' changes are heard as they happen (the
+    /// database's notifications): the suppression list then needs polling
+    /// only as a safety net.
+    pub fn hears_changes(&self) -> bool {
+        self.cluster.as_ref().is_some_and(Cluster::listening)
     }
 
     /// The state of each SOCKS5 proxy probes go through (empty without).
@@ -207,9 +222,24 @@ impl Verifier {
         version: u64,
         requester: &Requester,
     ) -> VerifyResult {
-        let candidate = match self.early(input, address, fresh, version).await {
-            Early::Done(result) => return result,
-            Early::Needs(candidate) => candidate,
+        let key = address.key();
+        let waiting_since = std::time::Instant::now();
+        let mut waited = false;
+        let (candidate, _turn) = loop {
+            // After waiting for another replica's verification, its verdict
+            // is the fresh one.
+            let fresh = fresh && !waited;
+            let candidate = match self.early(input, address.clone(), fresh, version).await {
+                Early::Done(result) => return result,
+                Early::Needs(candidate) => candidate,
+            };
+            if waiting_since.elapsed() >= WAIT_FOR_OTHER {
+                break (candidate, None);
+            }
+            match self.turn(&key).await {
+                Turn::Ours(turn) => break (candidate, turn),
+                Turn::Waited => waited = true,
+            }
         };
         let domain = candidate.address.domain().to_owned();
         let route = self.resolver.mail_route(&domain).await;
@@ -224,6 +254,41 @@ impl Verifier {
             )
             .await;
         results.pop().expect("one result per candidate")
+    }
+
+    /// Whether this replica may verify the address now: with one process,
+    /// always; with replicas sharing a database, unless another replica is
+    /// verifying it, whose verdict is then waited for (a notification, or
+    /// a second).
+    async fn turn(&self, key: &str) -> Turn {
+        let Some(cluster) = &self.cluster else {
+            return Turn::Ours(None);
+        };
+        let mut finished = cluster.finished_verifications();
+        match cluster.claim_verification(key).await {
+            Ok(true) => {
+                return Turn::Ours(Some(VerifyingHere {
+                    cluster: cluster.clone(),
+                    key: key.to_owned(),
+                }));
+            }
+            Ok(false) => {}
+            Err(err) => {
+                warn_store("claiming a verification", &err);
+                return Turn::Ours(None);
+            }
+        }
+        let heard = async {
+            loop {
+                match finished.recv().await {
+                    Ok(done) if done.is_empty() || &*done == key => return,
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), heard).await;
+        Turn::Waited
     }
 
     /// Verifies up to a batch of addresses, in input order, for a trusted
@@ -406,8 +471,22 @@ impl Verifier {
             }
             Ok(hosts) => {
                 let mx = hosts.iter().map(|host| host.name.clone()).collect();
-                let verdicts = match self.budget.take(domain, requester) {
-                    Err(refusal) => {
+                let addresses: Vec<EmailAddress> = candidates
+                    .iter()
+                    .map(|candidate| candidate.address.clone())
+                    .collect();
+                let probed = self
+                    .prober
+                    .probe(
+                        domain,
+                        hosts,
+                        &addresses,
+                        transcribe == Transcribe::Yes,
+                        requester,
+                    )
+                    .await;
+                let verdicts = match probed.over_budget {
+                    Some(refusal) => {
                         let evidence = Evidence::OverBudget {
                             domain,
                             refusal: &refusal,
@@ -415,15 +494,7 @@ impl Verifier {
                         };
                         vec![decide(&evidence); count]
                     }
-                    Ok(()) => {
-                        let addresses: Vec<EmailAddress> = candidates
-                            .iter()
-                            .map(|candidate| candidate.address.clone())
-                            .collect();
-                        let probed = self
-                            .prober
-                            .probe(domain, hosts, &addresses, transcribe == Transcribe::Yes)
-                            .await;
+                    None => {
                         transcript = probed.transcript;
                         probed
                             .evidence
@@ -474,6 +545,28 @@ impl Verifier {
             self.recorder.record(&to_record, &self.memo, version).await;
         }
         results
+    }
+}
+
+/// Whether a verification goes ahead here.
+enum Turn {
+    /// It does; with replicas, holding the address's claim.
+    Ours(Option<VerifyingHere>),
+    /// Another replica verified it, or a second passed: look again.
+    Waited,
+}
+
+/// This replica's claim on an address's verification, ended (and the
+/// replicas waiting for it woken) when the verification is over — after
+/// its verdict was recorded.
+struct VerifyingHere {
+    cluster: Cluster,
+    key: String,
+}
+
+impl Drop for VerifyingHere {
+    fn drop(&mut self) {
+        self.cluster.finish_verification(&self.key);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The pool of SMTP sessions: a cap on sessions open at once, overall, per
 //! mail host name and per IP address (a thousand names pointing at one
 //! address share that address's cap), and sessions handed from one probe
-//! of a host to the next.
+//! of a host to the next, with the permits (and, across replicas, the
+//! shared slot) they hold.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::cluster::Lease;
 
 use crate::smtp::Session;
 
@@ -17,12 +20,14 @@ use crate::smtp::Session;
 /// taken before it is closed.
 const HANDOFF_WAIT: Duration = Duration::from_secs(2);
 
-/// A session left open for the next probe of the same host.
+/// A session left open for the next probe of the same host. It keeps its
+/// permits: an idle session counts against the caps as an active one.
 pub struct IdleSession {
     id: u64,
     pub session: Session,
     /// Recipients the server rejected in this session so far.
     pub rejections: usize,
+    pub permits: SessionPermits,
 }
 
 /// One mail host: its session limit, the probes that want it, and sessions
@@ -32,6 +37,8 @@ struct HostState {
     /// Probes of this host in progress or waiting.
     wanted: AtomicUsize,
     idle: Mutex<Vec<IdleSession>>,
+    /// Told when a session is handed off.
+    handed_off: Notify,
     next_id: AtomicU64,
 }
 
@@ -49,6 +56,7 @@ impl HostState {
             limit: Arc::new(Semaphore::new(max_sessions.max(1))),
             wanted: AtomicUsize::new(0),
             idle: Mutex::default(),
+            handed_off: Notify::new(),
             next_id: AtomicU64::new(0),
         }
     }
@@ -87,6 +95,11 @@ impl HostPool {
             .lock()
             .expect("address pool")
             .retain(|_, limit| limit.available_permits() < max);
+    }
+
+    /// Sessions allowed at once to one host, and to one address.
+    pub fn max_per_host(&self) -> usize {
+        self.max_per_host.max(1)
     }
 
     /// Hosts and addresses whose state is kept.
@@ -145,17 +158,27 @@ impl HostPool {
             _host: host,
             _address: address,
             _global: global,
+            lease: None,
         }
     }
 }
 
-/// The right to hold one session open, at one host and overall. Counted
-/// in `mailvet_smtp_sessions_in_use` while it lives.
+/// The right to hold one session open, at one host and overall (and, when
+/// replicas share a database, a slot there). Counted in
+/// `mailvet_smtp_sessions_in_use` while it lives.
 #[derive(Debug)]
 pub struct SessionPermits {
     _host: OwnedSemaphorePermit,
     _address: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
+    lease: Option<Lease>,
+}
+
+impl SessionPermits {
+    /// Holds the shared slot with the permits: it is released with them.
+    pub fn hold(&mut self, lease: Lease) {
+        self.lease = Some(lease);
+    }
 }
 
 impl Drop for SessionPermits {
@@ -183,9 +206,23 @@ impl HostClaim {
         Some(idle.swap_remove(at))
     }
 
-    /// Leaves a session open for the next probe of this host; closes it if
-    /// no probe takes it within [`HANDOFF_WAIT`].
-    pub fn hand_off(&self, session: Session, rejections: usize) {
+    /// Waits for a session to `addr` handed off by another probe of the
+    /// host. Cancel-safe.
+    pub async fn handed_off(&self, addr: SocketAddr) -> IdleSession {
+        loop {
+            let notified = self.state.handed_off.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(idle) = self.take_idle(addr) {
+                return idle;
+            }
+            notified.await;
+        }
+    }
+
+    /// Leaves a session open, with its permits, for the next probe of this
+    /// host; closes it if no probe takes it within [`HANDOFF_WAIT`].
+    pub fn hand_off(&self, session: Session, rejections: usize, permits: SessionPermits) {
         let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
         self.state
             .idle
@@ -195,7 +232,9 @@ impl HostClaim {
                 id,
                 session,
                 rejections,
+                permits,
             });
+        self.state.handed_off.notify_waiters();
         let state = self.state.clone();
         tokio::spawn(async move {
             tokio::time::sleep(HANDOFF_WAIT).await;

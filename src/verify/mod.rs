@@ -6,6 +6,7 @@
 
 mod budget;
 pub mod classify;
+mod cluster;
 mod degraded;
 pub mod dns;
 pub mod egress;

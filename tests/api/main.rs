@@ -13,6 +13,7 @@ mod bounces_api;
 mod browser_smoke;
 mod classification_corpus;
 mod cli;
+mod cluster;
 mod doctor;
 mod egress;
 mod faults;

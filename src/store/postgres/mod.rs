@@ -3,6 +3,7 @@
 //! Here is the Postgres SQL; the steps around it and the reading of rows
 //! are in `store::shared`.
 
+mod cluster;
 mod jobs;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    coordination: std::sync::Arc<cluster::PgCoordination>,
 }
 
 impl PgStore {
@@ -42,7 +44,10 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            coordination: std::sync::Arc::new(cluster::PgCoordination::new(pool.clone())),
+            pool,
+        })
     }
 
     /// The pool, for tests and tools that need raw access.
@@ -386,6 +391,10 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn coordination(&self) -> Option<std::sync::Arc<dyn super::cluster::Coordination>> {
+        Some(self.coordination.clone())
     }
 
     async fn cached_verification(

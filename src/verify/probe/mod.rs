@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 use tracing::Instrument;
 
+use super::budget::{ProbeBudget, Requester, SharedAsk};
+use super::cluster::{Claimed, Cluster};
 use super::dns::MailHost;
 use super::egress::{Egress, ProxyOutcome, ProxyStatus};
-use super::evidence::{CatchAllEvidence, Exchange, ProbeEvidence, Stage};
+use super::evidence::{BudgetRefusal, CatchAllEvidence, Exchange, ProbeEvidence, Stage};
 use super::guard::forbidden_target;
-use super::hosts::HostPool;
+use super::hosts::{HostClaim, HostPool, SessionPermits};
 use super::verdict::catch_all_answer;
 use crate::address::EmailAddress;
 use crate::smtp::{Phase, Session, SessionConfig, SessionError, SmtpReply, Socks5Proxy};
@@ -66,6 +68,27 @@ enum HostAttempt {
     NextAddress(ProbeEvidence),
     /// The host refused us (4xx/5xx greeting or EHLO); try the next host.
     NextHost(ProbeEvidence),
+    /// The shared probe budget refused the probe's first session.
+    OverBudget(BudgetRefusal),
+}
+
+/// The probe budget, as far as one probe has drawn on it.
+enum Draw {
+    /// Taken (this process's own budget, or the shared one with the first
+    /// session slot).
+    Taken,
+    /// To be taken from the shared budget with the first session slot.
+    Shared {
+        ask: SharedAsk,
+        requester: Requester,
+    },
+}
+
+/// What a session starts with: the permits (and shared slot) to hold it,
+/// and a session another probe handed off, if one was taken over.
+pub(super) struct SessionRight {
+    pub(super) permits: SessionPermits,
+    pub(super) idle: Option<(Session, usize)>,
 }
 
 /// How one session ended.
@@ -135,19 +158,33 @@ impl Findings {
                 .map(|evidence| evidence.unwrap_or_else(|| fallback.clone()))
                 .collect(),
             transcript: self.transcript.unwrap_or_default(),
+            over_budget: None,
         }
     }
 }
 
 /// What a probe found: the evidence for each recipient, in order, and,
-/// when asked for, the transcript of the exchanges.
+/// when asked for, the transcript of the exchanges — or the probe budget's
+/// refusal, when no session was allowed.
 #[derive(Debug)]
 pub struct Probed {
     pub evidence: Vec<ProbeEvidence>,
     pub transcript: Vec<Exchange>,
+    pub over_budget: Option<BudgetRefusal>,
 }
 
-/// Runs probes within the session pool's caps.
+impl Probed {
+    fn over_budget(refusal: BudgetRefusal) -> Self {
+        Probed {
+            evidence: Vec::new(),
+            transcript: Vec::new(),
+            over_budget: Some(refusal),
+        }
+    }
+}
+
+/// Runs probes within the probe budget and the session pool's caps — and,
+/// when replicas share a database, the cluster's.
 #[derive(Debug)]
 pub struct Prober {
     settings: ProbeSettings,
@@ -155,10 +192,12 @@ pub struct Prober {
     pool: HostPool,
     egress: Egress,
     catch_all: Cache<String, bool>,
+    budget: ProbeBudget,
+    cluster: Option<Cluster>,
 }
 
 impl Prober {
-    pub fn new(settings: ProbeSettings) -> Self {
+    pub fn new(settings: ProbeSettings, budget: ProbeBudget, cluster: Option<Cluster>) -> Self {
         let session = SessionConfig {
             helo_name: settings.helo_name.clone(),
             timeout: settings.timeout,
@@ -173,6 +212,8 @@ impl Prober {
                 .max_capacity(CATCH_ALL_CAPACITY)
                 .time_to_live(CATCH_ALL_TTL)
                 .build(),
+            budget,
+            cluster,
         }
     }
 
@@ -187,20 +228,35 @@ impl Prober {
         self.egress.status()
     }
 
-    /// Forgets the session pool's state for hosts no longer in use.
+    /// Forgets the session pool's state for hosts no longer in use, and
+    /// the budgets of domains not probed lately.
     pub fn housekeeping(&self) {
         self.pool.prune();
+        self.budget.housekeeping();
     }
 
-    /// Probes `recipients` (all at `domain`) through `hosts`, in order.
-    /// Returns the evidence for each recipient, in the same order.
+    /// Probes `recipients` (all at `domain`) through `hosts`, in order,
+    /// within the part of the probe budget `requester` may use. Returns the
+    /// evidence for each recipient, in the same order, or the budget's
+    /// refusal.
     pub async fn probe(
         &self,
         domain: &str,
         hosts: &[MailHost],
         recipients: &[EmailAddress],
         transcribe: bool,
+        requester: &Requester,
     ) -> Probed {
+        let mut draw = match &self.cluster {
+            Some(_) => Draw::Shared {
+                ask: self.budget.shared_ask(domain, requester),
+                requester: requester.clone(),
+            },
+            None => match self.budget.take(domain, requester) {
+                Ok(()) => Draw::Taken,
+                Err(refusal) => return Probed::over_budget(refusal),
+            },
+        };
         let mut findings = Findings::new(recipients.len(), transcribe);
         let mut last_failure = None;
         // A domain may publish hundreds of MX names and addresses; trying
@@ -222,11 +278,12 @@ impl Prober {
                 }
                 let addr = SocketAddr::new(ip, self.settings.port);
                 let attempt = self
-                    .attempt(domain, host, addr, recipients, &mut findings)
+                    .attempt(domain, host, addr, recipients, &mut findings, &mut draw)
                     .instrument(span.clone())
                     .await;
                 match attempt {
                     HostAttempt::Done => break 'hosts,
+                    HostAttempt::OverBudget(refusal) => return Probed::over_budget(refusal),
                     HostAttempt::NextAddress(failure) => last_failure = Some(failure),
                     HostAttempt::NextHost(failure) => {
                         last_failure = Some(failure);
@@ -259,6 +316,7 @@ impl Prober {
         addr: SocketAddr,
         recipients: &[EmailAddress],
         findings: &mut Findings,
+        draw: &mut Draw,
     ) -> HostAttempt {
         let claim = self.pool.want(&host.name);
         loop {
@@ -268,10 +326,18 @@ impl Prober {
             if pending.is_empty() {
                 return HostAttempt::Done;
             }
-            let _permits = self.pool.permits(&claim, addr.ip()).await;
+            let right = match self
+                .session_right(domain, &host.name, &claim, addr, draw)
+                .await
+            {
+                Ok(right) => right,
+                Err(refusal) => return HostAttempt::OverBudget(refusal),
+            };
             let started = Instant::now();
             let end = self
-                .session(domain, host, &claim, addr, recipients, &pending, findings)
+                .session(
+                    domain, host, &claim, addr, recipients, &pending, findings, right,
+                )
                 .await;
             metrics::histogram!("mailvet_smtp_session_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -281,6 +347,76 @@ impl Prober {
                 SessionEnd::Failed(attempt) => return attempt,
             }
         }
+    }
+
+    /// What the next session needs: a session another probe of the host
+    /// handed off, with its permits, or this process's permits for a new
+    /// one — whichever comes first — then, when replicas share a database,
+    /// a slot there, with the probe's budget if it is not taken yet (one
+    /// round trip). While the database cannot be reached, this process's
+    /// own caps and budget stand in for the cluster's.
+    async fn session_right(
+        &self,
+        domain: &str,
+        host: &str,
+        claim: &HostClaim,
+        addr: SocketAddr,
+        draw: &mut Draw,
+    ) -> Result<SessionRight, BudgetRefusal> {
+        let mut right = tokio::select! {
+            biased;
+            idle = claim.handed_off(addr) => SessionRight {
+                permits: idle.permits,
+                idle: Some((idle.session, idle.rejections)),
+            },
+            permits = self.pool.permits(claim, addr.ip()) => SessionRight { permits, idle: None },
+        };
+        let Some(cluster) = &self.cluster else {
+            return Ok(right);
+        };
+        let buckets = match draw {
+            Draw::Shared { ask, .. } => ask.buckets.as_slice(),
+            Draw::Taken => &[],
+        };
+        let got = match right.idle {
+            // The session holds its slot already.
+            Some(_) if buckets.is_empty() => return Ok(right),
+            Some(_) => cluster.take_budget(buckets, domain).await,
+            None => {
+                cluster
+                    .claim(host, addr.ip(), self.pool.max_per_host(), buckets, domain)
+                    .await
+            }
+        };
+        if let Some(known) = got.catch_all {
+            self.catch_all.insert(domain.to_owned(), known);
+        }
+        match got.claimed {
+            Claimed::Slot(lease) => right.permits.hold(lease),
+            Claimed::Budget => {}
+            Claimed::OverBudget(bucket, wait) => {
+                let refusal = match draw {
+                    Draw::Shared { ask, .. } => ask.refusal(bucket, wait),
+                    Draw::Taken => unreachable!("the budget refuses only when asked"),
+                };
+                if let Some((session, _)) = right.idle.take() {
+                    session.quit().await;
+                }
+                return Err(refusal);
+            }
+            Claimed::Unavailable(_) => {
+                if let Draw::Shared { requester, .. } = draw
+                    && let Err(refusal) = self.budget.take(domain, requester)
+                {
+                    if let Some((session, _)) = right.idle.take() {
+                        session.quit().await;
+                    }
+                    return Err(refusal);
+                }
+            }
+        }
+        *draw = Draw::Taken;
+        Ok(right)
     }
 
     /// Connects, reads the greeting and says EHLO: a session ready for a

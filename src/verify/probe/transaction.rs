@@ -12,7 +12,7 @@ use super::super::dns::MailHost;
 use super::super::evidence::{CatchAllEvidence, ProbeEvidence, Stage};
 use super::super::hosts::HostClaim;
 use super::super::verdict::catch_all_answer;
-use super::{Findings, HostAttempt, Prober, SessionEnd, count_probe, refused};
+use super::{Findings, HostAttempt, Prober, SessionEnd, SessionRight, count_probe, refused};
 use crate::address::EmailAddress;
 use crate::smtp::{Phase, Session, SessionError, SmtpReply};
 
@@ -31,17 +31,19 @@ impl Prober {
         recipients: &[EmailAddress],
         pending: &[usize],
         findings: &mut Findings,
+        right: SessionRight,
     ) -> SessionEnd {
         let name = host.name.as_str();
-        let (mut session, mut rejections, reused) = match claim.take_idle(addr) {
-            Some(idle) => {
+        let SessionRight { permits, idle } = right;
+        let (mut session, mut rejections, reused) = match idle {
+            Some((session, rejections)) => {
                 count_probe("session_reused");
                 findings.note(
                     name,
                     format!("(the session open at {addr})"),
                     Err("taken over from an earlier probe of this host, which had the greeting and EHLO".to_owned()),
                 );
-                (idle.session, idle.rejections, true)
+                (session, rejections, true)
             }
             None => match self.open(name, addr, pending, findings).await {
                 Ok(session) => (session, 0, false),
@@ -154,7 +156,7 @@ impl Prober {
                     && transaction.rejections < self.settings.max_rejections_per_session
                     && claim.shared()
                 {
-                    claim.hand_off(session, transaction.rejections);
+                    claim.hand_off(session, transaction.rejections, permits);
                 } else {
                     session.quit().await;
                 }
@@ -212,6 +214,9 @@ impl Prober {
                 }
                 if let Some(answer) = catch_all_answer(&reply) {
                     self.catch_all.insert(domain.to_owned(), answer);
+                    if let Some(cluster) = &self.cluster {
+                        cluster.remember_catch_all(domain, answer);
+                    }
                 }
                 findings.catch_all = CatchAllEvidence::Reply(reply);
                 Ok(())

@@ -95,6 +95,9 @@ impl Script {
 #[derive(Default)]
 struct Log {
     sessions: AtomicUsize,
+    /// Connections open now, and the most open at once.
+    open: AtomicUsize,
+    peak: AtomicUsize,
     commands: Mutex<Vec<String>>,
     /// The address each connection came from.
     clients: Mutex<Vec<std::net::IpAddr>>,
@@ -125,9 +128,14 @@ impl SmtpPeer {
             while let Ok((socket, client)) = listener.accept().await {
                 shared.sessions.fetch_add(1, Ordering::SeqCst);
                 shared.clients.lock().expect("log").push(client.ip());
+                let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+                shared.peak.fetch_max(open, Ordering::SeqCst);
                 let script = script.clone();
                 let log = shared.clone();
-                tokio::spawn(async move { session(Box::new(socket), script, log).await });
+                tokio::spawn(async move {
+                    session(Box::new(socket), script, log.clone()).await;
+                    log.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         SmtpPeer { addr, log, task }
@@ -144,6 +152,11 @@ impl SmtpPeer {
     /// Connections accepted so far.
     pub fn sessions(&self) -> usize {
         self.log.sessions.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at once.
+    pub fn peak_sessions(&self) -> usize {
+        self.log.peak.load(Ordering::SeqCst)
     }
 
     /// The address each connection came from, in order.

@@ -93,13 +93,6 @@ impl SuppressionList {
         }
     }
 
-    /// Moves the version when changes may have gone unseen (notifications
-    /// were lost): answers kept in memory are forgotten rather than served
-    /// stale.
-    pub fn changed_unseen(&self) {
-        self.changed();
-    }
-
     /// The live entry for an address.
     pub async fn get(&self, address: &EmailAddress) -> StoreResult<Option<Suppression>> {
         self.db.suppression(&address.key()).await

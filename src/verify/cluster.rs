@@ -417,9 +417,10 @@ async fn dispatch(
                 inner
                     .listening
                     .store(event == ClusterEvent::Listening, Ordering::Release);
-                // Whatever was missed: the list may have changed, slots may
-                // be free, verifications may have finished.
-                suppressions.changed_unseen();
+                // Whatever was missed: the list may have changed (read its
+                // sequence; a failed read counts as a change), slots may be
+                // free, verifications may have finished.
+                let _ = suppressions.poll().await;
                 let waiting: Vec<Arc<Notify>> = inner
                     .slots
                     .lock()

@@ -1,9 +1,12 @@
 //! An authoritative DNS server on loopback (hickory-server) that counts the
-//! queries it answers. Every benchmark domain gets its own MX host name, at
-//! 127.0.0.1, since mailvet's per-host session cap is keyed by that name.
+//! queries it answers. Every benchmark domain gets its own MX host name,
+//! since mailvet's per-host session cap is keyed by that name; the MX host's
+//! address is 127.0.0.1, or one of the domain's own ([`Dns::start_at`]) for
+//! a farm whose mail servers each have an address, as the per-address cap
+//! expects of real ones.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +77,19 @@ impl Dns {
     /// Serves `bench.test` with, for each `domain` (a label under it),
     /// `domain MX 10 mx.domain` and `mx.domain A 127.0.0.1`.
     pub async fn start<'a>(domains: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        Self::start_at(
+            domains
+                .into_iter()
+                .map(|domain| (domain, Ipv4Addr::LOCALHOST)),
+        )
+        .await
+    }
+
+    /// Serves `bench.test` with, for each `(domain, address)`,
+    /// `domain MX 10 mx.domain` and `mx.domain A address`.
+    pub async fn start_at<'a>(
+        domains: impl IntoIterator<Item = (&'a str, Ipv4Addr)>,
+    ) -> Result<Self> {
         let origin = name(ORIGIN)?;
         let mut zone =
             InMemoryZoneHandler::<hickory_resolver::net::runtime::TokioRuntimeProvider>::empty(
@@ -91,18 +107,14 @@ impl Dns {
             TTL,
         );
         let mut records = vec![Record::from_rdata(origin.clone(), TTL, RData::SOA(soa))];
-        for domain in domains {
+        for (domain, address) in domains {
             let mx = name(&format!("mx.{domain}"))?;
             records.push(Record::from_rdata(
                 name(domain)?,
                 TTL,
                 RData::MX(MX::new(10, mx.clone())),
             ));
-            records.push(Record::from_rdata(
-                mx,
-                TTL,
-                RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
-            ));
+            records.push(Record::from_rdata(mx, TTL, RData::A(A(address))));
         }
         for record in records {
             if !zone.upsert_mut(record, 1) {

@@ -71,7 +71,17 @@ impl AddressList {
 
 /// Uploads the list as a job; returns its id.
 pub async fn submit(server: &Server, list: &AddressList) -> Result<String> {
-    let response = post_streamed(server.addr, "/jobs", "text/csv", list.csv_chunks()).await?;
+    submit_csv(server, list.csv_chunks(), list.len()).await
+}
+
+/// Uploads a CSV of `total` addresses, given piece by piece, as a job;
+/// returns its id.
+pub async fn submit_csv(
+    server: &Server,
+    csv: impl Iterator<Item = Vec<u8>>,
+    total: usize,
+) -> Result<String> {
+    let response = post_streamed(server.addr, "/jobs", "text/csv", csv).await?;
     let body = String::from_utf8_lossy(&response.body);
     match response.status {
         202 => {}
@@ -88,12 +98,8 @@ pub async fn submit(server: &Server, list: &AddressList) -> Result<String> {
     {
         println!("  note: Location is {location}, not /jobs/{id}");
     }
-    if job["total"] != list.len() {
-        bail!(
-            "the job holds {} addresses, not {}",
-            job["total"],
-            list.len()
-        );
+    if job["total"] != total {
+        bail!("the job holds {} addresses, not {total}", job["total"]);
     }
     Ok(id)
 }

@@ -7,15 +7,18 @@
 //!
 //! Each prints its figures and a ratio measured side by side in the same
 //! run (the machine may be noisy; absolute figures vary, ratios less so).
-//! DNS and SMTP go only to servers this program starts on 127.0.0.1.
+//! DNS and SMTP go only to servers this program starts on loopback
+//! (127.0.0.1, and 127.1.x.y for the mail farm).
 //! `bench/README.md` says what each measures and how to read it.
 
 mod bulk;
 mod ceiling;
 mod cold_start;
 mod dns;
+mod farm;
 mod jobs;
 mod memory;
+mod scale;
 mod smtp;
 mod support;
 mod verify;
@@ -27,7 +30,7 @@ use std::time::Instant;
 use support::Outcome;
 
 /// Name and one-line description of each benchmark, in the order they run.
-const BENCHES: [(&str, &str); 4] = [
+const BENCHES: [(&str, &str); 5] = [
     (
         "verify",
         "cached POST /verify under wrk, against a bare axum handler",
@@ -43,6 +46,10 @@ const BENCHES: [(&str, &str); 4] = [
     (
         "cold_start",
         "process start to the first /readyz 200, SQLite and Postgres",
+    ),
+    (
+        "scale",
+        "one job on 1, 2 and 3 replicas sharing Postgres, against a mail farm of per-domain servers",
     ),
 ];
 
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
                 "verify" => verify::run().await,
                 "bulk" => bulk::run().await,
                 "memory" => memory::run().await,
+                "scale" => scale::run().await,
                 _ => cold_start::run().await,
             }
         });

@@ -21,6 +21,9 @@ use crate::vocab::Reason;
 
 /// How often an idle worker looks for work (a new job also wakes it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Recipients one SMTP session carries at most by default: what a group
+/// in hand is counted at when bounding the addresses a process holds.
+const GROUP_SESSION_WORTH: usize = 100;
 /// The wait after the database failed.
 const ERROR_BACKOFF: Duration = Duration::from_secs(2);
 /// The wait before an address refused by mailvet's own probe budget is
@@ -124,11 +127,6 @@ impl JobRunner {
         // Spawned, not merely polled from here: a group must make progress
         // (and release the store's write turn) while this loop awaits a claim.
         let mut running = tokio::task::JoinSet::new();
-        // Claimed addresses not yet recorded: bounded so that claims do not
-        // outrun the mail servers (a lease must not end while its addresses
-        // wait for a busy host).
-        let max_items = self.settings.chunk_size.saturating_mul(4);
-        let mut items = 0usize;
         // Claimed groups waiting for a free worker, and how many to keep.
         let mut waiting = std::collections::VecDeque::new();
         // (None at all for a replica with no workers: it takes no job work.)
@@ -136,6 +134,16 @@ impl JobRunner {
             0 => 0,
             workers => (workers / 2).max(1),
         };
+        // Claimed addresses not yet recorded: bounded so that claims do not
+        // outrun the mail servers, yet enough for every worker and every
+        // group kept ahead to hold a session's worth of recipients — else
+        // a few large domains' groups leave workers idle.
+        let max_items = self
+            .settings
+            .chunk_size
+            .saturating_mul(4)
+            .max((self.settings.workers + ahead).saturating_mul(GROUP_SESSION_WORTH));
+        let mut items = 0usize;
         while !stop.is_cancelled() {
             let mut pause = None;
             loop {

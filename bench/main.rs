@@ -18,6 +18,7 @@ mod jobs;
 mod memory;
 mod smtp;
 mod support;
+mod upload;
 mod verify;
 mod wrk;
 
@@ -27,7 +28,7 @@ use std::time::Instant;
 use support::Outcome;
 
 /// Name and one-line description of each benchmark, in the order they run.
-const BENCHES: [(&str, &str); 4] = [
+const BENCHES: [(&str, &str); 5] = [
     (
         "verify",
         "cached POST /verify under wrk, against a bare axum handler",
@@ -43,6 +44,10 @@ const BENCHES: [(&str, &str); 4] = [
     (
         "cold_start",
         "process start to the first /readyz 200, SQLite and Postgres",
+    ),
+    (
+        "upload",
+        "a 1,000,000-address CSV streamed to POST /jobs on Postgres and SQLite, to the 202 (MAILVET_BENCH_UPLOAD_ADDRESSES)",
     ),
 ];
 
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
                 "verify" => verify::run().await,
                 "bulk" => bulk::run().await,
                 "memory" => memory::run().await,
+                "upload" => upload::run().await,
                 _ => cold_start::run().await,
             }
         });

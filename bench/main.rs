@@ -21,6 +21,7 @@ mod memory;
 mod scale;
 mod smtp;
 mod support;
+mod upload;
 mod verify;
 mod wrk;
 
@@ -30,7 +31,7 @@ use std::time::Instant;
 use support::Outcome;
 
 /// Name and one-line description of each benchmark, in the order they run.
-const BENCHES: [(&str, &str); 5] = [
+const BENCHES: [(&str, &str); 6] = [
     (
         "verify",
         "cached POST /verify under wrk, against a bare axum handler",
@@ -50,6 +51,10 @@ const BENCHES: [(&str, &str); 5] = [
     (
         "scale",
         "one job on 1, 2 and 3 replicas sharing Postgres, against a mail farm of per-domain servers",
+    ),
+    (
+        "upload",
+        "a 1,000,000-address CSV streamed to POST /jobs on Postgres and SQLite, to the 202 (MAILVET_BENCH_UPLOAD_ADDRESSES)",
     ),
 ];
 
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
                 "bulk" => bulk::run().await,
                 "memory" => memory::run().await,
                 "scale" => scale::run().await,
+                "upload" => upload::run().await,
                 _ => cold_start::run().await,
             }
         });

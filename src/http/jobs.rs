@@ -143,9 +143,11 @@ pub(super) async fn create_job(
 ) -> Result<Job, ApiError> {
     let limits = &state.jobs;
     let reader = SyncIoBridge::new(StreamReader::new(bounded(chunks, limits.max_upload_bytes)));
-    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<String>>(4);
+    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<NewJobItem>>(PARSED_AHEAD);
+    // The parser also finds each address's domain, on its own thread, while
+    // the store writes what came before.
     let parser = tokio::task::spawn_blocking(move || {
-        let sink = |batch| batches.blocking_send(batch).is_ok();
+        let sink = |batch| batches.blocking_send(job_items(batch)).is_ok();
         match format {
             UploadFormat::Csv => input::read_csv(reader, sink).map(|()| None),
             UploadFormat::Json => input::read_json(reader, sink),
@@ -155,40 +157,15 @@ pub(super) async fn create_job(
     let id = Uuid::new_v4();
     let store = &state.store;
     store.create_job(id, Utc::now()).await?;
-    let mut total: u64 = 0;
-    let mut failure: Option<ApiError> = None;
-    while let Some(batch) = incoming.recv().await {
-        if total + batch.len() as u64 > limits.max_addresses {
-            failure = Some(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_addresses",
-                format!("a job holds at most {} addresses", limits.max_addresses),
-            ));
-            break;
-        }
-        let items: Vec<NewJobItem> = batch
-            .into_iter()
-            .map(|email| NewJobItem {
-                domain: EmailAddress::parse(&email)
-                    .map(|address| address.domain().to_owned())
-                    .unwrap_or_default(),
-                email,
-            })
-            .collect();
-        if let Err(err) = store.add_job_items(id, total, &items, Utc::now()).await {
-            failure = Some(err.into());
-            break;
-        }
-        total += items.len() as u64;
-    }
+    let written = write_items(state, id, &mut incoming).await;
     // Dropping the receiver stops the parser at its next batch.
     drop(incoming);
     let parsed = parser.await;
-    let webhook_url = match (failure, parsed) {
-        (Some(failure), _) => Err(failure),
-        (None, Ok(Ok(url))) => Ok(url.or(webhook_url)),
-        (None, Ok(Err(err))) => Err(input_error(err)),
-        (None, Err(join)) => Err(ApiError::internal(&join)),
+    let (total, webhook_url) = match (written, parsed) {
+        (Err(failure), _) => (0, Err(failure)),
+        (Ok(total), Ok(Ok(url))) => (total, Ok(url.or(webhook_url))),
+        (Ok(_), Ok(Err(err))) => (0, Err(input_error(err))),
+        (Ok(_), Err(join)) => (0, Err(ApiError::internal(&join))),
     };
     let webhook_url = match webhook_url.and_then(|url| {
         url.as_deref().map(check_webhook_url).transpose()?;
@@ -208,6 +185,65 @@ pub(super) async fn create_job(
     state.jobs.wake.notify_waiters();
     tracing::info!(job = %id, total, "job queued");
     Ok(job)
+}
+
+/// Batches of parsed addresses that may wait for the store: the parser
+/// reads on while a write is under way.
+const PARSED_AHEAD: usize = 32;
+/// Addresses written to the store at a time: one `COPY` on Postgres, one
+/// transaction on SQLite.
+const WRITE_ITEMS: usize = 20_000;
+
+/// A parsed batch as the store takes it: each address with the domain it
+/// is grouped by (empty when it does not parse).
+fn job_items(batch: Vec<String>) -> Vec<NewJobItem> {
+    batch
+        .into_iter()
+        .map(|email| NewJobItem {
+            domain: EmailAddress::parse(&email)
+                .map(|address| address.domain().to_owned())
+                .unwrap_or_default(),
+            email,
+        })
+        .collect()
+}
+
+/// Writes the job's items as they are parsed, [`WRITE_ITEMS`] at a time,
+/// numbered in input order; returns how many. Fails past the job's limit
+/// on addresses, or when the store does.
+async fn write_items(
+    state: &AppState,
+    id: Uuid,
+    incoming: &mut tokio::sync::mpsc::Receiver<Vec<NewJobItem>>,
+) -> Result<u64, ApiError> {
+    let max_addresses = state.jobs.max_addresses;
+    let mut written: u64 = 0;
+    let mut pending: Vec<NewJobItem> = Vec::with_capacity(WRITE_ITEMS);
+    loop {
+        let batch = incoming.recv().await;
+        let end = batch.is_none();
+        if let Some(batch) = batch {
+            if written + (pending.len() + batch.len()) as u64 > max_addresses {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_addresses",
+                    format!("a job holds at most {max_addresses} addresses"),
+                ));
+            }
+            pending.extend(batch);
+        }
+        if pending.len() >= WRITE_ITEMS || (end && !pending.is_empty()) {
+            state
+                .store
+                .add_job_items(id, written, &pending, Utc::now())
+                .await?;
+            written += pending.len() as u64;
+            pending.clear();
+        }
+        if end {
+            return Ok(written);
+        }
+    }
 }
 
 fn input_error(err: InputError) -> ApiError {

@@ -130,7 +130,8 @@ pub trait JobStore: Send + Sync {
     /// Creates a job in status `uploading`.
     async fn create_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
 
-    /// Appends uploaded addresses, numbered from `first_seq`.
+    /// Appends uploaded addresses, numbered from `first_seq`: all of them
+    /// or, on an error, none.
     async fn add_job_items(
         &self,
         id: Uuid,

@@ -76,7 +76,7 @@ pub(crate) async fn wait_finished(app: &TestApp, id: &str, within: Duration) -> 
     }
 }
 
-async fn results_ndjson(app: &TestApp, id: &str) -> Vec<Value> {
+pub(crate) async fn results_ndjson(app: &TestApp, id: &str) -> Vec<Value> {
     let reply = app
         .send(app.request(Method::GET, &format!("/jobs/{id}/results?format=ndjson")))
         .await;

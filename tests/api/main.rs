@@ -19,6 +19,7 @@ mod egress;
 mod faults;
 mod http_basics;
 mod jobs_api;
+mod jobs_upload;
 mod load;
 mod openapi_contract;
 mod operator_metrics;

@@ -4,11 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Postgres;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolCopyExt};
 use uuid::Uuid;
 
 use super::PgStore;
-use crate::store::StoreResult;
 use crate::store::jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
 };
@@ -17,6 +16,7 @@ use crate::store::shared::jobs::{JobStatements, Retried, Verified, int_param, li
 use crate::store::shared::rows::{
     ClaimedItemRow, JobRow, ResultRow, claimed_item_columns, job_columns, parse_stored,
 };
+use crate::store::{StoreError, StoreResult};
 use crate::vocab::Status;
 
 #[async_trait]
@@ -174,25 +174,17 @@ impl JobStore for PgStore {
         items: &[NewJobItem],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        // One statement for the whole batch, its columns as arrays.
-        let seqs: Vec<i64> = (0..items.len() as u64)
-            .map(|offset| int_param(first_seq + offset))
-            .collect();
-        let emails: Vec<&str> = items.iter().map(|item| item.email.as_str()).collect();
-        let domains: Vec<&str> = items.iter().map(|item| item.domain.as_str()).collect();
-        sqlx::query(
-            "insert into job_items (job_id, seq, email, domain, available_at) \
-             select $1, seq, email, domain, $5 \
-             from unnest($2::bigint[], $3::text[], $4::text[]) as u(seq, email, domain)",
-        )
-        .bind(id)
-        .bind(&seqs)
-        .bind(&emails)
-        .bind(&domains)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        if items.is_empty() {
+            return Ok(());
+        }
+        let rows = copy_rows(id, first_seq, items, now)?;
+        // On a task of its own, so that a caller that goes away (a client
+        // that disconnects) cannot stop the COPY halfway through its
+        // exchange and hand a confused connection back to the pool.
+        let pool = self.pool().clone();
+        tokio::spawn(async move { copy_in(&pool, &rows).await })
+            .await
+            .map_err(|join| StoreError::Database(sqlx::Error::Io(std::io::Error::other(join))))?
     }
 
     async fn seal_job(
@@ -382,4 +374,72 @@ impl JobStore for PgStore {
         .await?;
         Ok(purged.rows_affected())
     }
+}
+
+/// The statement that takes uploaded addresses in, in one transaction.
+const COPY_ITEMS: &str = "copy job_items (job_id, seq, email, domain, available_at) \
+                          from stdin (format binary)";
+
+/// Sends `rows` (COPY binary data) to [`COPY_ITEMS`]: every row is written,
+/// or none.
+async fn copy_in(pool: &PgPool, rows: &[u8]) -> StoreResult<()> {
+    let mut copy = pool.copy_in_raw(COPY_ITEMS).await?;
+    if let Err(err) = copy.send(rows).await {
+        // Best effort: the connection is likely gone already.
+        let _ = copy.abort("sending the rows failed").await;
+        return Err(err.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Microseconds from the Unix epoch to Postgres's (2000-01-01 UTC).
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// `job_items` rows numbered from `first_seq`, in COPY's binary format:
+/// a header, then per row the field count and each field as its length
+/// and its bytes (`uuid` 16 bytes, `bigint` and `timestamptz` 8 bytes big
+/// endian, the latter in microseconds since 2000, text as UTF-8), then a
+/// trailer. Nothing is escaped: an address arrives byte for byte, whatever
+/// it holds.
+fn copy_rows(
+    id: Uuid,
+    first_seq: u64,
+    items: &[NewJobItem],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<u8>> {
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    const FIELDS: i16 = 5;
+    let available_at = now.timestamp_micros() - POSTGRES_EPOCH_MICROS;
+    let text_bytes: usize = items
+        .iter()
+        .map(|item| item.email.len() + item.domain.len())
+        .sum();
+    // Per row: the field count, five lengths, 16 + 8 + 8 fixed bytes.
+    let mut rows = Vec::with_capacity(SIGNATURE.len() + 10 + items.len() * 54 + text_bytes);
+    rows.extend_from_slice(SIGNATURE);
+    rows.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    rows.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    for (offset, item) in (0u64..).zip(items) {
+        rows.extend_from_slice(&FIELDS.to_be_bytes());
+        field(&mut rows, id.as_bytes())?;
+        field(&mut rows, &int_param(first_seq + offset).to_be_bytes())?;
+        field(&mut rows, item.email.as_bytes())?;
+        field(&mut rows, item.domain.as_bytes())?;
+        field(&mut rows, &available_at.to_be_bytes())?;
+    }
+    rows.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(rows)
+}
+
+/// One field of a binary COPY row: its length, then its bytes.
+fn field(rows: &mut Vec<u8>, bytes: &[u8]) -> StoreResult<()> {
+    let len = i32::try_from(bytes.len()).map_err(|_| {
+        StoreError::Database(sqlx::Error::Encode(
+            "an uploaded address is too long to store".into(),
+        ))
+    })?;
+    rows.extend_from_slice(&len.to_be_bytes());
+    rows.extend_from_slice(bytes);
+    Ok(())
 }

@@ -176,7 +176,8 @@ async fn measure(postgres_url: &str) -> Result<Outcome> {
         print_run("all", backend.name, "/verify", &verify);
         print_run("all", backend.name, "/healthz", &healthz);
         let ratio = wrk::median_ratio(&backend.ratios);
-        let errors = verify.non_2xx + verify.socket_errors + healthz.non_2xx + healthz.socket_errors;
+        let errors =
+            verify.non_2xx + verify.socket_errors + healthz.non_2xx + healthz.socket_errors;
         if errors > 0 {
             println!(
                 "  WARNING: {} answered {} non-2xx responses and had {} socket errors; see {}",

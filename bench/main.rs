@@ -12,6 +12,7 @@
 //! `bench/README.md` says what each measures and how to read it.
 
 mod bulk;
+mod cached;
 mod ceiling;
 mod cold_start;
 mod dns;
@@ -31,10 +32,14 @@ use std::time::Instant;
 use support::Outcome;
 
 /// Name and one-line description of each benchmark, in the order they run.
-const BENCHES: [(&str, &str); 6] = [
+const BENCHES: [(&str, &str); 7] = [
     (
         "verify",
         "cached POST /verify under wrk, against a bare axum handler",
+    ),
+    (
+        "cached",
+        "cached POST /verify under wrk, against the same process's GET /healthz, SQLite and Postgres",
     ),
     (
         "bulk",
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         let outcome = runtime.block_on(async {
             match name {
                 "verify" => verify::run().await,
+                "cached" => cached::run().await,
                 "bulk" => bulk::run().await,
                 "memory" => memory::run().await,
                 "scale" => scale::run().await,

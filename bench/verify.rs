@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use serde_json::Value;
 
 use crate::dns::{Dns, ORIGIN};
@@ -97,8 +97,8 @@ pub async fn run() -> Result<Outcome> {
         duration: Duration::from_secs(2),
         ..load
     };
-    blocking_wrk(&ceiling_url, &ceiling_script, warm_up).await?;
-    blocking_wrk(&mailvet_url, &mailvet_script, warm_up).await?;
+    wrk::run_async(&ceiling_url, &ceiling_script, warm_up).await?;
+    wrk::run_async(&mailvet_url, &mailvet_script, warm_up).await?;
 
     let mut ceiling_runs = Vec::new();
     let mut mailvet_runs = Vec::new();
@@ -121,7 +121,7 @@ pub async fn run() -> Result<Outcome> {
             ]
         };
         for (name, url, script) in order {
-            let result = blocking_wrk(url, script, load).await?;
+            let result = wrk::run_async(url, script, load).await?;
             print_run(&round.to_string(), name, &result);
             if name == "mailvet" {
                 mailvet_runs.push(result);
@@ -142,8 +142,8 @@ pub async fn run() -> Result<Outcome> {
         "mailvet probed SMTP during the load: answers did not all come from the cache"
     );
 
-    let mailvet_total = total(&mailvet_runs);
-    let ceiling_total = total(&ceiling_runs);
+    let mailvet_total = wrk::total(&mailvet_runs);
+    let ceiling_total = wrk::total(&ceiling_runs);
     print_run("all", "ceiling", &ceiling_total);
     print_run("all", "mailvet", &mailvet_total);
     let errors = mailvet_total.non_2xx + mailvet_total.socket_errors;
@@ -156,15 +156,7 @@ pub async fn run() -> Result<Outcome> {
             dir.path().join("mailvet.log").display()
         );
     }
-    // Each round pairs two runs a few seconds apart; the median of the
-    // rounds' ratios is the least disturbed by a noisy neighbour.
-    round_ratios.sort_by(f64::total_cmp);
-    let ratio = round_ratios[round_ratios.len() / 2];
-    let ratio = if round_ratios.len() % 2 == 0 {
-        (ratio + round_ratios[round_ratios.len() / 2 - 1]) / 2.0
-    } else {
-        ratio
-    };
+    let ratio = wrk::median_ratio(&round_ratios);
     println!(
         "  ratio: mailvet / ceiling req/s = {:.1} % (median of the rounds' ratios; all rounds \
          {:.0} / {:.0} req/s = {:.1} %; goal ≥ {:.0} %); p50 {:.2}×, p99 {:.2}× the ceiling's",
@@ -190,29 +182,7 @@ pub async fn run() -> Result<Outcome> {
     })
 }
 
-async fn blocking_wrk(url: &str, script: &std::path::Path, load: Load) -> Result<WrkRun> {
-    let url = url.to_owned();
-    let script = script.to_owned();
-    tokio::task::spawn_blocking(move || wrk::run(&url, &script, load))
-        .await
-        .context("the wrk task")?
-}
-
-/// Rounds summed: requests and time added, percentiles averaged (each
-/// round ran as long as the others).
-fn total(runs: &[WrkRun]) -> WrkRun {
-    let n = runs.len().max(1) as f64;
-    WrkRun {
-        requests: runs.iter().map(|run| run.requests).sum(),
-        seconds: runs.iter().map(|run| run.seconds).sum(),
-        p50_us: runs.iter().map(|run| run.p50_us).sum::<f64>() / n,
-        p99_us: runs.iter().map(|run| run.p99_us).sum::<f64>() / n,
-        non_2xx: runs.iter().map(|run| run.non_2xx).sum(),
-        socket_errors: runs.iter().map(|run| run.socket_errors).sum(),
-    }
-}
-
-fn print_run(round: &str, server: &str, run: &WrkRun) {
+pub fn print_run(round: &str, server: &str, run: &WrkRun) {
     println!(
         "  {:<8} {:<13} {:>11.0} {:>7.2} ms {:>7.2} ms {:>8}",
         round,

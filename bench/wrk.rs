@@ -52,6 +52,16 @@ pub fn write_script(path: &Path, body: &str, headers: &[(&str, &str)]) -> Result
     let mut script = String::from("wrk.method = \"POST\"\n");
     script.push_str(&format!("wrk.body = {}\n", lua_string(body)));
     script.push_str("wrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    write_rest(path, script, headers)
+}
+
+/// Writes the Lua script that GETs the URL with `headers`.
+pub fn write_get_script(path: &Path, headers: &[(&str, &str)]) -> Result<()> {
+    write_rest(path, String::from("wrk.method = \"GET\"\n"), headers)
+}
+
+/// Adds the headers and the summary printer to `script` and writes it.
+fn write_rest(path: &Path, mut script: String, headers: &[(&str, &str)]) -> Result<()> {
     for (name, value) in headers {
         script.push_str(&format!(
             "wrk.headers[{}] = {}\n",
@@ -75,6 +85,42 @@ end
 
 fn lua_string(text: &str) -> String {
     format!("{text:?}")
+}
+
+/// Runs wrk against `url` with the script, off the async threads.
+pub async fn run_async(url: &str, script: &Path, load: Load) -> Result<WrkRun> {
+    let url = url.to_owned();
+    let script = script.to_owned();
+    tokio::task::spawn_blocking(move || run(&url, &script, load))
+        .await
+        .context("the wrk task")?
+}
+
+/// Rounds summed: requests and time added, percentiles averaged (each
+/// round ran as long as the others).
+pub fn total(runs: &[WrkRun]) -> WrkRun {
+    let n = runs.len().max(1) as f64;
+    WrkRun {
+        requests: runs.iter().map(|run| run.requests).sum(),
+        seconds: runs.iter().map(|run| run.seconds).sum(),
+        p50_us: runs.iter().map(|run| run.p50_us).sum::<f64>() / n,
+        p99_us: runs.iter().map(|run| run.p99_us).sum::<f64>() / n,
+        non_2xx: runs.iter().map(|run| run.non_2xx).sum(),
+        socket_errors: runs.iter().map(|run| run.socket_errors).sum(),
+    }
+}
+
+/// The median of the rounds' ratios: each round pairs two runs a few
+/// seconds apart, and the median is the least disturbed by a noisy
+/// neighbour.
+pub fn median_ratio(ratios: &[f64]) -> f64 {
+    let mut sorted = ratios.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// Runs wrk (blocking) against `url` with the script.

@@ -6,6 +6,7 @@
 //!
 //! Also the rate limits, and the client address behind trusted proxies.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -72,17 +73,26 @@ impl Keys {
         self.keys.is_empty()
     }
 
-    /// The digest and scope of a presented key, checking every configured
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The index and scope of a presented key, checking every configured
     /// key (no early exit on a match either).
-    fn identify(&self, presented: &str) -> Option<(KeyDigest, Scope)> {
+    fn identify(&self, presented: &str) -> Option<(usize, Scope)> {
         let presented = digest(presented);
         let mut found = None;
-        for (key, scope) in self.keys.iter() {
+        for (index, (key, scope)) in self.keys.iter().enumerate() {
             if same(key, &presented) && found.is_none() {
-                found = Some((presented, *scope));
+                found = Some((index, *scope));
             }
         }
         found
+    }
+
+    /// The digest of the key at `index`.
+    fn digest_at(&self, index: usize) -> &KeyDigest {
+        &self.keys[index].0
     }
 }
 
@@ -100,7 +110,9 @@ pub struct RateLimits {
 pub struct Gate {
     keys: Keys,
     public: Arc<governor::DefaultKeyedRateLimiter<IpAddr>>,
-    secret: Arc<governor::DefaultKeyedRateLimiter<KeyDigest>>,
+    /// One limiter per key, at the key's index: secret and webhook keys
+    /// are limited per key (public keys' limiters go unused).
+    secret: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     trusted_proxies: Arc<Vec<IpNet>>,
 }
 
@@ -121,14 +133,16 @@ pub fn parse_ip_range(text: &str) -> Result<IpNet, String> {
 impl Gate {
     pub fn new(keys: Keys, limits: RateLimits, trusted_proxies: Vec<IpNet>) -> Self {
         let nonzero = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_key = governor::Quota::per_second(nonzero(limits.secret_per_second));
+        let secret = (0..keys.len())
+            .map(|_| governor::RateLimiter::direct(per_key))
+            .collect();
         Gate {
             keys,
             public: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 nonzero(limits.public_per_minute),
             ))),
-            secret: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
-                nonzero(limits.secret_per_second),
-            ))),
+            secret: Arc::new(secret),
             trusted_proxies: Arc::new(trusted_proxies),
         }
     }
@@ -167,7 +181,6 @@ impl Gate {
     /// Forgets callers not seen lately.
     pub fn housekeeping(&self) {
         self.public.retain_recent();
-        self.secret.retain_recent();
     }
 
     /// Whether `ip` is in one of the trusted proxies' ranges.
@@ -240,8 +253,21 @@ fn over_limit<K: std::hash::Hash + Eq + Clone>(
     limiter: &governor::DefaultKeyedRateLimiter<K>,
     key: &K,
 ) -> Option<Response> {
+    limited(limiter.check_key(key).err()?)
+}
+
+/// The 429 answer when the key at `index` is over its limit, `None` when
+/// it may go on.
+fn key_over_limit(gate: &Gate, index: usize) -> Option<Response> {
+    limited(gate.secret.get(index)?.check().err()?)
+}
+
+fn limited(
+    not_until: governor::NotUntil<
+        <governor::clock::DefaultClock as governor::clock::Clock>::Instant,
+    >,
+) -> Option<Response> {
     use governor::clock::Clock;
-    let not_until = limiter.check_key(key).err()?;
     metrics::counter!("mailvet_http_rate_limited_total").increment(1);
     Some(too_many(not_until.wait_time_from(
         governor::clock::DefaultClock::default().now(),
@@ -260,19 +286,19 @@ fn is_open(path: &str) -> bool {
 /// The key a request presents: `Authorization: Bearer <key>`, or HTTP
 /// Basic with the key as the password (for ESP webhooks, which can only put
 /// credentials in the URL: `https://mailvet:<key>@host/bounces/ses`).
-fn presented_key(request: &Request) -> Option<String> {
+fn presented_key(request: &Request) -> Option<Cow<'_, str>> {
     use base64::Engine;
     let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credentials) = value.trim().split_once(' ')?;
     let credentials = credentials.trim();
     let key = if scheme.eq_ignore_ascii_case("bearer") {
-        credentials.to_owned()
+        Cow::Borrowed(credentials)
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credentials)
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
-        text.split_once(':')?.1.to_owned()
+        Cow::Owned(text.split_once(':')?.1.to_owned())
     } else {
         return None;
     };
@@ -296,30 +322,30 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
     if keys.is_empty() {
         return next.run(request).await;
     }
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    let Some(route) = route else {
+    // A cheap copy (the template is shared), so that the request can be
+    // changed below.
+    let Some(route) = request.extensions().get::<MatchedPath>().cloned() else {
         // No route matched: the fallback answers 404.
         return next.run(request).await;
     };
-    if is_open(&route) || super::ui::is_ui_path(request.uri().path()) {
+    let route = route.as_str();
+    if is_open(route) || super::ui::is_ui_path(request.uri().path()) {
         return next.run(request).await;
     }
-    let Some(presented) = presented_key(&request) else {
+    let Some(identified) = presented_key(&request).map(|presented| keys.identify(&presented))
+    else {
         return unauthorized("this endpoint needs an API key: Authorization: Bearer <key>");
     };
-    match keys.identify(&presented) {
+    match identified {
         None => unauthorized("the API key is not known"),
-        Some((digest, Scope::Secret)) => match over_limit(&gate.secret, &digest) {
+        Some((index, Scope::Secret)) => match key_over_limit(&gate, index) {
             None => {
                 request.extensions_mut().insert(Requester::Trusted);
                 next.run(request).await
             }
             Some(limited) => limited,
         },
-        Some((digest, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
+        Some((index, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
             // Public keys are shared by every visitor of a page: the limit
             // is per client address (an IPv6 client's /64).
             let client = gate
@@ -327,7 +353,10 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 .map_or(IpAddr::from([0, 0, 0, 0]), client_network);
             match over_limit(&gate.public, &client) {
                 None => {
-                    let key: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                    let key: String = keys.digest_at(index)[..6]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
                     request.extensions_mut().insert(Requester::Public {
                         client: format!("{key}/{client}"),
                     });
@@ -342,10 +371,10 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
             "a public key may only call POST /verify; use a secret key",
         )
         .into_response(),
-        Some((digest, Scope::Webhook))
+        Some((index, Scope::Webhook))
             if route == "/bounces/{provider}" && request.method() == Method::POST =>
         {
-            match over_limit(&gate.secret, &digest) {
+            match key_over_limit(&gate, index) {
                 None => next.run(request).await,
                 Some(limited) => limited,
             }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header::{ORIGIN, WARNING};
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{CONTENT_TYPE, ORIGIN, WARNING};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -95,7 +96,19 @@ impl PublicVerifyResult {
 /// The longest `Origin` header copied into a token.
 const MAX_ORIGIN_CHARS: usize = 256;
 
-/// The `Origin` of a browser's request, as a token records it.
+/// The `Origin` of a browser's request, as a token records it (taken
+/// alone, rather than copying every header of every request).
+#[derive(Debug)]
+pub struct Origin(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Origin(origin_of(&parts.headers)))
+    }
+}
+
 fn origin_of(headers: &HeaderMap) -> Option<String> {
     let origin = headers.get(ORIGIN)?.to_str().ok()?.trim();
     (!origin.is_empty() && origin.len() <= MAX_ORIGIN_CHARS).then(|| origin.to_owned())
@@ -121,6 +134,9 @@ fn token_for(
 pub struct BatchResponse {
     results: Vec<VerifyResult>,
 }
+
+/// The content type of a JSON answer, as `Json` sets it.
+const JSON: &str = "application/json";
 
 /// Said when an answer was given without the database.
 const DEGRADED_WARNING: &str =
@@ -151,10 +167,9 @@ fn answer<T: Serialize>(answer: Answer<T>) -> Response {
 pub async fn verify(
     State(state): State<AppState>,
     requester: Option<Extension<Requester>>,
-    headers: HeaderMap,
+    Origin(origin): Origin,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
-    let origin = origin_of(&headers);
     // Without keys (a loopback server) every caller is trusted.
     let requester = requester.map_or(Requester::Trusted, |Extension(requester)| requester);
     if requester.is_public() && request.fresh {
@@ -173,7 +188,15 @@ pub async fn verify(
             )));
         }
     };
-    // Most answers need no work: no task, no timer.
+    // Most answers need no work: no task, no timer. A trusted caller's
+    // answer from memory is sent as the JSON kept with it.
+    if !requester.is_public()
+        && let Some(json) = state
+            .verifier
+            .remembered_json(&request.email, request.fresh)
+    {
+        return Ok(([(CONTENT_TYPE, HeaderValue::from_static(JSON))], json).into_response());
+    }
     if let Some(result) = state.verifier.answer_at_once(&request.email, request.fresh) {
         let token = token_for(&state, &requester, origin, &result);
         return Ok(respond(

@@ -9,14 +9,15 @@
 //! another replica made it — retires every entry at once. Entries also
 //! expire with the verdict they copy, and after [`MEMO_TTL`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 
 use super::VerifyResult;
+use super::record::verdict_counter;
 
 /// The longest an answer is kept in memory.
 pub const MEMO_TTL: Duration = Duration::from_secs(300);
@@ -28,6 +29,60 @@ struct Entry {
     result: VerifyResult,
     until: Instant,
     version: u64,
+    /// The answer's JSON after its `email` (which each caller writes as it
+    /// asked), made at the first hit that wants JSON.
+    json_tail: OnceLock<Option<Box<[u8]>>>,
+    /// The counters a hit moves, looked up once rather than at each hit.
+    hits: metrics::Counter,
+    verdicts: metrics::Counter,
+}
+
+/// An answer kept in memory, as [`Memo::get`] finds it.
+#[derive(Debug, Clone)]
+pub struct Remembered(Arc<Entry>);
+
+/// How the JSON of a [`VerifyResult`] starts when its `email` is empty:
+/// `email` is the struct's first field.
+const EMPTY_EMAIL_PREFIX: &[u8] = br#"{"email":"""#;
+
+impl Remembered {
+    /// The answer as it was kept.
+    pub fn result(&self) -> &VerifyResult {
+        &self.0.result
+    }
+
+    /// Counts the answer being given: a cache hit and its verdict.
+    pub fn count(&self) {
+        self.0.hits.increment(1);
+        self.0.verdicts.increment(1);
+    }
+
+    /// The answer's JSON with `email` set to `email`: byte for byte what
+    /// serializing the answer with that `email` gives, without
+    /// serializing it again.
+    pub fn json_for(&self, email: &str) -> Vec<u8> {
+        let tail = self.0.json_tail.get_or_init(|| {
+            let blank = VerifyResult {
+                email: String::new(),
+                ..self.0.result.clone()
+            };
+            let json = serde_json::to_vec(&blank).ok()?;
+            json.strip_prefix(EMPTY_EMAIL_PREFIX).map(Box::from)
+        });
+        let Some(tail) = tail else {
+            return serde_json::to_vec(&VerifyResult {
+                email: email.to_owned(),
+                ..self.0.result.clone()
+            })
+            .unwrap_or_default();
+        };
+        let mut json = Vec::with_capacity(email.len() + 16 + tail.len());
+        json.extend_from_slice(br#"{"email":"#);
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut json, email);
+        json.extend_from_slice(tail);
+        json
+    }
 }
 
 /// Answers by address key.
@@ -57,11 +112,11 @@ impl Memo {
 
     /// The answer kept for `key`, if it is still good under the list's
     /// `version`.
-    pub fn get(&self, key: &str, version: u64) -> Option<VerifyResult> {
+    pub fn get(&self, key: &str, version: u64) -> Option<Remembered> {
         self.forget_if_changed(version);
         let entry = self.entries.get(key)?;
         if entry.version == version && entry.until > Instant::now() {
-            return Some(entry.result.clone());
+            return Some(Remembered(entry));
         }
         self.entries.invalidate(key);
         None
@@ -79,9 +134,12 @@ impl Memo {
             return;
         }
         let entry = Entry {
+            hits: metrics::counter!("mailvet_verify_cache_hits_total"),
+            verdicts: verdict_counter(&result),
             result,
             until: Instant::now() + left,
             version,
+            json_tail: OnceLock::new(),
         };
         self.entries.insert(key, Arc::new(entry));
     }
@@ -144,6 +202,40 @@ mod tests {
             memo.get("a@example.test", 8).is_none(),
             "a change of the list retires every answer"
         );
+    }
+
+    #[test]
+    fn the_kept_json_is_what_serializing_the_answer_gives() {
+        let memo = Memo::new();
+        let mut kept = result();
+        kept.cached = true;
+        kept.message = Some("a \"quoted\" message".into());
+        kept.transcript = vec![super::super::result::SmtpExchange {
+            host: "mx.example.test".into(),
+            sent: "RCPT TO:<a@example.test>".into(),
+            code: Some(250),
+            enhanced_code: Some("2.1.5".into()),
+            message: "ok".into(),
+        }];
+        memo.put("a@example.test".into(), kept.clone(), in_an_hour(), 1);
+        let found = memo.get("a@example.test", 1).expect("kept");
+        for email in [
+            "a@example.test",
+            "  A@Example.TEST ",
+            "\"odd\"\\@example.test",
+            "ü@例子.广告",
+        ] {
+            let expected = serde_json::to_vec(&VerifyResult {
+                email: email.to_owned(),
+                ..kept.clone()
+            })
+            .expect("serializable");
+            assert_eq!(
+                String::from_utf8(found.json_for(email)).expect("UTF-8"),
+                String::from_utf8(expected).expect("UTF-8"),
+                "{email}"
+            );
+        }
     }
 
     #[test]

@@ -211,9 +211,9 @@ pub async fn run() -> Result<Outcome> {
             .map(|d| humantime::parse_duration(d.trim()))
             .collect::<Result<Vec<_>, _>>()
             .with_context(|| {
-                format!("MAILVET_BENCH_SCALE_DELAYS={text} is not a list such as 10ms,20ms,40ms")
+                format!("MAILVET_BENCH_SCALE_DELAYS={text} is not a list such as 40ms,80ms,160ms")
             })?,
-        Err(_) => [10, 20, 40].map(Duration::from_millis).to_vec(),
+        Err(_) => [40, 80, 160].map(Duration::from_millis).to_vec(),
     };
     if delays.is_empty() {
         bail!("MAILVET_BENCH_SCALE_DELAYS is empty");

@@ -88,9 +88,15 @@ pub trait Coordination: Send + Sync + fmt::Debug {
     /// waiting for a slot in their scopes.
     async fn release_sessions(&self, lease_ids: &[i64]) -> StoreResult<()>;
 
-    /// Extends every lease and claim this replica holds by `lease` from
-    /// now; returns how many were extended.
-    async fn renew(&self, lease: Duration) -> StoreResult<u64>;
+    /// Extends this replica's leases numbered `lease_ids` and its claims on
+    /// `address_keys` by `lease` from now — the ones still in use, so that
+    /// one whose release was lost lapses; returns how many were extended.
+    async fn renew(
+        &self,
+        lease: Duration,
+        lease_ids: &[i64],
+        address_keys: &[String],
+    ) -> StoreResult<u64>;
 
     /// Keeps what catch-all checks found, per domain, for `ttl`.
     async fn remember_catch_all(

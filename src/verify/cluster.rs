@@ -7,8 +7,8 @@
 //!   database, with the probe's budget if it is the probe's first session
 //!   — one round trip. A claim that finds the scope full waits for a
 //!   release notification (or a short timer) and tries again. Slots are
-//!   released in batches by a writer task; a lease keeper renews this
-//!   process's leases, so a dead replica's lapse.
+//!   released in batches by a writer task; a lease keeper renews the
+//!   leases in use here, so a dead replica's (and a lost release's) lapse.
 //! - **Catch-all answers** found here are written in batches, and every
 //!   claim brings back the domain's answer.
 //! - **Verifications in progress**: a single-address verification claims
@@ -16,7 +16,7 @@
 //! - **Notifications** (`LISTEN`): suppression changes move the list's
 //!   version at once; releases and finished verifications wake waiters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,9 @@ struct Inner {
     listening: AtomicBool,
     /// Whether the last claim failed for want of the database.
     unavailable: AtomicBool,
+    /// Leases and address claims in use here: the ones the keeper renews.
+    live_leases: Mutex<HashSet<i64>>,
+    live_claims: Mutex<HashSet<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -87,17 +90,22 @@ impl Drop for Inner {
     }
 }
 
-/// A slot held in the database; released (in the writer's next batch)
-/// when dropped.
+/// A slot held in the database, renewed while it lives; released (in the
+/// writer's next batch) when dropped.
 #[derive(Debug)]
 pub struct Lease {
     id: i64,
-    writes: mpsc::UnboundedSender<Write>,
+    inner: Arc<Inner>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let _ = self.writes.send(Write::Release(self.id));
+        self.inner
+            .live_leases
+            .lock()
+            .expect("live leases")
+            .remove(&self.id);
+        let _ = self.inner.writes.send(Write::Release(self.id));
     }
 }
 
@@ -135,6 +143,8 @@ impl Cluster {
             finished,
             listening: AtomicBool::new(false),
             unavailable: AtomicBool::new(false),
+            live_leases: Mutex::default(),
+            live_claims: Mutex::default(),
             tasks: Mutex::default(),
         });
         let weak = Arc::downgrade(&inner);
@@ -145,7 +155,7 @@ impl Cluster {
         };
         let tasks = vec![
             tokio::spawn(write_batches(coordination.clone(), queued)),
-            tokio::spawn(keep_leases(coordination)),
+            tokio::spawn(keep_leases(coordination, weak.clone())),
             listener,
             tokio::spawn(dispatch(weak, heard, suppressions)),
         ];
@@ -231,10 +241,15 @@ impl Cluster {
                 };
             }
             if grant.granted {
+                self.inner
+                    .live_leases
+                    .lock()
+                    .expect("live leases")
+                    .insert(lease_id);
                 return Claim {
                     claimed: Claimed::Slot(Lease {
                         id: lease_id,
-                        writes: self.inner.writes.clone(),
+                        inner: self.inner.clone(),
                     }),
                     catch_all: grant.catch_all,
                 };
@@ -295,15 +310,29 @@ impl Cluster {
     /// Claims the verification of an address for this replica. `Ok(false)`:
     /// another replica is verifying it.
     pub async fn claim_verification(&self, address_key: &str) -> Result<bool, StoreError> {
-        self.inner
+        let claimed = self
+            .inner
             .coordination
             .claim_verification(address_key, LEASE)
-            .await
+            .await?;
+        if claimed {
+            self.inner
+                .live_claims
+                .lock()
+                .expect("live claims")
+                .insert(address_key.to_owned());
+        }
+        Ok(claimed)
     }
 
     /// Ends this replica's claim on an address (in the writer's next batch,
     /// after the verdict it made was recorded) and wakes those waiting.
     pub fn finish_verification(&self, address_key: &str) {
+        self.inner
+            .live_claims
+            .lock()
+            .expect("live claims")
+            .remove(address_key);
         let _ = self
             .inner
             .writes
@@ -368,14 +397,33 @@ async fn write_batches(
     }
 }
 
-/// Renews this process's leases, and purges lapsed rows now and then.
-async fn keep_leases(coordination: Arc<dyn Coordination>) {
+/// Renews the leases and claims in use here (one whose release was lost
+/// is not renewed, and lapses), and purges lapsed rows now and then.
+async fn keep_leases(coordination: Arc<dyn Coordination>, inner: std::sync::Weak<Inner>) {
     let mut every = tokio::time::interval(RENEW_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge = tokio::time::Instant::now();
     loop {
         every.tick().await;
-        if let Err(err) = coordination.renew(LEASE).await {
+        let Some(live) = inner.upgrade() else {
+            return;
+        };
+        let leases: Vec<i64> = live
+            .live_leases
+            .lock()
+            .expect("live leases")
+            .iter()
+            .copied()
+            .collect();
+        let claims: Vec<String> = live
+            .live_claims
+            .lock()
+            .expect("live claims")
+            .iter()
+            .cloned()
+            .collect();
+        drop(live);
+        if let Err(err) = coordination.renew(LEASE, &leases, &claims).await {
             tracing::debug!(error = %err, "renewing session leases failed");
         }
         if last_purge.elapsed() >= PURGE_EVERY {

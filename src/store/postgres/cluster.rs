@@ -103,22 +103,32 @@ impl Coordination for PgCoordination {
         Ok(())
     }
 
-    async fn renew(&self, lease: Duration) -> StoreResult<u64> {
+    async fn renew(
+        &self,
+        lease: Duration,
+        lease_ids: &[i64],
+        address_keys: &[String],
+    ) -> StoreResult<u64> {
+        if lease_ids.is_empty() && address_keys.is_empty() {
+            return Ok(0);
+        }
         let (renewed,): (i64,) = sqlx::query_as(
             "with sessions as (
                  update session_leases
                     set expires_at = now() + make_interval(secs => $2 / 1000.0)
-                  where holder = $1
+                  where holder = $1 and lease_id = any($3)
               returning 1),
              claims as (
                  update verifications_in_flight
                     set expires_at = now() + make_interval(secs => $2 / 1000.0)
-                  where holder = $1
+                  where holder = $1 and address_key = any($4)
               returning 1)
              select (select count(*) from sessions) + (select count(*) from claims)",
         )
         .bind(self.holder)
         .bind(millis(lease))
+        .bind(lease_ids)
+        .bind(address_keys)
         .fetch_one(&self.pool)
         .await?;
         Ok(renewed.unsigned_abs())

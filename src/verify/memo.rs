@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 
 use super::VerifyResult;
-use super::record::verdict_counter;
 
 /// The longest an answer is kept in memory.
 pub const MEMO_TTL: Duration = Duration::from_secs(300);
@@ -135,7 +134,7 @@ impl Memo {
         }
         let entry = Entry {
             hits: metrics::counter!("mailvet_verify_cache_hits_total"),
-            verdicts: verdict_counter(&result),
+            verdicts: result.verdict_counter(),
             result,
             until: Instant::now() + left,
             version,

@@ -117,14 +117,5 @@ impl Recorder {
 }
 
 pub(super) fn count_verdict(result: &VerifyResult) {
-    verdict_counter(result).increment(1);
-}
-
-/// The counter of `result`'s verdict.
-pub(super) fn verdict_counter(result: &VerifyResult) -> metrics::Counter {
-    metrics::counter!(
-        "mailvet_verdicts_total",
-        "status" => result.status.as_str(),
-        "reason" => result.reason.as_str(),
-    )
+    result.verdict_counter().increment(1);
 }

@@ -88,3 +88,14 @@ impl VerifyResult {
         self
     }
 }
+
+impl VerifyResult {
+    /// The counter of this result's verdict (`mailvet_verdicts_total`).
+    pub(super) fn verdict_counter(&self) -> metrics::Counter {
+        metrics::counter!(
+            "mailvet_verdicts_total",
+            "status" => self.status.as_str(),
+            "reason" => self.reason.as_str(),
+        )
+    }
+}

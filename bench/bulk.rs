@@ -101,15 +101,7 @@ pub async fn run() -> Result<Outcome> {
     let bound = throughput_bound.max(serial_bound);
     let ratio = wall.as_secs_f64() / bound.as_secs_f64();
 
-    println!("  job {id}: {}", jobs::counts(&job));
-    println!(
-        "  wall time            {:>9.2} s  (upload {:.2} s; the job's own created→completed {})",
-        wall.as_secs_f64(),
-        uploaded.as_secs_f64(),
-        jobs::server_seconds(&job)
-            .map(|s| format!("{s:.2} s"))
-            .unwrap_or_else(|| "n/a".into())
-    );
+    jobs::print_outcome(&id, &job, wall, uploaded);
     println!(
         "  SMTP sessions        {:>9}     ({:.3} per address, {:.1} per domain)",
         smtp.sessions,

@@ -104,6 +104,20 @@ pub async fn submit_csv(
     Ok(id)
 }
 
+/// Prints a finished job's counts and its wall time (upload included),
+/// beside the job's own created→completed time.
+pub fn print_outcome(id: &str, job: &Value, wall: Duration, uploaded: Duration) {
+    println!("  job {id}: {}", counts(job));
+    println!(
+        "  wall time            {:>9.2} s  (upload {:.2} s; the job's own created→completed {})",
+        wall.as_secs_f64(),
+        uploaded.as_secs_f64(),
+        server_seconds(job)
+            .map(|s| format!("{s:.2} s"))
+            .unwrap_or_else(|| "n/a".into())
+    );
+}
+
 /// Polls the job every `every` until it is no longer queued or running;
 /// `on_poll` sees each answer. Fails unless it completed.
 pub async fn wait(

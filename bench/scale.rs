@@ -33,7 +33,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
 use crate::dns::{Dns, ORIGIN};
 use crate::farm::{self, Farm, FarmDomain, FarmStats};
@@ -304,40 +303,30 @@ async fn one_configuration(
     let started = Instant::now();
     let id = jobs::submit_csv(&servers[0], mix.csv_chunks(), mix.addresses.len()).await?;
     let uploaded = started.elapsed();
-    let url = servers[0].url(&format!("/jobs/{id}"));
     let mut last_print = Instant::now();
-    let job: Value = loop {
-        let response = client.get(&url).send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("GET /jobs/{id} answered {status}: {text}");
-        }
-        let job: Value = serde_json::from_str(&text)?;
-        match job["status"].as_str() {
-            Some("queued" | "running") => {}
-            Some("completed") => break job,
-            _ => bail!("the job ended {}: {job}", job["status"]),
-        }
-        for server in &mut servers {
-            server.check_alive()?;
-        }
-        if started.elapsed() > timeout {
-            bail!(
-                "the job did not complete within {timeout:?} (MAILVET_BENCH_SCALE_TIMEOUT): {job}"
-            );
-        }
-        if last_print.elapsed() > Duration::from_secs(10) {
-            last_print = Instant::now();
-            println!(
-                "  … {} / {} after {:.0} s",
-                job["processed"],
-                job["total"],
-                started.elapsed().as_secs_f64()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = jobs::wait(
+        &client,
+        &mut servers[0],
+        &id,
+        Duration::from_millis(50),
+        timeout,
+        |job| {
+            if last_print.elapsed() > Duration::from_secs(10) {
+                last_print = Instant::now();
+                println!(
+                    "  … {} / {} after {:.0} s",
+                    job["processed"],
+                    job["total"],
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        },
+    )
+    .await
+    .context("MAILVET_BENCH_SCALE_TIMEOUT bounds the wait")?;
+    for server in &mut servers {
+        server.check_alive()?;
+    }
     let wall = started.elapsed();
     let farm_stats = farm.stats();
 
@@ -348,15 +337,7 @@ async fn one_configuration(
             None => "n/a".to_owned(),
         });
     }
-    println!("  job {id}: {}", jobs::counts(&job));
-    println!(
-        "  wall time            {:>9.2} s  (upload {:.2} s; the job's own created→completed {})",
-        wall.as_secs_f64(),
-        uploaded.as_secs_f64(),
-        jobs::server_seconds(&job)
-            .map(|s| format!("{s:.2} s"))
-            .unwrap_or_else(|| "n/a".into())
-    );
+    jobs::print_outcome(&id, &job, wall, uploaded);
     println!(
         "  SMTP sessions by replica (its mailvet_smtp_session_duration_seconds_count): {}",
         shares.join(" / ")

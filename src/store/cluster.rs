@@ -77,9 +77,6 @@ pub enum ClusterEvent {
 /// catch-all check found) are batched by the caller.
 #[async_trait]
 pub trait Coordination: Send + Sync + fmt::Debug {
-    /// This replica's identity in leases and claims.
-    fn holder(&self) -> uuid::Uuid;
-
     /// Claims a session slot in each of `ask.scopes` and takes the budget,
     /// all or nothing, in one round trip.
     async fn claim_session(&self, ask: &SessionAsk<'_>) -> StoreResult<SessionGrant>;

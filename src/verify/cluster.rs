@@ -35,7 +35,8 @@ pub const LEASE: Duration = Duration::from_secs(30);
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// How often lapsed rows are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
-/// How long a catch-all answer is shared.
+/// How long a domain's catch-all answer is reused, here and by other
+/// replicas.
 pub const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
 /// A full scope is tried again after this long at first without a release
 /// notification (doubling up to [`RETRY_MAX`]): a lapsed lease of a dead

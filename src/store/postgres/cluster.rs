@@ -44,10 +44,6 @@ fn millis(duration: Duration) -> i64 {
 
 #[async_trait]
 impl Coordination for PgCoordination {
-    fn holder(&self) -> Uuid {
-        self.holder
-    }
-
     async fn claim_session(&self, ask: &SessionAsk<'_>) -> StoreResult<SessionGrant> {
         let keys: Vec<&str> = ask
             .budget

@@ -11,7 +11,7 @@ use moka::sync::Cache;
 use tracing::Instrument;
 
 use super::budget::{ProbeBudget, Requester, SharedAsk};
-use super::cluster::{Claimed, Cluster};
+use super::cluster::{CATCH_ALL_TTL, Claimed, Cluster};
 use super::dns::MailHost;
 use super::egress::{Egress, ProxyOutcome, ProxyStatus};
 use super::evidence::{BudgetRefusal, CatchAllEvidence, Exchange, ProbeEvidence, Stage};
@@ -30,8 +30,6 @@ pub const MAX_ADDRESSES_PER_HOST: usize = 2;
 /// The most exchanges a transcript keeps (a probe of one address makes a
 /// dozen at most, over five hosts).
 const MAX_TRANSCRIPT: usize = 40;
-/// How long a domain's catch-all answer is reused.
-const CATCH_ALL_TTL: Duration = Duration::from_secs(3600);
 /// The most domains whose catch-all answer is remembered.
 const CATCH_ALL_CAPACITY: u64 = 100_000;
 

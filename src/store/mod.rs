@@ -6,6 +6,7 @@
 //! once, in `shared`.
 
 pub mod cluster;
+mod confirmations;
 mod jobs;
 mod model;
 mod postgres;
@@ -19,6 +20,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use confirmations::{
+    Confirmation, ConfirmationLimits, ConfirmationStore, Confirmed, NewConfirmation, Reserved,
+};
 pub use jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStatus, JobStore, NewJobItem,
     StatusCounts,
@@ -129,7 +133,7 @@ pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Database>>
 /// list, which are in [`SuppressionWrites`]. Implementations must make each
 /// method atomic: a write either happens whole or not at all.
 #[async_trait]
-pub trait Store: JobStore + Send + Sync + fmt::Debug {
+pub trait Store: JobStore + ConfirmationStore + Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers a trivial query.

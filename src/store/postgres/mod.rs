@@ -4,6 +4,7 @@
 //! are in `store::shared`.
 
 mod cluster;
+mod confirmations;
 mod jobs;
 
 use std::collections::HashSet;

@@ -8,6 +8,7 @@
 //! same on both backends. [`SuppressionWrites`] is nothing but such steps,
 //! so it is implemented here, once, for both.
 
+pub(super) mod confirmations;
 pub(super) mod jobs;
 pub(super) mod rows;
 
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub(super) use confirmations::ConfirmationStatements;
 pub(super) use jobs::JobStatements;
 use rows::counts_map;
 
@@ -34,7 +36,7 @@ use crate::vocab::{BounceKind, SuppressionSource};
 #[async_trait]
 pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
     /// A connection, on which the statements run.
-    type Conn: StoreStatements + JobStatements;
+    type Conn: StoreStatements + JobStatements + ConfirmationStatements;
     /// A write transaction: a connection until it ends.
     type Tx: Commit + DerefMut<Target = Self::Conn>;
 

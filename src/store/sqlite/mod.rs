@@ -7,6 +7,7 @@
 //! Here is the SQLite SQL; the steps around it and the reading of rows are
 //! in `store::shared`.
 
+mod confirmations;
 mod jobs;
 
 use std::collections::HashSet;

@@ -19,6 +19,7 @@
 pub mod address;
 pub mod bounce;
 pub mod check;
+pub mod confirm;
 pub mod doctor;
 pub mod error;
 pub mod http;

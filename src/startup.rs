@@ -177,6 +177,11 @@ impl Application {
                 .build(),
             webhook_signing: settings.keys.webhook_signing(),
             tokens: settings.keys.token_signer()?,
+            confirmations: Arc::new(settings.confirm.confirmations(
+                &settings.smtp,
+                &settings.keys,
+                &settings.http.cors_origins,
+            )?),
             gauges: Arc::new(http::gauges::SampledGauges::new()),
         });
         let gate = http::Gate::new(

@@ -15,10 +15,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+mod confirm;
 mod doctor;
 mod engine;
 mod service;
 
+pub use confirm::ConfirmArgs;
 pub use doctor::DoctorFlags;
 pub use engine::{DatabaseArgs, DnsArgs, SmtpArgs, VerifyArgs};
 pub use service::{ApiKeys, BounceArgs, HttpArgs, JobArgs, KeyArgs};
@@ -139,6 +141,8 @@ pub struct Settings {
     #[command(flatten)]
     pub jobs: JobArgs,
     #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -237,6 +241,7 @@ impl Settings {
         self.http.drop_empty_values();
         self.keys.drop_empty_values();
         self.smtp.drop_empty_values();
+        self.confirm.drop_empty_values();
     }
 }
 

@@ -109,7 +109,8 @@ pub struct KeyArgs {
     #[arg(long, env = "MAILVET_SECRET_KEYS_FILE")]
     pub secret_keys_file: Option<PathBuf>,
 
-    /// API keys that may only call POST /verify (safe in a browser).
+    /// API keys that may only call POST /verify and POST /confirmations
+    /// (safe in a browser).
     #[arg(
         long,
         env = "MAILVET_PUBLIC_KEYS",
@@ -198,6 +199,12 @@ impl KeyArgs {
         {
             self.token_secret = None;
         }
+    }
+
+    /// `--token-secret`, when set, checked as [`KeyArgs::token_signer`]
+    /// checks it.
+    pub fn token_signer_secret(&self) -> std::io::Result<Option<&SecretString>> {
+        Ok(self.token_signer()?.and(self.token_secret.as_ref()))
     }
 
     /// The signer of verdict tokens, when `--token-secret` is set; a

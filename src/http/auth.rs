@@ -274,13 +274,31 @@ fn limited(
     )))
 }
 
-/// Routes anyone may call: probes for orchestrators, the contract, and the
-/// signup-form script (loaded by every visitor of the form's page).
+/// Routes anyone may call: probes for orchestrators, the contract, the
+/// signup-form script (loaded by every visitor of the form's page), and
+/// the link of a confirmation message (its token is the credential).
 fn is_open(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/readyz" | "/metrics" | "/openapi.yaml" | "/widget.js"
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.yaml" | "/widget.js" | "/confirm/{token}"
     )
+}
+
+/// Routes a public key may call (with `POST`).
+fn is_public_route(path: &str) -> bool {
+    matches!(path, "/verify" | "/confirmations")
+}
+
+/// The secret key a request came with, by a prefix of its digest: what
+/// per-key limits kept in the database count by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+fn digest_prefix(keys: &Keys, index: usize) -> String {
+    keys.digest_at(index)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key a request presents: `Authorization: Bearer <key>`, or HTTP
@@ -341,11 +359,16 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
         Some((index, Scope::Secret)) => match key_over_limit(&gate, index) {
             None => {
                 request.extensions_mut().insert(Requester::Trusted);
+                request
+                    .extensions_mut()
+                    .insert(Caller(digest_prefix(keys, index)));
                 next.run(request).await
             }
             Some(limited) => limited,
         },
-        Some((index, Scope::Public)) if route == "/verify" && request.method() == Method::POST => {
+        Some((index, Scope::Public))
+            if is_public_route(route) && request.method() == Method::POST =>
+        {
             // Public keys are shared by every visitor of a page: the limit
             // is per client address (an IPv6 client's /64).
             let client = gate
@@ -353,10 +376,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 .map_or(IpAddr::from([0, 0, 0, 0]), client_network);
             match over_limit(&gate.public, &client) {
                 None => {
-                    let key: String = keys.digest_at(index)[..6]
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
+                    let key = digest_prefix(keys, index);
                     request.extensions_mut().insert(Requester::Public {
                         client: format!("{key}/{client}"),
                     });
@@ -368,7 +388,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
         Some((_, Scope::Public)) => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "a public key may only call POST /verify; use a secret key",
+            "a public key may only call POST /verify and POST /confirmations; use a secret key",
         )
         .into_response(),
         Some((index, Scope::Webhook))

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bounces;
+mod confirmations;
 mod error;
 mod feed;
 pub mod gauges;
@@ -91,6 +92,8 @@ pub struct SharedState {
     pub gauges: Arc<gauges::SampledGauges>,
     /// Signs the tokens of public-key answers, when `--token-secret` is set.
     pub tokens: Option<crate::token::TokenSigner>,
+    /// Signup confirmation: its relay, links and limits, or what is missing.
+    pub confirmations: Arc<crate::confirm::Confirmations>,
 }
 
 /// The keys ESP webhooks are signed with.
@@ -173,6 +176,10 @@ fn routes() -> Routes {
         .add(Method::GET, "/jobs/{id}", jobs::get)
         .add(Method::DELETE, "/jobs/{id}", jobs::cancel)
         .add(Method::GET, "/jobs/{id}/results", jobs::results)
+        .add(Method::POST, "/confirmations", confirmations::request)
+        .add(Method::GET, "/confirmations", confirmations::feed)
+        .add(Method::GET, "/confirmations/{email}", confirmations::get)
+        .add(Method::GET, "/confirm/{token}", confirmations::follow)
         .add(
             Method::DELETE,
             "/suppressions/{email}",

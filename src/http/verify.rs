@@ -99,7 +99,7 @@ const MAX_ORIGIN_CHARS: usize = 256;
 /// The `Origin` of a browser's request, as a token records it (taken
 /// alone, rather than copying every header of every request).
 #[derive(Debug)]
-pub struct Origin(Option<String>);
+pub struct Origin(pub(super) Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;

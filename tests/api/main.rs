@@ -14,6 +14,7 @@ mod browser_smoke;
 mod classification_corpus;
 mod cli;
 mod cluster;
+mod confirmations;
 mod doctor;
 mod egress;
 mod faults;

@@ -48,6 +48,23 @@ impl Postfix {
     /// Like [`Postfix::start`], with more `main.cf` lines
     /// (`smtpd_recipient_limit = 30`).
     pub fn start_with(domain: &str, mailboxes: &[&str], access: &[&str], main_cf: &[&str]) -> Self {
+        Self::start_inner(domain, mailboxes, access, main_cf, false)
+    }
+
+    /// Like [`Postfix::start`], but delivering: a message accepted for a
+    /// mailbox is written to its Maildir, which [`Postfix::delivered`]
+    /// reads. Nothing is relayed anywhere else.
+    pub fn start_delivering(domain: &str, mailboxes: &[&str], access: &[&str]) -> Self {
+        Self::start_inner(domain, mailboxes, access, &[], true)
+    }
+
+    fn start_inner(
+        domain: &str,
+        mailboxes: &[&str],
+        access: &[&str],
+        main_cf: &[&str],
+        deliver: bool,
+    ) -> Self {
         require_postfix();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
@@ -63,8 +80,21 @@ impl Postfix {
             .status()
             .expect("run chown");
         assert!(chown.success());
+        if deliver {
+            // The virtual delivery agent writes as the mailboxes' owner.
+            let chown = Command::new("chown")
+                .args(["65534:65534", &root.join("vmail").display().to_string()])
+                .status()
+                .expect("run chown");
+            assert!(chown.success());
+        }
 
         let port = free_port();
+        let virtual_transport = if deliver {
+            "virtual"
+        } else {
+            "discard:never delivers"
+        };
         let t = root.display();
         let c = config.display();
         let main_cf = format!(
@@ -88,7 +118,7 @@ impl Postfix {
              virtual_gid_maps = static:65534\n\
              local_transport = discard:never delivers\n\
              default_transport = discard:never delivers\n\
-             virtual_transport = discard:never delivers\n\
+             virtual_transport = {virtual_transport}\n\
              relay_transport = discard:never delivers\n\
              {}\n",
             main_cf.join("\n")
@@ -109,6 +139,7 @@ impl Postfix {
             "error     unix  - - n - - error",
             "retry     unix  - - n - - error",
             "discard   unix  - - n - - discard",
+            "virtual   unix  - n n - - virtual",
             "anvil     unix  - - n - 1 anvil",
             "scache    unix  - - n - 1 scache",
             "postlog   unix-dgram n - n - 1 postlogd",
@@ -118,9 +149,10 @@ impl Postfix {
              -o smtpd_relay_restrictions=check_recipient_access,texthash:{c}/access,reject_unlisted_recipient,reject_unauth_destination\n{}\n",
             services.join("\n")
         );
+        // A value ending in `/` is a Maildir under virtual_mailbox_base.
         let vmailbox: String = mailboxes
             .iter()
-            .map(|mailbox| format!("{mailbox} x\n"))
+            .map(|mailbox| format!("{mailbox} {}/\n", mailbox.replace('@', "_")))
             .collect();
         let access: String = access.iter().map(|line| format!("{line}\n")).collect();
         for (name, text) in [
@@ -159,6 +191,54 @@ impl Postfix {
 }
 
 impl Postfix {
+    /// The messages delivered to `mailbox` so far (started with
+    /// [`Postfix::start_delivering`]), oldest first.
+    pub fn delivered(&self, mailbox: &str) -> Vec<String> {
+        let maildir = self
+            ._dir
+            .path()
+            .join("vmail")
+            .join(mailbox.replace('@', "_"))
+            .join("new");
+        let mut files: Vec<_> = std::fs::read_dir(&maildir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // In the order they were delivered.
+        files.sort_by_key(|path| {
+            std::fs::metadata(path)
+                .and_then(|meta| meta.modified())
+                .ok()
+        });
+        files
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect()
+    }
+
+    /// Waits until `mailbox` holds `count` messages (delivery runs behind
+    /// the SMTP session), and returns them.
+    pub fn wait_for_delivered(&self, mailbox: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let messages = self.delivered(mailbox);
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{mailbox} holds {} messages, not {count}; Postfix's log:\n{}",
+                messages.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Postfix's log so far (`maillog_file`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("maillog")).unwrap_or_default()

@@ -1,0 +1,379 @@
+//! Signup confirmation (double opt-in) end to end: a real Postfix on
+//! loopback is both the MX that verification probes (through the test's
+//! DNS server) and the relay the confirmation message goes through; it
+//! delivers the message to a Maildir, from which the test takes the link
+//! and follows it.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::app::{Db, Reply, TestApp};
+use crate::common::dns::{TestDns, example_zone};
+use crate::common::postfix::Postfix;
+use crate::common::probe::probe_settings;
+use mailvet::Settings;
+use mailvet::secret::SecretString;
+
+const PUBLIC_URL: &str = "https://mailvet.example/";
+const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Verification and the relay both at `postfix`; links under
+/// [`PUBLIC_URL`]; redirects allowed to https://shop.test.
+fn confirm_settings(relay_url: String) -> impl FnOnce(&mut Settings) {
+    move |settings: &mut Settings| {
+        settings.confirm.relay_url = Some(SecretString::from(relay_url));
+        settings.confirm.public_url = Some(PUBLIC_URL.into());
+        settings.confirm.confirm_from = Some("Shop <hello@shop.test>".into());
+        settings.keys.token_secret = Some(SecretString::from(TOKEN_SECRET));
+        settings.http.cors_origins = vec!["https://shop.test".into()];
+    }
+}
+
+async fn app_for(
+    db: Db,
+    postfix: &Postfix,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, TestDns) {
+    let dns = TestDns::start(vec![example_zone()]).await;
+    let probe = probe_settings(dns.addr, postfix.port);
+    let relay = confirm_settings(format!("smtp://127.0.0.1:{}", postfix.port));
+    let app = TestApp::spawn_with(db, |settings| {
+        probe(settings);
+        relay(settings);
+        configure(settings);
+    })
+    .await;
+    (app, dns)
+}
+
+async fn request_confirmation(app: &TestApp, body: Value) -> Reply {
+    app.send(app.request(Method::POST, "/confirmations").json(&body))
+        .await
+}
+
+/// The link in a delivered message, read as a mail reader would (the
+/// text part, its transfer encoding undone), made to point at `app`.
+fn link_in(message: &str, app: &TestApp) -> String {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(message.as_bytes())
+        .expect("a delivered message parses");
+    let text = parsed.body_text(0).expect("a text part").into_owned();
+    let start = text
+        .find(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("no link in:\n{text}"));
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let path = link
+        .strip_prefix(PUBLIC_URL)
+        .expect("the link is under the public URL");
+    app.url(&format!("/{path}"))
+}
+
+/// Follows a link as a browser would on its first step: no redirects
+/// followed.
+async fn follow(link: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+        .get(link)
+        .send()
+        .await
+        .expect("the link answers")
+}
+
+/// Asserts a 422 refusal of an undeliverable address, with its verdict.
+fn assert_refused(reply: &Reply, reason: &str) {
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "undeliverable", "{body}");
+    assert_eq!(body["verification"]["status"], "undeliverable", "{body}");
+    assert_eq!(body["verification"]["reason"], reason, "{body}");
+}
+
+/// Waits long enough for a message that should not come to have come.
+fn settle(postfix: &Postfix) {
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = postfix.log();
+}
+
+async fn confirming_through_the_delivered_link_confirms_once_and_feeds_it(db: Db) {
+    let postfix = Postfix::start_delivering("example.test", &["alice@example.test"], &[]);
+    let (app, _dns) = app_for(db, &postfix, |_| {}).await;
+
+    let reply = request_confirmation(
+        &app,
+        json!({
+            "email": "alice@example.test",
+            "redirect_url": "https://shop.test/welcome?step=2",
+            "metadata": {"plan": "pro"}
+        }),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["state"], "pending");
+    assert_eq!(body["confirmed_at"], Value::Null);
+
+    let messages = postfix.wait_for_delivered("alice@example.test", 1);
+    let message = &messages[0];
+    assert!(
+        message.contains("From: Shop <hello@shop.test>"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Subject: Please confirm your email address"),
+        "{message}"
+    );
+    let pending = app.get("/confirmations/alice@example.test").await;
+    assert_eq!(pending.json()["state"], "pending");
+    let feed = app.get("/confirmations").await.json();
+    assert_eq!(feed["data"], json!([]), "nothing confirmed yet: {feed}");
+
+    let link = link_in(message, &app);
+    let first = follow(&link).await;
+    assert_eq!(first.status(), 303);
+    assert_eq!(
+        first.headers()["location"],
+        "https://shop.test/welcome?step=2"
+    );
+
+    let state = app.get("/confirmations/alice@example.test").await;
+    assert_eq!(state.status, 200);
+    let state = state.json();
+    assert_eq!(state["state"], "confirmed", "{state}");
+    assert!(state["confirmed_at"].is_string(), "{state}");
+
+    let feed = app.get("/confirmations").await.json();
+    let data = feed["data"].as_array().expect("data");
+    assert_eq!(data.len(), 1, "{feed}");
+    assert_eq!(data[0]["email"], "alice@example.test");
+    assert_eq!(data[0]["metadata"], json!({"plan": "pro"}));
+    let cursor = feed["next_cursor"].as_str().expect("a cursor").to_owned();
+
+    // The link again: it shows the address is confirmed, and changes
+    // nothing.
+    let again = follow(&link).await;
+    assert_eq!(again.status(), 200);
+    let page = again.text().await.expect("a page");
+    assert!(page.contains("Already confirmed"), "{page}");
+    let later = app
+        .get(&format!("/confirmations?cursor={cursor}"))
+        .await
+        .json();
+    assert_eq!(later["data"], json!([]), "{later}");
+    assert_eq!(later["next_cursor"], cursor.as_str());
+    let state_after = app.get("/confirmations/alice@example.test").await.json();
+    assert_eq!(state_after, state);
+
+    // Asking again for a confirmed address sends nothing.
+    let reply = request_confirmation(&app, json!({"email": "alice@example.test"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["state"], "confirmed");
+    settle(&postfix);
+    assert_eq!(postfix.delivered("alice@example.test").len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivered_link_confirms_once_and_feeds_the_address_on_sqlite() {
+    confirming_through_the_delivered_link_confirms_once_and_feeds_it(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_delivered_link_confirms_once_and_feeds_the_address_on_postgres() {
+    confirming_through_the_delivered_link_confirms_once_and_feeds_it(Db::Postgres).await;
+}
+
+async fn the_fourth_request_in_a_day_is_refused_and_sends_nothing(db: Db) {
+    let postfix = Postfix::start_delivering("example.test", &["bob@example.test"], &[]);
+    let (app, _dns) = app_for(db, &postfix, |_| {}).await;
+    for n in 1..=3 {
+        let reply = request_confirmation(&app, json!({"email": "bob@example.test"})).await;
+        assert_eq!(reply.status, 202, "request {n}: {}", reply.text());
+    }
+    postfix.wait_for_delivered("bob@example.test", 3);
+
+    let fourth = request_confirmation(&app, json!({"email": "Bob@Example.TEST"})).await;
+    fourth.assert_error(429, "rate_limited");
+    let retry_after: u64 = fourth
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(
+        retry_after > 23 * 3600 && retry_after <= 24 * 3600,
+        "{retry_after}"
+    );
+    settle(&postfix);
+    assert_eq!(postfix.delivered("bob@example.test").len(), 3);
+}
+
+#[tokio::test]
+async fn the_fourth_request_for_an_address_in_a_day_gets_429_and_no_message_on_sqlite() {
+    the_fourth_request_in_a_day_is_refused_and_sends_nothing(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_fourth_request_for_an_address_in_a_day_gets_429_and_no_message_on_postgres() {
+    the_fourth_request_in_a_day_is_refused_and_sends_nothing(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_expired_link_says_so_and_confirms_nothing() {
+    let postfix = Postfix::start_delivering("example.test", &["carol@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |settings| {
+        settings.confirm.confirm_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let reply = request_confirmation(&app, json!({"email": "carol@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let messages = postfix.wait_for_delivered("carol@example.test", 1);
+    let link = link_in(&messages[0], &app);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let followed = follow(&link).await;
+    assert_eq!(followed.status(), 410);
+    assert!(followed.text().await.expect("a page").contains("expired"));
+    let state = app.get("/confirmations/carol@example.test").await.json();
+    assert_eq!(state["state"], "expired", "{state}");
+    assert_eq!(state["confirmed_at"], Value::Null);
+    assert_eq!(app.get("/confirmations").await.json()["data"], json!([]));
+}
+
+#[tokio::test]
+async fn an_altered_link_is_not_valid() {
+    let postfix = Postfix::start_delivering("example.test", &["dave@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    let reply = request_confirmation(&app, json!({"email": "dave@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let link = link_in(&postfix.wait_for_delivered("dave@example.test", 1)[0], &app);
+    // Another request id under the same signature.
+    let (head, signature) = link.rsplit_once('.').expect("a signed token");
+    let altered = format!("{}A.{signature}", &head[..head.len() - 1]);
+    assert_ne!(altered, link);
+    assert_eq!(follow(&altered).await.status(), 404);
+    assert_eq!(
+        app.get("/confirmations/dave@example.test").await.json()["state"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_foreign_origin_is_refused_and_nothing_is_sent() {
+    let postfix = Postfix::start_delivering("example.test", &["erin@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    for foreign in [
+        "https://evil.test/welcome",
+        "https://shop.test.evil.test/",
+        "http://shop.test/",
+        "javascript:alert(1)",
+    ] {
+        let reply = request_confirmation(
+            &app,
+            json!({"email": "erin@example.test", "redirect_url": foreign}),
+        )
+        .await;
+        reply.assert_error(422, "redirect_not_allowed");
+    }
+    settle(&postfix);
+    assert!(postfix.delivered("erin@example.test").is_empty());
+    assert_eq!(
+        app.get("/confirmations/erin@example.test").await.status,
+        404
+    );
+    // The allowed origin goes through.
+    let reply = request_confirmation(
+        &app,
+        json!({"email": "erin@example.test", "redirect_url": "https://shop.test/"}),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    postfix.wait_for_delivered("erin@example.test", 1);
+}
+
+#[tokio::test]
+async fn a_bounced_confirmation_suppresses_and_a_later_request_gets_422_and_no_message() {
+    let postfix = Postfix::start_delivering("example.test", &["frank@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    let reply = request_confirmation(&app, json!({"email": "frank@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    postfix.wait_for_delivered("frank@example.test", 1);
+
+    // The confirmation bounced (say the mailbox was closed since), and the
+    // sender reports it.
+    let bounce = app
+        .send(app.request(Method::POST, "/bounces").json(&json!({
+            "email": "frank@example.test",
+            "status": "5.1.1",
+            "diagnostic": "550 5.1.1 <frank@example.test>: Recipient address rejected: User unknown"
+        })))
+        .await;
+    assert_eq!(bounce.status, 200, "{}", bounce.text());
+    assert_eq!(
+        app.get("/suppressions/frank@example.test").await.status,
+        200
+    );
+
+    let again = request_confirmation(&app, json!({"email": "frank@example.test"})).await;
+    assert_refused(&again, "suppressed");
+    settle(&postfix);
+    assert_eq!(postfix.delivered("frank@example.test").len(), 1);
+}
+
+#[tokio::test]
+async fn an_undeliverable_address_gets_422_with_its_verdict_and_no_message() {
+    let postfix = Postfix::start_delivering("example.test", &["grace@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    let reply = request_confirmation(&app, json!({"email": "nobody@example.test"})).await;
+    assert_refused(&reply, "mailbox_not_found");
+    let reply = request_confirmation(&app, json!({"email": "not an address"})).await;
+    assert_refused(&reply, "invalid_syntax");
+    settle(&postfix);
+    assert!(
+        !postfix
+            .log()
+            .contains("to=<nobody@example.test>, relay=virtual")
+    );
+    assert_eq!(
+        app.get("/confirmations/nobody@example.test").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_relay_failure_answers_502_without_the_relay_password() {
+    let postfix = Postfix::start_delivering("example.test", &["heidi@example.test"], &[]);
+    // Nothing listens on the relay's port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |settings| {
+        settings.confirm.relay_url = Some(SecretString::from(format!(
+            "smtp://mailvet:s3cret-relay-pass@127.0.0.1:{closed}"
+        )));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-relay-pass"), "{shown}");
+    })
+    .await;
+    let reply = request_confirmation(&app, json!({"email": "heidi@example.test"})).await;
+    reply.assert_error(502, "relay_failed");
+    assert!(!reply.text().contains("s3cret"), "{}", reply.text());
+    // Nothing was recorded: the request does not count against the limit.
+    assert_eq!(
+        app.get("/confirmations/heidi@example.test").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn without_a_relay_confirmations_are_not_configured() {
+    let app = TestApp::spawn().await;
+    let reply = request_confirmation(&app, json!({"email": "ivan@example.test"})).await;
+    reply.assert_error(503, "confirmations_not_configured");
+    assert!(reply.text().contains("--relay-url"), "{}", reply.text());
+}

@@ -209,6 +209,27 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Rendered,
         "Recent probes of a mail provider in the probe health window",
     ),
+    // Signup confirmation.
+    (
+        "mailvet_confirmations_sent_total",
+        MetricKind::Counter,
+        "Confirmation messages handed to the relay",
+    ),
+    (
+        "mailvet_confirmations_refused_total",
+        MetricKind::Counter,
+        "Confirmation requests refused because the address is undeliverable or suppressed (no message sent)",
+    ),
+    (
+        "mailvet_confirmations_limited_total",
+        MetricKind::Counter,
+        "Confirmation requests refused with 429, by limit (address, client)",
+    ),
+    (
+        "mailvet_confirmations_confirmed_total",
+        MetricKind::Counter,
+        "Addresses confirmed by following a confirmation link",
+    ),
 ];
 
 /// The help text of a metric family in [`METRICS`].

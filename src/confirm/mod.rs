@@ -133,12 +133,7 @@ impl Sender {
         let to: Mailbox = email
             .parse()
             .map_err(|err| format!("the address cannot be written in a message header: {err}"))?;
-        let hours = self.ttl.num_hours().max(1);
-        let expires_in = if hours == 1 {
-            "1 hour".to_owned()
-        } else {
-            format!("{hours} hours")
-        };
+        let expires_in = spoken_duration(self.ttl);
         let rendered = self.templates.render(&template::Values {
             email,
             link,
@@ -157,9 +152,34 @@ impl Sender {
     }
 }
 
+/// A link's lifetime as the message says it: `48 hours`, `1 hour`,
+/// `30 minutes`.
+fn spoken_duration(ttl: chrono::Duration) -> String {
+    let (n, unit) = if ttl.num_hours() >= 1 {
+        (ttl.num_hours(), "hour")
+    } else if ttl.num_minutes() >= 1 {
+        (ttl.num_minutes(), "minute")
+    } else {
+        (ttl.num_seconds().max(1), "second")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_lifetimes_are_said_in_words() {
+        assert_eq!(spoken_duration(chrono::Duration::hours(48)), "48 hours");
+        assert_eq!(spoken_duration(chrono::Duration::hours(1)), "1 hour");
+        assert_eq!(spoken_duration(chrono::Duration::minutes(30)), "30 minutes");
+        assert_eq!(spoken_duration(chrono::Duration::seconds(2)), "2 seconds");
+    }
 
     #[test]
     fn redirects_go_only_to_configured_origins() {

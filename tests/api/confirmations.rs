@@ -377,3 +377,110 @@ async fn without_a_relay_confirmations_are_not_configured() {
     reply.assert_error(503, "confirmations_not_configured");
     assert!(reply.text().contains("--relay-url"), "{}", reply.text());
 }
+
+#[tokio::test]
+async fn two_replicas_together_send_an_address_no_more_than_its_limit() {
+    let postfix = Postfix::start_delivering("example.test", &["judy@example.test"], &[]);
+    let (first, dns) = app_for(Db::Postgres, &postfix, |_| {}).await;
+    let probe = probe_settings(dns.addr, postfix.port);
+    let relay = confirm_settings(format!("smtp://127.0.0.1:{}", postfix.port));
+    let second = first
+        .spawn_sharing(|settings| {
+            probe(settings);
+            relay(settings);
+        })
+        .await;
+    // Eight requests at once, four at each replica.
+    let requests = (0..8).map(|n| {
+        let app = if n % 2 == 0 { &first } else { &second };
+        request_confirmation(app, json!({"email": "judy@example.test"}))
+    });
+    let replies = futures::future::join_all(requests).await;
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 202).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    postfix.wait_for_delivered("judy@example.test", 3);
+    settle(&postfix);
+    assert_eq!(postfix.delivered("judy@example.test").len(), 3);
+}
+
+#[tokio::test]
+async fn a_public_key_may_request_a_confirmation_only_from_an_allowed_origin() {
+    let postfix = Postfix::start_delivering("example.test", &["kim@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |settings| {
+        settings.keys.secret_keys = vec![SecretString::from("sk_test_0123456789abcdef")];
+        settings.keys.public_keys = vec![SecretString::from("pk_test_shop")];
+    })
+    .await;
+    let from = |origin: &str| {
+        app.request(Method::POST, "/confirmations")
+            .bearer_auth("pk_test_shop")
+            .header("origin", origin)
+            .json(&json!({"email": "kim@example.test"}))
+    };
+    app.send(from("https://evil.test"))
+        .await
+        .assert_error(403, "forbidden");
+    settle(&postfix);
+    assert!(postfix.delivered("kim@example.test").is_empty());
+
+    let reply = app.send(from("https://shop.test")).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    postfix.wait_for_delivered("kim@example.test", 1);
+
+    // The state and the feed stay behind a secret key.
+    app.send(
+        app.request(Method::GET, "/confirmations/kim@example.test")
+            .bearer_auth("pk_test_shop"),
+    )
+    .await
+    .assert_error(403, "forbidden");
+}
+
+#[tokio::test]
+async fn template_files_replace_the_default_message() {
+    let templates = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        templates.path().join("subject.txt"),
+        "Welcome to the shop, {{email}}",
+    )
+    .expect("write");
+    std::fs::write(
+        templates.path().join("body.txt"),
+        "One click and you are in: {{link}}\nIt works for {{expires_in}}.\n",
+    )
+    .expect("write");
+    let postfix = Postfix::start_delivering("example.test", &["liz@example.test"], &[]);
+    let dir = templates.path().to_owned();
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, move |settings| {
+        settings.confirm.confirm_template_dir = Some(dir);
+    })
+    .await;
+    let reply = request_confirmation(&app, json!({"email": "liz@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let message = postfix.wait_for_delivered("liz@example.test", 1).remove(0);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(message.as_bytes())
+        .expect("a message");
+    assert_eq!(
+        parsed.subject(),
+        Some("Welcome to the shop, liz@example.test")
+    );
+    let text = parsed.body_text(0).expect("a text part");
+    assert!(text.starts_with("One click and you are in: "), "{text}");
+    assert!(text.contains("It works for 48 hours."), "{text}");
+    // The link in it works.
+    assert_eq!(follow(&link_in(&message, &app)).await.status(), 200);
+    assert_eq!(
+        app.get("/confirmations/liz@example.test").await.json()["state"],
+        "confirmed"
+    );
+}

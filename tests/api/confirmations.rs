@@ -434,7 +434,9 @@ async fn a_public_key_may_request_a_confirmation_only_from_an_allowed_origin() {
 
     let reply = app.send(from("https://shop.test")).await;
     assert_eq!(reply.status, 202, "{}", reply.text());
-    postfix.wait_for_delivered("kim@example.test", 1);
+    let message = postfix.wait_for_delivered("kim@example.test", 1).remove(0);
+    // The link needs no key: the person who signed up has none.
+    assert_eq!(follow(&link_in(&message, &app)).await.status(), 200);
 
     // The state and the feed stay behind a secret key.
     app.send(
@@ -483,4 +485,61 @@ async fn template_files_replace_the_default_message() {
         app.get("/confirmations/liz@example.test").await.json()["state"],
         "confirmed"
     );
+}
+
+#[tokio::test]
+async fn links_followed_at_once_on_two_replicas_all_reach_the_feed_once() {
+    let people = ["m1", "m2", "m3", "m4", "m5", "m6"].map(|name| format!("{name}@example.test"));
+    let mailboxes: Vec<&str> = people.iter().map(String::as_str).collect();
+    let postfix = Postfix::start_delivering("example.test", &mailboxes, &[]);
+    let (first, dns) = app_for(Db::Postgres, &postfix, |_| {}).await;
+    let probe = probe_settings(dns.addr, postfix.port);
+    let relay = confirm_settings(format!("smtp://127.0.0.1:{}", postfix.port));
+    let second = first
+        .spawn_sharing(|settings| {
+            probe(settings);
+            relay(settings);
+        })
+        .await;
+    for email in &people {
+        let reply = request_confirmation(&first, json!({"email": email})).await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+    }
+    let links: Vec<String> = people
+        .iter()
+        .enumerate()
+        .map(|(n, email)| {
+            let app = if n % 2 == 0 { &first } else { &second };
+            link_in(&postfix.wait_for_delivered(email, 1)[0], app)
+        })
+        .collect();
+    let followed = futures::future::join_all(links.iter().map(|link| follow(link))).await;
+    for response in &followed {
+        assert_eq!(response.status(), 200);
+    }
+
+    // Paged two at a time, from either replica: each address once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for page in 0.. {
+        assert!(page < 10, "the feed does not end");
+        let app = if page % 2 == 0 { &first } else { &second };
+        let reply = app
+            .get(&format!("/confirmations?limit=2&cursor={cursor}"))
+            .await
+            .json();
+        let data = reply["data"].as_array().expect("data").clone();
+        cursor = reply["next_cursor"].as_str().expect("a cursor").to_owned();
+        if data.is_empty() {
+            break;
+        }
+        seen.extend(
+            data.iter()
+                .map(|entry| entry["email"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    seen.sort();
+    let mut expected = people.to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
 }

@@ -222,9 +222,18 @@ async fn the_fourth_request_for_an_address_in_a_day_gets_429_and_no_message_on_p
 }
 
 #[tokio::test]
-async fn an_expired_link_says_so_and_confirms_nothing() {
+async fn an_expired_link_says_so_and_confirms_nothing_on_sqlite() {
+    an_expired_link_says_so_and_confirms_nothing(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_expired_link_says_so_and_confirms_nothing_on_postgres() {
+    an_expired_link_says_so_and_confirms_nothing(Db::Postgres).await;
+}
+
+async fn an_expired_link_says_so_and_confirms_nothing(db: Db) {
     let postfix = Postfix::start_delivering("example.test", &["carol@example.test"], &[]);
-    let (app, _dns) = app_for(Db::Sqlite, &postfix, |settings| {
+    let (app, _dns) = app_for(db, &postfix, |settings| {
         settings.confirm.confirm_ttl = Duration::from_secs(2);
     })
     .await;

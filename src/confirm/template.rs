@@ -38,8 +38,8 @@ const HTML: &str = "<!DOCTYPE html>
 <p>Someone, hopefully you, signed up with this email address ({{email}}).
 To confirm that it is yours, please follow this link:</p>
 <p><a href=\"{{link}}\">Confirm my email address</a></p>
-<p>The link works for {{expires_in}}, until {{expires_at}}. If the button
-does not work, copy this address into your browser:<br>{{link}}</p>
+<p>The link works for {{expires_in}}, until {{expires_at}}. If it does
+not open, copy this address into your browser:<br>{{link}}</p>
 <p>If you did not sign up, you can ignore this message: the address will
 not be confirmed.</p>
 <p>Thank you.</p>

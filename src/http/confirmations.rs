@@ -252,6 +252,11 @@ pub async fn request(
         return Err(err);
     }
     metrics::counter!("mailvet_confirmations_sent_total").increment(1);
+    tracing::info!(
+        email.domain = address.domain(),
+        relay = sender.relay.name(),
+        "confirmation message sent"
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(ConfirmationBody::new(&created, now)),

@@ -353,7 +353,16 @@ async fn an_undeliverable_address_gets_422_with_its_verdict_and_no_message() {
 }
 
 #[tokio::test]
-async fn a_relay_failure_answers_502_without_the_relay_password() {
+async fn a_relay_failure_answers_502_without_the_relay_password_on_sqlite() {
+    a_relay_failure_answers_502_without_the_relay_password(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_relay_failure_answers_502_without_the_relay_password_on_postgres() {
+    a_relay_failure_answers_502_without_the_relay_password(Db::Postgres).await;
+}
+
+async fn a_relay_failure_answers_502_without_the_relay_password(db: Db) {
     let postfix = Postfix::start_delivering("example.test", &["heidi@example.test"], &[]);
     // Nothing listens on the relay's port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -361,7 +370,7 @@ async fn a_relay_failure_answers_502_without_the_relay_password() {
         .local_addr()
         .expect("an address")
         .port();
-    let (app, _dns) = app_for(Db::Sqlite, &postfix, |settings| {
+    let (app, _dns) = app_for(db, &postfix, |settings| {
         settings.confirm.relay_url = Some(SecretString::from(format!(
             "smtp://mailvet:s3cret-relay-pass@127.0.0.1:{closed}"
         )));
@@ -551,4 +560,99 @@ async fn links_followed_at_once_on_two_replicas_all_reach_the_feed_once() {
     let mut expected = people.to_vec();
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn the_relay_password_never_reaches_the_log() {
+    use std::process::Stdio;
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    // Nothing listens at the relay's port, so sending fails and is logged.
+    let relay_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = crate::cli::mailvet()
+        .arg("serve")
+        .env("RUST_LOG", "debug")
+        .env("MAILVET_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/mailvet.db", scratch.path().display()),
+        )
+        // Verification fails fast and answers unknown: the message is sent.
+        .env("MAILVET_DNS_SERVERS", "127.0.0.1:1")
+        .env("MAILVET_DNS_TIMEOUT", "1s")
+        .env(
+            "MAILVET_RELAY_URL",
+            format!("smtp://mailvet:s3cret-relay-pass@127.0.0.1:{relay_port}"),
+        )
+        .env("MAILVET_PUBLIC_URL", PUBLIC_URL)
+        .env("MAILVET_TOKEN_SECRET", TOKEN_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mailvet");
+    let client = crate::common::client();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mailvet did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reply = client
+        .post(format!("{base}/confirmations"))
+        .json(&json!({"email": "nina@example.test"}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status(), 502);
+    let body = reply.text().await.expect("a body");
+    assert!(!body.contains("s3cret"), "{body}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = child.wait();
+        let mut log = String::new();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut stream = stream;
+            let _ = std::io::Read::read_to_string(&mut stream, &mut log);
+        }
+        log
+    })
+    .await
+    .expect("join");
+    assert!(
+        output.contains("the relay refused a confirmation message"),
+        "the failure is logged: {output}"
+    );
+    assert!(output.contains("127.0.0.1:"), "{output}");
+    assert!(!output.contains("s3cret-relay-pass"), "{output}");
 }

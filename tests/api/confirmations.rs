@@ -656,3 +656,31 @@ async fn the_relay_password_never_reaches_the_log() {
     assert!(output.contains("127.0.0.1:"), "{output}");
     assert!(!output.contains("s3cret-relay-pass"), "{output}");
 }
+
+#[tokio::test]
+async fn a_confirmation_bounce_from_an_esp_webhook_suppresses_too() {
+    let postfix = Postfix::start_delivering("example.test", &["olga@example.test"], &[]);
+    let (app, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    let reply = request_confirmation(&app, json!({"email": "olga@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    postfix.wait_for_delivered("olga@example.test", 1);
+
+    // Postmark reports the hard bounce of the confirmation message.
+    let mut event: Value = serde_json::from_slice(
+        &std::fs::read("tests/fixtures/webhooks/postmark-hard-bounce.json")
+            .expect("the Postmark fixture"),
+    )
+    .expect("JSON");
+    event["Email"] = json!("olga@example.test");
+    event["Subject"] = json!("Please confirm your email address");
+    let webhook = app
+        .send(app.request(Method::POST, "/bounces/postmark").json(&event))
+        .await;
+    assert_eq!(webhook.status, 200, "{}", webhook.text());
+    assert_eq!(app.get("/suppressions/olga@example.test").await.status, 200);
+
+    let again = request_confirmation(&app, json!({"email": "olga@example.test"})).await;
+    assert_refused(&again, "suppressed");
+    settle(&postfix);
+    assert_eq!(postfix.delivered("olga@example.test").len(), 1);
+}

@@ -176,6 +176,13 @@ pub async fn request(
              --confirm-redirect-origins",
         ));
     }
+    // Kept as the URL parser writes it (non-ASCII percent-encoded), so
+    // that it can go in a `Location` header as it is.
+    let redirect_url = body
+        .redirect_url
+        .as_deref()
+        .and_then(|url| url::Url::parse(url.trim()).ok())
+        .map(String::from);
     let metadata = checked_metadata(body.metadata)?;
     // Verified first: no message to an address known to be undeliverable
     // or suppressed. Risky and unknown verdicts do not stop it: only the
@@ -211,7 +218,7 @@ pub async fn request(
         id: Uuid::new_v4(),
         address_key: address.key(),
         email: address.normalized(),
-        redirect_url: body.redirect_url,
+        redirect_url,
         metadata,
         client,
         requested_at: now,

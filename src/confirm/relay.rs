@@ -2,7 +2,8 @@
 //! through: `smtp://[user:pass@]host[:port]` (port 587 by default; STARTTLS
 //! when the relay offers it, and required before credentials go to a relay
 //! that is not on loopback) or `smtps://…` (implicit TLS, port 465 by
-//! default). Certificates are checked against the Web PKI roots.
+//! default). Certificates are checked against the Web PKI roots, and the
+//! operator's own CA (`--relay-ca-file`) when given.
 //!
 //! The URL's password is a secret: errors name the relay by host and port
 //! only.
@@ -10,7 +11,7 @@
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -45,11 +46,13 @@ pub struct RelayError {
 
 impl Relay {
     /// The relay that `url` names, introducing itself as `helo_name`, each
-    /// step bounded by `timeout`.
+    /// step bounded by `timeout`, its certificate also trusted when issued
+    /// by `ca` (PEM).
     pub fn new(
         url: &SecretString,
         helo_name: &str,
         timeout: Duration,
+        ca: Option<&[u8]>,
     ) -> Result<Self, RelayUrlError> {
         let parsed = url::Url::parse(url.expose_secret())
             .map_err(|_| RelayUrlError("not a URL: use smtp://user:pass@host:587".into()))?;
@@ -85,7 +88,14 @@ impl Relay {
                 decode(password.unwrap_or_default())?,
             )),
         };
-        let parameters = TlsParameters::new(host.clone())
+        let mut parameters = TlsParameters::builder(host.clone());
+        if let Some(pem) = ca {
+            let certificate = Certificate::from_pem(pem)
+                .map_err(|_| RelayUrlError("--relay-ca-file holds no PEM certificate".into()))?;
+            parameters = parameters.add_root_certificate(certificate);
+        }
+        let parameters = parameters
+            .build_rustls()
             .map_err(|_| RelayUrlError(format!("TLS cannot be set up for `{host}`")))?;
         let on_loopback = host == "localhost"
             || host
@@ -147,6 +157,7 @@ mod tests {
             &SecretString::from(url),
             "mailvet.test",
             Duration::from_secs(5),
+            None,
         )
     }
 

@@ -63,6 +63,11 @@ pub struct ConfirmArgs {
     #[arg(long, env = "MAILVET_CONFIRM_TEMPLATE_DIR")]
     pub confirm_template_dir: Option<PathBuf>,
 
+    /// A PEM file of the CA that issued the relay's certificate, trusted
+    /// besides the Web PKI roots (for a relay with a private CA).
+    #[arg(long, env = "MAILVET_RELAY_CA_FILE")]
+    pub relay_ca_file: Option<PathBuf>,
+
     /// The longest each step of a conversation with the relay may take.
     #[arg(long, env = "MAILVET_RELAY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub relay_timeout: Duration,
@@ -131,8 +136,25 @@ impl ConfirmArgs {
         ) else {
             return Ok(Err("signup confirmations are not configured".into()));
         };
-        let relay = Relay::new(relay_url, &smtp.helo_name(), self.relay_timeout)
-            .map_err(|err| invalid(err.to_string()))?;
+        let ca = self
+            .relay_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|err| {
+                    std::io::Error::new(
+                        err.kind(),
+                        format!("reading --relay-ca-file {}: {err}", path.display()),
+                    )
+                })
+            })
+            .transpose()?;
+        let relay = Relay::new(
+            relay_url,
+            &smtp.helo_name(),
+            self.relay_timeout,
+            ca.as_deref(),
+        )
+        .map_err(|err| invalid(err.to_string()))?;
         let mut public_url = url::Url::parse(public_url.trim())
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())

@@ -684,3 +684,58 @@ async fn a_confirmation_bounce_from_an_esp_webhook_suppresses_too() {
     settle(&postfix);
     assert_eq!(postfix.delivered("olga@example.test").len(), 1);
 }
+
+#[tokio::test]
+async fn the_message_goes_over_starttls_when_the_relay_offers_it_and_its_certificate_is_checked() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+    let keys = tempfile::tempdir().expect("a temp dir");
+    let cert_file = keys.path().join("relay.pem");
+    let key_file = keys.path().join("relay.key");
+    std::fs::write(&cert_file, certified.cert.pem()).expect("write the certificate");
+    std::fs::write(&key_file, certified.key_pair.serialize_pem()).expect("write the key");
+    // Postfix's smtpd reads them as its own user.
+    for (path, mode) in [
+        (keys.path(), 0o755),
+        (&cert_file, 0o644),
+        (&key_file, 0o644),
+    ] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+    }
+    let tls = [
+        format!("smtpd_tls_cert_file = {}", cert_file.display()),
+        format!("smtpd_tls_key_file = {}", key_file.display()),
+        "smtpd_tls_security_level = may".to_owned(),
+        "smtpd_tls_loglevel = 1".to_owned(),
+    ];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let postfix = Postfix::start_delivering_with("example.test", &["pat@example.test"], &tls);
+
+    // A certificate nobody vouches for: the relay is refused, nothing sent.
+    let (untrusting, _dns) = app_for(Db::Sqlite, &postfix, |_| {}).await;
+    let reply = request_confirmation(&untrusting, json!({"email": "pat@example.test"})).await;
+    reply.assert_error(502, "relay_failed");
+    settle(&postfix);
+    assert!(postfix.delivered("pat@example.test").is_empty());
+    assert!(
+        !postfix.log().contains("TLS not available"),
+        "Postfix offers TLS: {}",
+        postfix.log()
+    );
+
+    // With the relay's CA trusted, the message goes over TLS.
+    let ca = cert_file.clone();
+    let (trusting, _dns2) = app_for(Db::Sqlite, &postfix, move |settings| {
+        settings.confirm.relay_ca_file = Some(ca);
+    })
+    .await;
+    let reply = request_confirmation(&trusting, json!({"email": "pat@example.test"})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    postfix.wait_for_delivered("pat@example.test", 1);
+    let log = postfix.log();
+    assert!(
+        log.contains("TLS connection established from"),
+        "Postfix's log:\n{log}"
+    );
+}

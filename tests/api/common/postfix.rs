@@ -58,6 +58,12 @@ impl Postfix {
         Self::start_inner(domain, mailboxes, access, &[], true)
     }
 
+    /// Like [`Postfix::start_delivering`], with more `main.cf` lines
+    /// (`smtpd_tls_security_level = may` and its certificate).
+    pub fn start_delivering_with(domain: &str, mailboxes: &[&str], main_cf: &[&str]) -> Self {
+        Self::start_inner(domain, mailboxes, &[], main_cf, true)
+    }
+
     fn start_inner(
         domain: &str,
         mailboxes: &[&str],
@@ -140,6 +146,7 @@ impl Postfix {
             "retry     unix  - - n - - error",
             "discard   unix  - - n - - discard",
             "virtual   unix  - n n - - virtual",
+            "tlsmgr    unix  - - n 1000? 1 tlsmgr",
             "anvil     unix  - - n - 1 anvil",
             "scache    unix  - - n - 1 scache",
             "postlog   unix-dgram n - n - 1 postlogd",

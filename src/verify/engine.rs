@@ -23,6 +23,7 @@ use super::resolver_watch::ResolverWatch;
 use super::result::{Flags, SmtpExchange, VerifyResult};
 use super::verdict::{Verdict, decide};
 use crate::address::{EmailAddress, SyntaxError};
+use crate::patterns::BouncePatterns;
 use crate::store::Store;
 use crate::suppress::SuppressionList;
 use crate::vocab::{Reason, bounded_text};
@@ -77,6 +78,8 @@ pub struct Verifier {
     health: ProbeHealth,
     /// What replicas sharing the database coordinate through (Postgres).
     cluster: Option<Cluster>,
+    /// Rejections grouped by provider and reply.
+    patterns: Arc<BouncePatterns>,
 }
 
 impl Verifier {
@@ -86,6 +89,7 @@ impl Verifier {
         suppressions: Arc<SuppressionList>,
     ) -> Result<Self, DnsError> {
         let watch = Arc::new(ResolverWatch::new(&settings.dns)?);
+        let patterns = BouncePatterns::new(store.clone());
         let cluster = store
             .coordination()
             .map(|coordination| Cluster::start(coordination, suppressions.clone()));
@@ -108,10 +112,12 @@ impl Verifier {
                 suppressions: suppressions.clone(),
                 ttl: settings.ttl,
                 watch: watch.clone(),
+                patterns: patterns.clone(),
             },
             watch,
             health: ProbeHealth::new(),
             cluster,
+            patterns,
             store,
             suppressions,
         })
@@ -133,6 +139,12 @@ impl Verifier {
     /// The state of each SOCKS5 proxy probes go through (empty without).
     pub fn proxy_status(&self) -> Vec<super::egress::ProxyStatus> {
         self.prober.proxy_status()
+    }
+
+    /// Rejections (probe replies and bounces) grouped by provider and
+    /// reply.
+    pub fn bounce_patterns(&self) -> &Arc<BouncePatterns> {
+        &self.patterns
     }
 
     /// Recent probe outcomes per mail provider.

@@ -24,7 +24,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -94,19 +93,7 @@ impl Outcome {
     }
 }
 
-/// The provider a mail host belongs to: its registrable domain, or the
-/// host itself when it is an IP address or has none.
-pub fn provider_of(host: &str) -> String {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<IpAddr>().is_ok() {
-        return bare.to_owned();
-    }
-    match psl::domain_str(&host) {
-        Some(domain) => domain.to_owned(),
-        None => host,
-    }
-}
+pub use crate::patterns::provider_of;
 
 /// One provider's recent probes.
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod jobs;
+mod patterns;
 
 use std::collections::HashSet;
 

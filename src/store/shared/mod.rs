@@ -9,6 +9,7 @@
 //! so it is implemented here, once, for both.
 
 pub(super) mod jobs;
+pub(super) mod patterns;
 pub(super) mod rows;
 
 use std::collections::{BTreeMap, HashSet};

@@ -8,6 +8,7 @@
 //! in `store::shared`.
 
 mod jobs;
+mod patterns;
 
 use std::collections::HashSet;
 use std::str::FromStr;

@@ -9,6 +9,7 @@ mod common;
 mod abuse;
 mod auth_api;
 mod bounce_corpus;
+mod bounce_patterns;
 mod bounces_api;
 mod browser_smoke;
 mod classification_corpus;

@@ -340,6 +340,105 @@ mod tests {
         }
     }
 
+    /// The log lines written while `run` runs (on this thread).
+    fn logged(run: impl Future<Output = ()>) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("log buffer").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        tracing::subscriber::with_default(subscriber, || runtime.block_on(run));
+        let bytes = buffer.0.lock().expect("log buffer").clone();
+        String::from_utf8(bytes).expect("UTF-8 log")
+    }
+
+    #[test]
+    fn a_sender_side_pattern_is_warned_about_once_across_processes_and_without_addresses() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("patterns.db").display());
+        let log = logged(async move {
+            let settings = crate::store::StoreSettings {
+                url: crate::secret::SecretString::from(url),
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(5),
+            };
+            let store: Arc<dyn Store> = Arc::new(
+                crate::store::SqliteStore::connect(&settings)
+                    .await
+                    .expect("a store"),
+            );
+            store.migrate().await.expect("migrated");
+            let blocked = Pattern::of(
+                554,
+                Some("5.7.1"),
+                "Client host [203.0.113.5] blocked using zen.spamhaus.org",
+            );
+            let unknown = Pattern::of(550, Some("5.1.1"), "User unknown");
+            let seen = |pattern: &Pattern, sender_side: bool, user: &str| {
+                sighting(
+                    "example.org".into(),
+                    pattern.clone(),
+                    sender_side,
+                    &format!("{user}@example.org"),
+                    Utc::now(),
+                )
+            };
+            let first = BouncePatterns::new(store.clone());
+            for user in ["ann", "bob"] {
+                first
+                    .record(vec![
+                        seen(&blocked, true, user),
+                        seen(&unknown, false, user),
+                    ])
+                    .await
+                    .expect("recorded");
+            }
+            first
+                .record(vec![
+                    seen(&blocked, true, "cat"),
+                    seen(&unknown, false, "cat"),
+                ])
+                .await
+                .expect("recorded");
+            first
+                .record(vec![seen(&blocked, true, "dan")])
+                .await
+                .expect("recorded");
+            // Another replica, or this one restarted: no second warning.
+            let second = BouncePatterns::new(store);
+            second
+                .record(vec![seen(&blocked, true, "eve")])
+                .await
+                .expect("recorded");
+        });
+        assert_eq!(log.matches("WARN").count(), 1, "{log}");
+        assert!(
+            log.contains(
+                "3 recipients at example.org were refused with the same reply about the sender"
+            ),
+            "{log}"
+        );
+        assert!(log.contains("zen.spamhaus.org"), "{log}");
+        assert!(!log.contains("@example.org"), "no addresses: {log}");
+        assert!(!log.contains("User unknown"), "only sender-side: {log}");
+    }
+
     #[test]
     fn a_recipient_is_kept_as_a_digest() {
         let pattern = Pattern::of(550, Some("5.1.1"), "no such user");

@@ -80,7 +80,9 @@ pub fn provider_of(host: &str) -> String {
 /// host, or only an IP address, which says less than the domain) the
 /// recipient domain's.
 pub fn bounce_provider(remote_mta: Option<&str>, recipient_domain: &str) -> String {
-    match remote_mta.map(str::trim).filter(|host| !host.is_empty()) {
+    // A report may add the address to the name (`mx.example.com
+    // [192.0.2.1]`): the name is the first word.
+    match remote_mta.and_then(|host| host.split_whitespace().next()) {
         Some(host) if host.trim_matches(['[', ']']).parse::<IpAddr>().is_err() => provider_of(host),
         _ => provider_of(recipient_domain),
     }
@@ -112,7 +114,7 @@ pub fn sighting(
 ) -> Sighting {
     let recipient = normalise::hex(&Sha256::digest(address_key.as_bytes())[..8]);
     Sighting {
-        provider,
+        provider: bounded(provider),
         pattern_key: pattern.key(),
         code: pattern.code,
         enhanced_code: pattern.enhanced_code,
@@ -287,6 +289,20 @@ impl BouncePatterns {
     }
 }
 
+/// A provider name as kept: a report's host field may be anything, but no
+/// host name is longer than 253 characters.
+fn bounded(mut provider: String) -> String {
+    const MAX: usize = 253;
+    if provider.len() > MAX {
+        let mut end = MAX;
+        while !provider.is_char_boundary(end) {
+            end -= 1;
+        }
+        provider.truncate(end);
+    }
+    provider
+}
+
 fn window_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now - chrono::Duration::from_std(WINDOW).unwrap_or_default()
 }
@@ -324,6 +340,18 @@ mod tests {
             "example.org"
         );
         assert_eq!(bounce_provider(None, "mail.example.org"), "example.org");
+        assert_eq!(
+            bounce_provider(Some("mx2.example.net [192.0.2.7]"), "example.org"),
+            "example.net"
+        );
+        let long = sighting(
+            "x".repeat(1000),
+            Pattern::of(550, None, "no"),
+            false,
+            "a@b",
+            Utc::now(),
+        );
+        assert_eq!(long.provider.len(), 253);
     }
 
     #[test]

@@ -436,3 +436,43 @@ async fn the_dashboard_overview_shows_the_patterns_that_stand_out() {
     );
     assert!(table.contains("the sender"), "{table}");
 }
+
+#[tokio::test]
+async fn esp_webhook_bounces_are_grouped_too() {
+    let app = TestApp::spawn_on(Db::Sqlite).await;
+    let events: Vec<Value> = ["ann", "bob", "cat"]
+        .iter()
+        .enumerate()
+        .map(|(n, user)| {
+            json!({
+                "email": format!("{user}@example.net"),
+                "timestamp": 1_764_480_000 + n,
+                "event": "bounce",
+                "type": "blocked",
+                "sg_event_id": format!("evt-{n}"),
+                "reason": format!(
+                    "550 5.7.1 [203.0.113.{n}] Messages from 203.0.113.{n} blocked due to \
+                     DMARC policy; message id {n}ZkQ7x3rP{n}"
+                ),
+                "status": "5.7.1",
+            })
+        })
+        .collect();
+    let reply = app
+        .send(
+            app.request(Method::POST, "/bounces/sendgrid")
+                .json(&Value::Array(events)),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let found = patterns(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["provider"], "example.net");
+    assert_eq!(found[0]["count"], 3);
+    assert_eq!(found[0]["sender_side"], true);
+    assert_eq!(
+        found[0]["pattern"]["text"],
+        "[{ip}] Messages from {ip} blocked due to DMARC policy; message id {id}"
+    );
+}

@@ -48,6 +48,9 @@ pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered probe rejections are written at once when this many wait.
 pub const FLUSH_AT: usize = 500;
+/// The most probe rejections kept waiting for a write (while the database
+/// does not answer); more are dropped.
+const MAX_PENDING: usize = 20 * FLUSH_AT;
 /// How often old sightings are purged (by whichever write comes next).
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How long this process remembers announcing a pattern, sparing the
@@ -132,6 +135,8 @@ pub struct BouncePatterns {
     pending: Mutex<Vec<Sighting>>,
     /// Whether a delayed flush is on its way.
     flush_due: AtomicBool,
+    /// Whether an immediate flush (of a full buffer) is on its way.
+    flush_now_due: AtomicBool,
     /// One flush at a time, so that batches are written in order.
     flushing: tokio::sync::Mutex<()>,
     /// Patterns this process announced lately, by provider and key.
@@ -145,6 +150,7 @@ impl BouncePatterns {
             store,
             pending: Mutex::new(Vec::new()),
             flush_due: AtomicBool::new(false),
+            flush_now_due: AtomicBool::new(false),
             flushing: tokio::sync::Mutex::new(()),
             announced: Mutex::new(HashMap::new()),
             last_purge: Mutex::new(None),
@@ -159,12 +165,18 @@ impl BouncePatterns {
         count(Source::Verify, &sightings);
         let full = {
             let mut pending = self.pending.lock().expect("pending sightings");
-            pending.extend(sightings);
+            // While the database does not answer, the buffer is bounded:
+            // what does not fit is dropped.
+            let room = MAX_PENDING.saturating_sub(pending.len());
+            pending.extend(sightings.into_iter().take(room));
             pending.len() >= FLUSH_AT
         };
-        if full {
+        if full && !self.flush_now_due.swap(true, Ordering::AcqRel) {
             let this = self.clone();
-            tokio::spawn(async move { this.flush().await });
+            tokio::spawn(async move {
+                this.flush_now_due.store(false, Ordering::Release);
+                this.flush().await;
+            });
         } else if !self.flush_due.swap(true, Ordering::AcqRel) {
             let this = self.clone();
             tokio::spawn(async move {
@@ -465,6 +477,50 @@ mod tests {
         assert!(log.contains("zen.spamhaus.org"), "{log}");
         assert!(!log.contains("@example.org"), "no addresses: {log}");
         assert!(!log.contains("User unknown"), "only sender-side: {log}");
+    }
+
+    #[test]
+    fn probe_rejections_wait_in_a_bounded_buffer_and_are_written_in_one_flush() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("patterns.db").display());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let settings = crate::store::StoreSettings {
+                url: crate::secret::SecretString::from(url),
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(5),
+            };
+            let store: Arc<dyn Store> = Arc::new(
+                crate::store::SqliteStore::connect(&settings)
+                    .await
+                    .expect("a store"),
+            );
+            store.migrate().await.expect("migrated");
+            let patterns = BouncePatterns::new(store.clone());
+            let pattern = Pattern::of(550, Some("5.1.1"), "User unknown");
+            let many: Vec<Sighting> = (0..MAX_PENDING + 100)
+                .map(|n| {
+                    let address = format!("user{n}@example.org");
+                    sighting(
+                        "example.org".into(),
+                        pattern.clone(),
+                        false,
+                        &address,
+                        Utc::now(),
+                    )
+                })
+                .collect();
+            patterns.note(many);
+            // Held back (no flush ran yet on this thread), within bounds.
+            assert_eq!(patterns.pending.lock().expect("pending").len(), MAX_PENDING);
+            let found = patterns.standing_out().await.expect("read");
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].recipients, MAX_PENDING as u64);
+            assert!(patterns.pending.lock().expect("pending").is_empty());
+        });
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::{ApiError, AppState};
 use crate::address::EmailAddress;
 use crate::jobs::JobView;
 use crate::jobs::input::{self, InputError};
+use crate::jobs::tally::DomainTally;
 use crate::store::{Job, JobResultRow, NewJobItem};
 use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
@@ -146,12 +147,21 @@ pub(super) async fn create_job(
     let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<NewJobItem>>(PARSED_AHEAD);
     // The parser also finds each address's domain, on its own thread, while
     // the store writes what came before.
+    // It also counts the domains, to find the large ones.
     let parser = tokio::task::spawn_blocking(move || {
-        let sink = |batch| batches.blocking_send(job_items(batch)).is_ok();
-        match format {
+        let mut tally = DomainTally::new();
+        let sink = |batch| {
+            let items = job_items(batch);
+            for item in &items {
+                tally.add(&item.domain);
+            }
+            batches.blocking_send(items).is_ok()
+        };
+        let parsed = match format {
             UploadFormat::Csv => input::read_csv(reader, sink).map(|()| None),
             UploadFormat::Json => input::read_json(reader, sink),
-        }
+        };
+        parsed.map(|url| (url, tally.large()))
     });
 
     let id = Uuid::new_v4();
@@ -161,11 +171,11 @@ pub(super) async fn create_job(
     // Dropping the receiver stops the parser at its next batch.
     drop(incoming);
     let parsed = parser.await;
-    let (total, webhook_url) = match (written, parsed) {
-        (Err(failure), _) => (0, Err(failure)),
-        (Ok(total), Ok(Ok(url))) => (total, Ok(url.or(webhook_url))),
-        (Ok(_), Ok(Err(err))) => (0, Err(input_error(err))),
-        (Ok(_), Err(join)) => (0, Err(ApiError::internal(&join))),
+    let (total, webhook_url, large_domains) = match (written, parsed) {
+        (Err(failure), _) => (0, Err(failure), Vec::new()),
+        (Ok(total), Ok(Ok((url, large)))) => (total, Ok(url.or(webhook_url)), large),
+        (Ok(_), Ok(Err(err))) => (0, Err(input_error(err)), Vec::new()),
+        (Ok(_), Err(join)) => (0, Err(ApiError::internal(&join)), Vec::new()),
     };
     let webhook_url = match webhook_url.and_then(|url| {
         url.as_deref().map(check_webhook_url).transpose()?;
@@ -180,7 +190,13 @@ pub(super) async fn create_job(
         }
     };
     let job = store
-        .seal_job(id, total, webhook_url.as_deref(), Utc::now())
+        .seal_job(
+            id,
+            total,
+            webhook_url.as_deref(),
+            &large_domains,
+            Utc::now(),
+        )
         .await?;
     state.jobs.wake.notify_waiters();
     tracing::info!(job = %id, total, "job queued");

@@ -209,6 +209,10 @@ const PARSED_AHEAD: usize = 32;
 /// Addresses written to the store at a time: one `COPY` on Postgres, one
 /// transaction on SQLite.
 const WRITE_ITEMS: usize = 20_000;
+/// Writes under way at once: Postgres inserts one on each of two
+/// connections (its own work is most of an upload's); SQLite takes them
+/// in turn.
+const WRITES_AT_ONCE: usize = 2;
 
 /// A parsed batch as the store takes it: each address with the domain it
 /// is grouped by (empty when it does not parse).
@@ -224,23 +228,25 @@ fn job_items(batch: Vec<String>) -> Vec<NewJobItem> {
         .collect()
 }
 
-/// Writes the job's items as they are parsed, [`WRITE_ITEMS`] at a time,
-/// numbered in input order; returns how many. Fails past the job's limit
-/// on addresses, or when the store does.
+/// Writes the job's items as they are parsed, [`WRITE_ITEMS`] at a time and
+/// up to [`WRITES_AT_ONCE`] writes at once, numbered in input order;
+/// returns how many. Fails past the job's limit on addresses, or when the
+/// store does (after the writes under way have ended).
 async fn write_items(
     state: &AppState,
     id: Uuid,
     incoming: &mut tokio::sync::mpsc::Receiver<Vec<NewJobItem>>,
 ) -> Result<u64, ApiError> {
     let max_addresses = state.jobs.max_addresses;
-    let mut written: u64 = 0;
+    let mut numbered: u64 = 0;
     let mut pending: Vec<NewJobItem> = Vec::with_capacity(WRITE_ITEMS);
-    loop {
+    let mut writes = futures::stream::FuturesUnordered::new();
+    let outcome = loop {
         let batch = incoming.recv().await;
         let end = batch.is_none();
         if let Some(batch) = batch {
-            if written + (pending.len() + batch.len()) as u64 > max_addresses {
-                return Err(ApiError::new(
+            if numbered + (pending.len() + batch.len()) as u64 > max_addresses {
+                break Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_addresses",
                     format!("a job holds at most {max_addresses} addresses"),
@@ -249,16 +255,34 @@ async fn write_items(
             pending.extend(batch);
         }
         if pending.len() >= WRITE_ITEMS || (end && !pending.is_empty()) {
-            state
-                .store
-                .add_job_items(id, written, &pending, Utc::now())
-                .await?;
-            written += pending.len() as u64;
-            pending.clear();
+            // The store works on one write while the next is sent.
+            if writes.len() >= WRITES_AT_ONCE
+                && let Some(Err(err)) = writes.next().await
+            {
+                break Err(ApiError::from(err));
+            }
+            let items = std::mem::replace(&mut pending, Vec::with_capacity(WRITE_ITEMS));
+            let first_seq = numbered;
+            numbered += items.len() as u64;
+            let store = state.store.clone();
+            writes
+                .push(async move { store.add_job_items(id, first_seq, &items, Utc::now()).await });
         }
         if end {
-            return Ok(written);
+            break Ok(numbered);
         }
+    };
+    // Every write ends before the job is sealed or discarded.
+    let mut failed = None;
+    while let Some(written) = writes.next().await {
+        if let Err(err) = written {
+            failed.get_or_insert(err);
+        }
+    }
+    match (outcome, failed) {
+        (Err(err), _) => Err(err),
+        (Ok(_), Some(err)) => Err(ApiError::from(err)),
+        (Ok(total), None) => Ok(total),
     }
 }
 

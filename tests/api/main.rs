@@ -28,6 +28,7 @@ mod packaging;
 mod postfix_e2e;
 mod stats_api;
 mod store_contract;
+mod suggestions;
 mod suppression_evidence;
 mod suppression_feed;
 mod suppression_import;

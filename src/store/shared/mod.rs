@@ -18,7 +18,6 @@ use std::ops::DerefMut;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 pub(super) use jobs::JobStatements;
 use rows::counts_map;
@@ -64,7 +63,7 @@ pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
     ) -> StoreResult<Vec<(i64, String, i64)>>;
 
     /// The queued and running jobs, oldest first.
-    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>>;
+    async fn active_jobs(&self) -> StoreResult<Vec<jobs::ActiveJob>>;
 }
 
 /// The end of a write transaction.

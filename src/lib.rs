@@ -36,6 +36,8 @@ pub mod startup;
 pub mod store;
 pub mod suppress;
 pub mod telemetry;
+#[cfg(test)]
+mod test_log;
 pub mod tls;
 pub mod token;
 pub mod verify;

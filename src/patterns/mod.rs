@@ -380,32 +380,29 @@ mod tests {
         }
     }
 
-    /// The log lines written while `run` runs (on this thread).
+    /// The log lines written while `run` runs on a runtime of its own.
     fn logged(run: impl Future<Output = ()>) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("log buffer").extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
-        tracing::subscriber::with_default(subscriber, || runtime.block_on(run));
-        let bytes = buffer.0.lock().expect("log buffer").clone();
-        String::from_utf8(bytes).expect("UTF-8 log")
+        crate::test_log::logged(|| runtime.block_on(run))
+    }
+
+    /// A migrated SQLite store at `url`.
+    async fn scratch_store(url: &str) -> Arc<dyn Store> {
+        let settings = crate::store::StoreSettings {
+            url: crate::secret::SecretString::from(url.to_owned()),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::SqliteStore::connect(&settings)
+                .await
+                .expect("a store"),
+        );
+        store.migrate().await.expect("migrated");
+        store
     }
 
     #[test]
@@ -413,17 +410,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("patterns.db").display());
         let log = logged(async move {
-            let settings = crate::store::StoreSettings {
-                url: crate::secret::SecretString::from(url),
-                max_connections: 2,
-                acquire_timeout: Duration::from_secs(5),
-            };
-            let store: Arc<dyn Store> = Arc::new(
-                crate::store::SqliteStore::connect(&settings)
-                    .await
-                    .expect("a store"),
-            );
-            store.migrate().await.expect("migrated");
+            let store = scratch_store(&url).await;
             let blocked = Pattern::of(
                 554,
                 Some("5.7.1"),
@@ -488,17 +475,7 @@ mod tests {
             .build()
             .expect("a runtime");
         runtime.block_on(async move {
-            let settings = crate::store::StoreSettings {
-                url: crate::secret::SecretString::from(url),
-                max_connections: 2,
-                acquire_timeout: Duration::from_secs(5),
-            };
-            let store: Arc<dyn Store> = Arc::new(
-                crate::store::SqliteStore::connect(&settings)
-                    .await
-                    .expect("a store"),
-            );
-            store.migrate().await.expect("migrated");
+            let store = scratch_store(&url).await;
             let patterns = BouncePatterns::new(store.clone());
             let pattern = Pattern::of(550, Some("5.1.1"), "User unknown");
             let many: Vec<Sighting> = (0..MAX_PENDING + 100)

@@ -426,29 +426,7 @@ mod tests {
         assert!(!health.snapshot(start + Duration::from_secs(62))[0].refusing);
     }
 
-    /// The log lines written while `run` runs.
-    fn logged(run: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("log buffer").extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, run);
-        let bytes = buffer.0.lock().expect("log buffer").clone();
-        String::from_utf8(bytes).expect("UTF-8 log")
-    }
+    use crate::test_log::logged;
 
     #[test]
     fn a_refusing_provider_is_warned_about_once_and_its_recovery_noted_once() {

@@ -10,19 +10,7 @@ use crate::store::StoreResult;
 use crate::store::patterns::{PatternGroup, PatternStore, Sighting};
 use crate::store::shared::SqlBackend;
 use crate::store::shared::jobs::int_param;
-use crate::store::shared::patterns::{GroupRow, fold};
-
-/// The columns of a pattern group, over sightings `s` joined to patterns
-/// `p`, grouped by pattern.
-macro_rules! group_select {
-    () => {
-        "select p.provider, p.code, p.enhanced_code, p.text, p.sender_side, \
-                count(distinct s.recipient) as recipients, \
-                min(s.first_seen) as first_seen, max(s.last_seen) as last_seen \
-           from bounce_pattern_sightings s \
-           join bounce_patterns p on p.provider = s.provider and p.pattern_key = s.pattern_key "
-    };
-}
+use crate::store::shared::patterns::{GroupRow, fold, group_select};
 
 #[async_trait]
 impl PatternStore for PgStore {

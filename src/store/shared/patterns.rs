@@ -82,3 +82,16 @@ impl<DB: ColumnTypes> TryFrom<GroupRow<DB>> for PatternGroup {
         })
     }
 }
+
+/// The columns of a pattern group, over sightings `s` joined to patterns
+/// `p`, grouped by pattern.
+macro_rules! group_select {
+    () => {
+        "select p.provider, p.code, p.enhanced_code, p.text, p.sender_side, \
+                count(distinct s.recipient) as recipients, \
+                min(s.first_seen) as first_seen, max(s.last_seen) as last_seen \
+           from bounce_pattern_sightings s \
+           join bounce_patterns p on p.provider = s.provider and p.pattern_key = s.pattern_key "
+    };
+}
+pub(in crate::store) use group_select;

@@ -7,7 +7,8 @@
 //!    [`secret`], [`rfc3339`], [`spreadsheet`], [`telemetry`], [`tls`],
 //!    [`token`] (signed verdict tokens);
 //! 2. persistence, [`store`];
-//! 3. the suppression list and its owner, [`suppress`];
+//! 3. the suppression list and its owner, [`suppress`]; bounce patterns
+//!    (rejections grouped by provider and reply), [`patterns`];
 //! 4. the verification engine, [`verify`];
 //! 5. reading and recording bounce reports, [`bounce`];
 //! 6. guarded outbound HTTP, [`outbound`];
@@ -25,6 +26,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod outbound;
+pub mod patterns;
 pub mod preflight;
 pub mod rfc3339;
 pub mod secret;
@@ -35,6 +37,8 @@ pub mod startup;
 pub mod store;
 pub mod suppress;
 pub mod telemetry;
+#[cfg(test)]
+mod test_log;
 pub mod tls;
 pub mod token;
 pub mod verify;

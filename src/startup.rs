@@ -281,6 +281,7 @@ impl Application {
             task.abort();
         }
         runner.release().await;
+        state.verifier.bounce_patterns().flush().await;
         state.store.close().await;
         tracing::info!("stopped");
         result

@@ -173,6 +173,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Addresses taken off the suppression list",
     ),
     (
+        "mailvet_bounce_pattern_events_total",
+        MetricKind::Counter,
+        "Rejections grouped into bounce patterns, by source (verify, bounce) and whether the reply is about the sender",
+    ),
+    (
         "mailvet_bounces_total",
         MetricKind::Counter,
         "Bounce reports recorded, by kind and origin",

@@ -30,7 +30,7 @@ impl Classified {
 
 /// The SMTP reply a report stands for: its code (or one implied by its
 /// status or the provider's verdict), its status and its text.
-fn evidence_reply(recipient: &ReportedRecipient) -> Option<SmtpReply> {
+pub(super) fn evidence_reply(recipient: &ReportedRecipient) -> Option<SmtpReply> {
     let code = recipient
         .smtp_code
         .or_else(|| {

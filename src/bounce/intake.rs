@@ -5,8 +5,9 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::ReportedRecipient;
-use super::classify::classify;
+use super::classify::{classify, evidence_reply};
 use crate::address::EmailAddress;
+use crate::patterns::{self, BouncePatterns, Pattern};
 use crate::store::{NewBounce, NewBounceEvent, StoreResult};
 use crate::suppress::SuppressionList;
 use crate::vocab::Reason;
@@ -35,9 +36,11 @@ fn truncate(text: &str) -> String {
     crate::vocab::bounded_text(text)
 }
 
-/// Classifies and records the recipients of one report.
+/// Classifies and records the recipients of one report; their rejections
+/// go to the bounce patterns too.
 pub async fn record(
     suppressions: &SuppressionList,
+    patterns: &BouncePatterns,
     origin: BounceOrigin,
     recipients: Vec<ReportedRecipient>,
 ) -> StoreResult<BounceReport> {
@@ -46,6 +49,7 @@ pub async fn record(
     let mut bounces = Vec::new();
     // For each bounce to record, the index of its outcome.
     let mut recorded_at = Vec::new();
+    let mut sightings = Vec::new();
     for recipient in recipients {
         let classified = classify(&recipient);
         let is_bounce = recipient
@@ -57,6 +61,7 @@ pub async fn record(
         let status = recipient.status.map(|status| status.to_string());
         let address = EmailAddress::parse(&recipient.email).ok();
         if let (true, Some(address)) = (is_bounce, &address) {
+            sightings.extend(sighting(&recipient, address, classified.reason, now));
             recorded_at.push(outcomes.len());
             bounces.push(NewBounce {
                 event: NewBounceEvent {
@@ -91,6 +96,10 @@ pub async fn record(
             outcomes[index].suppressed = suppressed;
         }
     }
+    if let Err(err) = patterns.record(sightings).await {
+        // The bounces are recorded; the patterns are a signal on top.
+        tracing::warn!(error = %crate::error::error_chain(&err), "recording bounce patterns failed");
+    }
     for outcome in &outcomes {
         metrics::counter!("mailvet_bounces_total", "kind" => outcome.kind.as_str(), "origin" => origin.as_str())
             .increment(1);
@@ -98,4 +107,40 @@ pub async fn record(
     Ok(BounceReport {
         recipients: outcomes,
     })
+}
+
+/// A bounce's rejection as a pattern sighting: a failed delivery with a
+/// reply code (given, or implied by its status) of 4xx or 5xx; not a
+/// complaint.
+fn sighting(
+    recipient: &ReportedRecipient,
+    address: &EmailAddress,
+    reason: Option<Reason>,
+    now: chrono::DateTime<Utc>,
+) -> Option<crate::store::Sighting> {
+    if recipient.complaint {
+        return None;
+    }
+    // A diagnostic that starts with its reply code gives the code a report
+    // left out (a JSON bounce's `diagnostic` often does).
+    let code = recipient.smtp_code.or_else(|| {
+        recipient
+            .diagnostic
+            .as_deref()
+            .and_then(|diagnostic| super::dsn::split_diagnostic(diagnostic).0)
+    });
+    let reply = evidence_reply(&ReportedRecipient {
+        smtp_code: code,
+        ..recipient.clone()
+    })
+    .filter(|reply| reply.code() >= 400)?;
+    let enhanced = reply.enhanced().map(|code| code.to_string());
+    let pattern = Pattern::of(reply.code(), enhanced.as_deref(), &reply.message());
+    Some(patterns::sighting(
+        patterns::bounce_provider(recipient.remote_mta.as_deref(), address.domain()),
+        pattern,
+        reason.is_some_and(patterns::is_sender_side),
+        &address.key(),
+        now,
+    ))
 }

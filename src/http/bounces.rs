@@ -110,7 +110,13 @@ pub async fn receive(
         }
     };
     Ok(Json(
-        intake::record(&state.suppressions, origin, recipients).await?,
+        intake::record(
+            &state.suppressions,
+            state.verifier.bounce_patterns(),
+            origin,
+            recipients,
+        )
+        .await?,
     ))
 }
 

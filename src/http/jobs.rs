@@ -20,6 +20,7 @@ use super::{ApiError, AppState};
 use crate::address::EmailAddress;
 use crate::jobs::JobView;
 use crate::jobs::input::{self, InputError};
+use crate::jobs::tally::DomainTally;
 use crate::store::{Job, JobResultRow, NewJobItem};
 use crate::verify::VerifyResult;
 use crate::verify::export::CsvResults;
@@ -146,12 +147,21 @@ pub(super) async fn create_job(
     let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<NewJobItem>>(PARSED_AHEAD);
     // The parser also finds each address's domain, on its own thread, while
     // the store writes what came before.
+    // It also counts the domains, to find the large ones.
     let parser = tokio::task::spawn_blocking(move || {
-        let sink = |batch| batches.blocking_send(job_items(batch)).is_ok();
-        match format {
+        let mut tally = DomainTally::new();
+        let sink = |batch| {
+            let items = job_items(batch);
+            for item in &items {
+                tally.add(&item.domain);
+            }
+            batches.blocking_send(items).is_ok()
+        };
+        let parsed = match format {
             UploadFormat::Csv => input::read_csv(reader, sink).map(|()| None),
             UploadFormat::Json => input::read_json(reader, sink),
-        }
+        };
+        parsed.map(|url| (url, tally.large()))
     });
 
     let id = Uuid::new_v4();
@@ -161,11 +171,11 @@ pub(super) async fn create_job(
     // Dropping the receiver stops the parser at its next batch.
     drop(incoming);
     let parsed = parser.await;
-    let (total, webhook_url) = match (written, parsed) {
-        (Err(failure), _) => (0, Err(failure)),
-        (Ok(total), Ok(Ok(url))) => (total, Ok(url.or(webhook_url))),
-        (Ok(_), Ok(Err(err))) => (0, Err(input_error(err))),
-        (Ok(_), Err(join)) => (0, Err(ApiError::internal(&join))),
+    let (total, webhook_url, large_domains) = match (written, parsed) {
+        (Err(failure), _) => (0, Err(failure), Vec::new()),
+        (Ok(total), Ok(Ok((url, large)))) => (total, Ok(url.or(webhook_url)), large),
+        (Ok(_), Ok(Err(err))) => (0, Err(input_error(err)), Vec::new()),
+        (Ok(_), Err(join)) => (0, Err(ApiError::internal(&join)), Vec::new()),
     };
     let webhook_url = match webhook_url.and_then(|url| {
         url.as_deref().map(check_webhook_url).transpose()?;
@@ -180,7 +190,13 @@ pub(super) async fn create_job(
         }
     };
     let job = store
-        .seal_job(id, total, webhook_url.as_deref(), Utc::now())
+        .seal_job(
+            id,
+            total,
+            webhook_url.as_deref(),
+            &large_domains,
+            Utc::now(),
+        )
         .await?;
     state.jobs.wake.notify_waiters();
     tracing::info!(job = %id, total, "job queued");
@@ -193,6 +209,10 @@ const PARSED_AHEAD: usize = 32;
 /// Addresses written to the store at a time: one `COPY` on Postgres, one
 /// transaction on SQLite.
 const WRITE_ITEMS: usize = 20_000;
+/// Writes under way at once: Postgres inserts one on each of two
+/// connections (its own work is most of an upload's); SQLite takes them
+/// in turn.
+const WRITES_AT_ONCE: usize = 2;
 
 /// A parsed batch as the store takes it: each address with the domain it
 /// is grouped by (empty when it does not parse).
@@ -208,23 +228,25 @@ fn job_items(batch: Vec<String>) -> Vec<NewJobItem> {
         .collect()
 }
 
-/// Writes the job's items as they are parsed, [`WRITE_ITEMS`] at a time,
-/// numbered in input order; returns how many. Fails past the job's limit
-/// on addresses, or when the store does.
+/// Writes the job's items as they are parsed, [`WRITE_ITEMS`] at a time and
+/// up to [`WRITES_AT_ONCE`] writes at once, numbered in input order;
+/// returns how many. Fails past the job's limit on addresses, or when the
+/// store does (after the writes under way have ended).
 async fn write_items(
     state: &AppState,
     id: Uuid,
     incoming: &mut tokio::sync::mpsc::Receiver<Vec<NewJobItem>>,
 ) -> Result<u64, ApiError> {
     let max_addresses = state.jobs.max_addresses;
-    let mut written: u64 = 0;
+    let mut numbered: u64 = 0;
     let mut pending: Vec<NewJobItem> = Vec::with_capacity(WRITE_ITEMS);
-    loop {
+    let mut writes = futures::stream::FuturesUnordered::new();
+    let outcome = loop {
         let batch = incoming.recv().await;
         let end = batch.is_none();
         if let Some(batch) = batch {
-            if written + (pending.len() + batch.len()) as u64 > max_addresses {
-                return Err(ApiError::new(
+            if numbered + (pending.len() + batch.len()) as u64 > max_addresses {
+                break Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_addresses",
                     format!("a job holds at most {max_addresses} addresses"),
@@ -233,16 +255,34 @@ async fn write_items(
             pending.extend(batch);
         }
         if pending.len() >= WRITE_ITEMS || (end && !pending.is_empty()) {
-            state
-                .store
-                .add_job_items(id, written, &pending, Utc::now())
-                .await?;
-            written += pending.len() as u64;
-            pending.clear();
+            // The store works on one write while the next is sent.
+            if writes.len() >= WRITES_AT_ONCE
+                && let Some(Err(err)) = writes.next().await
+            {
+                break Err(ApiError::from(err));
+            }
+            let items = std::mem::replace(&mut pending, Vec::with_capacity(WRITE_ITEMS));
+            let first_seq = numbered;
+            numbered += items.len() as u64;
+            let store = state.store.clone();
+            writes
+                .push(async move { store.add_job_items(id, first_seq, &items, Utc::now()).await });
         }
         if end {
-            return Ok(written);
+            break Ok(numbered);
         }
+    };
+    // Every write ends before the job is sealed or discarded.
+    let mut failed = None;
+    while let Some(written) = writes.next().await {
+        if let Err(err) = written {
+            failed.get_or_insert(err);
+        }
+    }
+    match (outcome, failed) {
+        (Err(err), _) => Err(err),
+        (Ok(_), Some(err)) => Err(ApiError::from(err)),
+        (Ok(total), None) => Ok(total),
     }
 }
 

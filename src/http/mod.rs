@@ -11,6 +11,7 @@ mod import;
 mod jobs;
 mod media;
 mod meta;
+mod patterns;
 pub mod sns;
 mod stats;
 mod suppressions;

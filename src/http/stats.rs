@@ -1,6 +1,7 @@
 //! `GET /stats`: verifications, suppressions and bounces over the last
 //! 24 hours, 7 days and 30 days — enough to watch a bounce rate — and the
-//! probe health of the mail providers probed lately (this replica's).
+//! probe health of the mail providers probed lately (this replica's), and
+//! the bounce patterns that stand out.
 //! `GET /stats/daily`: the same counts per UTC day, for charts.
 
 use std::collections::BTreeMap;
@@ -62,6 +63,9 @@ pub struct Stats {
     /// The SOCKS5 proxies probes go through, in `--proxy` order (empty
     /// when probes connect directly).
     proxies: Vec<crate::verify::egress::ProxyStatus>,
+    /// Rejections that many recipients met at one provider within the
+    /// last 24 hours, sender-side first.
+    bounce_patterns: Vec<super::patterns::BouncePattern>,
 }
 
 /// The windows of `GET /stats`, by name, shortest first.
@@ -99,6 +103,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiErro
         windows,
         probe_health,
         proxies: state.verifier.proxy_status(),
+        bounce_patterns: super::patterns::standing_out(&state).await?,
     }))
 }
 

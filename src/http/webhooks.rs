@@ -58,7 +58,13 @@ pub async fn receive(
             )));
         }
     };
-    let report = crate::bounce::intake::record(&state.suppressions, origin, recipients).await?;
+    let report = crate::bounce::intake::record(
+        &state.suppressions,
+        state.verifier.bounce_patterns(),
+        origin,
+        recipients,
+    )
+    .await?;
     Ok(Json(report).into_response())
 }
 

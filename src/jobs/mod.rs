@@ -3,6 +3,7 @@
 
 pub mod input;
 mod runner;
+pub mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -141,12 +141,14 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Ends the upload: the job is queued with `total` addresses (or
-    /// completed at once when there are none).
+    /// completed at once when there are none). Its `large_domains`,
+    /// largest first, are claimed before the others.
     async fn seal_job(
         &self,
         id: Uuid,
         total: u64,
         webhook_url: Option<&str>,
+        large_domains: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<Job>;
 

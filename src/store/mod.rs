@@ -9,6 +9,7 @@ pub mod cluster;
 mod confirmations;
 mod jobs;
 mod model;
+mod patterns;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -32,6 +33,7 @@ pub use model::{
     EvidenceKind, NewBounce, NewBounceEvent, NewSuppression, RemovalFilter, StoreGauges,
     Suppression, Upserted, WindowStats,
 };
+pub use patterns::{PatternGroup, PatternStore, Sighting};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -133,7 +135,7 @@ pub async fn connect(settings: &StoreSettings) -> StoreResult<Arc<dyn Database>>
 /// list, which are in [`SuppressionWrites`]. Implementations must make each
 /// method atomic: a write either happens whole or not at all.
 #[async_trait]
-pub trait Store: JobStore + ConfirmationStore + Send + Sync + fmt::Debug {
+pub trait Store: JobStore + PatternStore + ConfirmationStore + Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers a trivial query.

@@ -21,9 +21,11 @@ use super::probe::{ProbeSettings, Prober};
 use super::record::{CacheTtl, Recorder, count_verdict};
 use super::resolver_watch::ResolverWatch;
 use super::result::{Flags, SmtpExchange, VerifyResult};
+use super::suggest::nearby_mail_domain;
 use super::verdict::{Verdict, decide};
 use crate::address::{EmailAddress, SyntaxError};
-use crate::store::Store;
+use crate::patterns::BouncePatterns;
+use crate::store::{EvidenceKind, Store, Suppression};
 use crate::suppress::SuppressionList;
 use crate::vocab::{Reason, bounded_text};
 
@@ -77,6 +79,11 @@ pub struct Verifier {
     health: ProbeHealth,
     /// What replicas sharing the database coordinate through (Postgres).
     cluster: Option<Cluster>,
+    /// Rejections grouped by provider and reply.
+    patterns: Arc<BouncePatterns>,
+    /// Whether probes may reach private addresses: a suggested domain's
+    /// mail hosts must be reachable under the same rule.
+    allow_private_targets: bool,
 }
 
 impl Verifier {
@@ -86,11 +93,13 @@ impl Verifier {
         suppressions: Arc<SuppressionList>,
     ) -> Result<Self, DnsError> {
         let watch = Arc::new(ResolverWatch::new(&settings.dns)?);
+        let patterns = BouncePatterns::new(store.clone());
         let cluster = store
             .coordination()
             .map(|coordination| Cluster::start(coordination, suppressions.clone()));
         Ok(Verifier {
             resolver: MailResolver::new(&settings.dns)?,
+            allow_private_targets: settings.probe.allow_private_targets,
             prober: Prober::new(
                 settings.probe,
                 ProbeBudget::per_minute(settings.probe_budget_per_domain),
@@ -108,10 +117,12 @@ impl Verifier {
                 suppressions: suppressions.clone(),
                 ttl: settings.ttl,
                 watch: watch.clone(),
+                patterns: patterns.clone(),
             },
             watch,
             health: ProbeHealth::new(),
             cluster,
+            patterns,
             store,
             suppressions,
         })
@@ -133,6 +144,12 @@ impl Verifier {
     /// The state of each SOCKS5 proxy probes go through (empty without).
     pub fn proxy_status(&self) -> Vec<super::egress::ProxyStatus> {
         self.prober.proxy_status()
+    }
+
+    /// Rejections (probe replies and bounces) grouped by provider and
+    /// reply.
+    pub fn bounce_patterns(&self) -> &Arc<BouncePatterns> {
+        &self.patterns
     }
 
     /// Recent probe outcomes per mail provider.
@@ -401,6 +418,7 @@ impl Verifier {
                 let verdict = decide(&Evidence::Suppressed(&entry));
                 let mut result = concluded(input, Some(normalized), &verdict);
                 result.checked_at = entry.updated_at;
+                result.suggestion = self.suggestion_when_suppressed(&address, &entry).await;
                 count_verdict(&result);
                 // Good until the list changes.
                 self.memo.put(
@@ -457,12 +475,47 @@ impl Verifier {
         Early::Needs(Candidate { address, draft })
     }
 
+    /// The suggestion for a suppressed address, which is answered without
+    /// network: a provider's typo, or else, when a DNS answer put the
+    /// address on the list, the suggestion its verification found then
+    /// (kept with the cached verdict).
+    async fn suggestion_when_suppressed(
+        &self,
+        address: &EmailAddress,
+        entry: &Suppression,
+    ) -> Option<String> {
+        let local = address.local_part();
+        if let Some(fixed) = lists::suggest_domain(address.domain()) {
+            return Some(format!("{local}@{fixed}"));
+        }
+        if entry.evidence.as_ref()?.kind != EvidenceKind::Dns {
+            return None;
+        }
+        let cached = match self
+            .store
+            .cached_verification(&address.key(), Utc::now())
+            .await
+        {
+            Ok(cached) => cached?,
+            Err(err) => {
+                warn_store("reading the verdict cache", &err);
+                return None;
+            }
+        };
+        if !matches!(cached.reason, Reason::NoSuchDomain | Reason::NoMailServer) {
+            return None;
+        }
+        serde_json::from_value::<VerifyResult>(cached.result)
+            .ok()?
+            .suggestion
+    }
+
     /// The DNS answer and the SMTP probe, to verdicts, recorded.
     async fn finish(
         &self,
         domain: &str,
         route: Result<MailRoute, DnsError>,
-        candidates: Vec<Candidate>,
+        mut candidates: Vec<Candidate>,
         version: u64,
         requester: &Requester,
         transcribe: Transcribe,
@@ -473,7 +526,11 @@ impl Verifier {
             Err(dns) => {
                 // A failure proves nothing anyway; a denial only while the
                 // resolver passes its canary checks.
-                let trusted = matches!(dns, DnsEvidence::Failed(_)) || self.watch.trusted().await;
+                let failed = matches!(dns, DnsEvidence::Failed(_));
+                let trusted = failed || self.watch.trusted().await;
+                if !failed && trusted {
+                    self.suggest_nearby(domain, &mut candidates).await;
+                }
                 let evidence = Evidence::Dns {
                     domain,
                     dns,
@@ -524,6 +581,29 @@ impl Verifier {
         };
         self.conclude(candidates, mx, verdicts, version, transcript)
             .await
+    }
+
+    /// For a domain that DNS shows to have no mail route: the address at a
+    /// nearby domain that has one (`suggest.rs`), for every candidate
+    /// without a suggestion yet (a provider's typo comes first).
+    async fn suggest_nearby(&self, domain: &str, candidates: &mut [Candidate]) {
+        if candidates
+            .iter()
+            .all(|candidate| candidate.draft.suggestion.is_some())
+        {
+            return;
+        }
+        let Some(nearby) =
+            nearby_mail_domain(&self.resolver, domain, self.allow_private_targets).await
+        else {
+            return;
+        };
+        for candidate in candidates {
+            if candidate.draft.suggestion.is_none() {
+                candidate.draft.suggestion =
+                    Some(format!("{}@{nearby}", candidate.address.local_part()));
+            }
+        }
     }
 
     /// Verdicts onto their drafts (with the transcript, when one address

@@ -24,7 +24,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -94,19 +93,7 @@ impl Outcome {
     }
 }
 
-/// The provider a mail host belongs to: its registrable domain, or the
-/// host itself when it is an IP address or has none.
-pub fn provider_of(host: &str) -> String {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<IpAddr>().is_ok() {
-        return bare.to_owned();
-    }
-    match psl::domain_str(&host) {
-        Some(domain) => domain.to_owned(),
-        None => host,
-    }
-}
+pub use crate::patterns::provider_of;
 
 /// One provider's recent probes.
 #[derive(Debug)]
@@ -439,29 +426,7 @@ mod tests {
         assert!(!health.snapshot(start + Duration::from_secs(62))[0].refusing);
     }
 
-    /// The log lines written while `run` runs.
-    fn logged(run: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("log buffer").extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, run);
-        let bytes = buffer.0.lock().expect("log buffer").clone();
-        String::from_utf8(bytes).expect("UTF-8 log")
-    }
+    use crate::test_log::logged;
 
     #[test]
     fn a_refusing_provider_is_warned_about_once_and_its_recovery_noted_once() {

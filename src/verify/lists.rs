@@ -1,5 +1,6 @@
 //! Local checks that need no network: disposable domains, role accounts,
-//! free providers, and "did you mean" suggestions for typos.
+//! free providers, and "did you mean" suggestions for typos of big
+//! providers' domains.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -103,26 +104,6 @@ const FREE_PROVIDERS: &[&str] = &[
     "uol.com.br",
     "bol.com.br",
     "terra.com.br",
-];
-
-/// Top-level labels that are typos of common ones and not real TLDs.
-const TLD_TYPOS: &[(&str, &str)] = &[
-    ("con", "com"),
-    ("cmo", "com"),
-    ("ocm", "com"),
-    ("comm", "com"),
-    ("coom", "com"),
-    ("vom", "com"),
-    ("xom", "com"),
-    ("cpm", "com"),
-    ("clm", "com"),
-    ("copm", "com"),
-    ("nte", "net"),
-    ("nett", "net"),
-    ("ner", "net"),
-    ("ogr", "org"),
-    ("orgg", "org"),
-    ("rog", "org"),
 ];
 
 /// Local parts that name a function rather than a person.
@@ -229,28 +210,22 @@ pub fn is_free_provider(domain: &str) -> bool {
     FREE_PROVIDERS.contains(&domain)
 }
 
-/// A corrected domain for a likely typo (`gmial.com` → `gmail.com`,
-/// `example.cmo` → `example.com`), or `None`. A domain that is itself a
-/// known provider gets no suggestion.
+/// A corrected domain for a likely typo of a big provider's domain
+/// (`gmial.com` → `gmail.com`, `icloud.cmo` → `icloud.com`), or `None`. A
+/// domain that is itself a known provider gets no suggestion. Other
+/// domains get one only from DNS facts (`suggest.rs`).
 pub fn suggest_domain(domain: &str) -> Option<String> {
     if FREE_PROVIDERS.contains(&domain) {
         return None;
     }
     // Allow one edit in short names, two in longer ones.
     let allowed = if domain.len() <= 8 { 1 } else { 2 };
-    let best = FREE_PROVIDERS
+    FREE_PROVIDERS
         .iter()
         .map(|known| (strsim::damerau_levenshtein(domain, known), *known))
         .filter(|(distance, _)| *distance <= allowed)
-        .min_by_key(|(distance, _)| *distance);
-    if let Some((_, known)) = best {
-        return Some(known.to_owned());
-    }
-    let (name, tld) = domain.rsplit_once('.')?;
-    TLD_TYPOS
-        .iter()
-        .find(|(typo, _)| *typo == tld)
-        .map(|(_, fixed)| format!("{name}.{fixed}"))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known.to_owned())
 }
 
 #[cfg(test)]
@@ -267,8 +242,6 @@ mod tests {
             ("yaho.com", "yahoo.com"),
             ("outlok.com", "outlook.com"),
             ("icloud.cmo", "icloud.com"),
-            ("example.cmo", "example.com"),
-            ("example.ogr", "example.org"),
         ] {
             assert_eq!(suggest_domain(typo).as_deref(), Some(fixed), "{typo}");
         }
@@ -283,6 +256,9 @@ mod tests {
             "example.com",
             "mailvet.dev",
             "example.cm",
+            // Slips of the TLD alone are for DNS to confirm (`suggest.rs`).
+            "example.cmo",
+            "example.ogr",
         ] {
             assert_eq!(suggest_domain(domain), None, "{domain}");
         }

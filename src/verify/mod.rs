@@ -1,5 +1,6 @@
 //! The verification engine. The pipeline (`engine.rs`) gathers evidence —
-//! local lists (`lists.rs`), DNS (`dns.rs`), the SMTP probe (`probe.rs`,
+//! local lists (`lists.rs`), DNS (`dns.rs`) and the suggestions it backs
+//! (`suggest.rs`), the SMTP probe (`probe.rs`,
 //! over the session pool in `hosts.rs`, within the budget of `budget.rs`)
 //! — and one pure function (`verdict.rs`, reading replies with
 //! `classify.rs`) turns it into a verdict, which `record.rs` keeps.
@@ -22,6 +23,7 @@ pub mod probe;
 mod record;
 pub mod resolver_watch;
 pub mod result;
+pub mod suggest;
 pub mod verdict;
 
 pub use budget::Requester;

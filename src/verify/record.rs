@@ -10,6 +10,7 @@ use super::memo::Memo;
 use super::resolver_watch::ResolverWatch;
 use super::result::VerifyResult;
 use crate::address::EmailAddress;
+use crate::patterns::{self, BouncePatterns, Pattern};
 use crate::store::{CachedVerification, Evidence, Store};
 use crate::suppress::SuppressionList;
 use crate::vocab::{Status, SuppressionReason};
@@ -41,6 +42,8 @@ pub(super) struct Recorder {
     pub suppressions: Arc<SuppressionList>,
     pub ttl: CacheTtl,
     pub watch: Arc<ResolverWatch>,
+    /// Rejections by the mail servers, grouped into patterns.
+    pub patterns: Arc<BouncePatterns>,
 }
 
 impl Recorder {
@@ -53,6 +56,7 @@ impl Recorder {
         memo: &Memo,
         version: u64,
     ) {
+        self.patterns.note(rejections(verdicts));
         let entries: Vec<CachedVerification> = verdicts
             .iter()
             .map(|(address, result)| {
@@ -114,6 +118,25 @@ impl Recorder {
             warn_store("suppressing an undeliverable address", &err);
         }
     }
+}
+
+/// The replies that refused recipients (4xx and 5xx), as pattern
+/// sightings of the mail host's provider.
+fn rejections(verdicts: &[(&EmailAddress, &VerifyResult)]) -> Vec<crate::store::Sighting> {
+    verdicts
+        .iter()
+        .filter_map(|(address, result)| {
+            let reply = result.smtp.as_ref().filter(|reply| reply.code >= 400)?;
+            let pattern = Pattern::of(reply.code, reply.enhanced_code.as_deref(), &reply.message);
+            Some(patterns::sighting(
+                patterns::provider_of(&reply.host),
+                pattern,
+                patterns::is_sender_side(result.reason),
+                &address.key(),
+                result.checked_at,
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn count_verdict(result: &VerifyResult) {

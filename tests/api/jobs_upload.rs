@@ -193,3 +193,60 @@ async fn postgres_an_upload_that_fails_halfway_leaves_no_rows() {
     assert_eq!(reply.json()["total"], 60_000);
     assert_eq!(postgres_rows(&app).await, (1, 60_000));
 }
+
+/// A job whose largest domain sorts last: with one worker claiming a few
+/// addresses at a time, the mail server sees that domain's recipients
+/// first, so a domain capped at a few sessions does not start last.
+async fn the_largest_domain_is_verified_first(db: Db) {
+    let zones: Vec<Zone> = ["a.test", "b.test", "zz.test"]
+        .iter()
+        .map(|domain| {
+            Zone::new(domain)
+                .mx(domain, 10, &format!("mx.{domain}"))
+                .ip(&format!("mx.{domain}"), "127.0.0.1")
+        })
+        .collect();
+    let dns = TestDns::start(zones).await;
+    let peer = SmtpPeer::start(Script::catch_all()).await;
+    let probe = probe_settings(dns.addr, peer.port());
+    let app = TestApp::spawn_with(db, move |settings| {
+        probe(settings);
+        settings.verify.probe_budget_per_domain = 10_000;
+        settings.jobs.workers = Some(1);
+        settings.jobs.chunk_size = 20;
+    })
+    .await;
+    let mut emails: Vec<String> = Vec::new();
+    for n in 0..5 {
+        emails.push(format!("a{n}@a.test"));
+        emails.push(format!("b{n}@b.test"));
+    }
+    emails.extend((0..120).map(|n| format!("z{n}@zz.test")));
+    let reply = upload_json(&app, &json!({ "emails": emails })).await;
+    let (_, results) = finished_emails(&app, &reply, emails.len()).await;
+    assert_eq!(results, emails, "results stay in input order");
+
+    // The domain of each recipient the mail server saw, in order, with
+    // repeats run together.
+    let mut domains: Vec<String> = peer
+        .rcpts()
+        .iter()
+        .map(|rcpt| rcpt.rsplit('@').next().unwrap_or_default().to_owned())
+        .collect();
+    domains.dedup();
+    assert_eq!(
+        domains.first().map(String::as_str),
+        Some("zz.test"),
+        "{domains:?}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_the_largest_domain_is_verified_first() {
+    the_largest_domain_is_verified_first(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_the_largest_domain_is_verified_first() {
+    the_largest_domain_is_verified_first(Db::Postgres).await;
+}

@@ -59,6 +59,7 @@ on_every_backend!(
     an_undo_removes_only_matching_live_entries_and_their_verdicts,
     the_feed_filters_by_change_time,
     job_claims_are_exclusive_leased_and_counted_once,
+    a_jobs_large_domains_are_claimed_first_largest_first,
     uploads_and_finished_jobs_are_purged,
     daily_counts_fall_on_their_utc_days,
     recent_jobs_come_newest_first,
@@ -757,7 +758,10 @@ async fn queued_job(store: &dyn Store, count: u64, at: DateTime<Utc>) -> uuid::U
         None,
         "uploading jobs are not shown"
     );
-    let job = store.seal_job(id, count, None, at).await.expect("seal");
+    let job = store
+        .seal_job(id, count, None, &[], at)
+        .await
+        .expect("seal");
     assert_eq!((job.status, job.total), (JobStatus::Queued, count));
     id
 }
@@ -1020,6 +1024,47 @@ async fn the_feed_filters_by_change_time(store: Arc<dyn Database>) {
     );
     assert_eq!(changed(None, Some(10)).await, Vec::<String>::new());
     assert_eq!(changed(Some(16), None).await, ["late@example.test"]);
+}
+
+async fn a_jobs_large_domains_are_claimed_first_largest_first(store: Arc<dyn Database>) {
+    let t0 = now();
+    let lease = Duration::minutes(5);
+    let id = uuid::Uuid::new_v4();
+    store.create_job(id, t0).await.expect("create");
+    // a.test sorts first but is small; z.test is the largest, m.test next.
+    let domains = [
+        "a.test", "m.test", "z.test", "z.test", "m.test", "z.test", "b.test",
+    ];
+    let items: Vec<NewJobItem> = domains
+        .iter()
+        .enumerate()
+        .map(|(n, domain)| NewJobItem {
+            email: format!("u{n}@{domain}"),
+            domain: (*domain).to_owned(),
+        })
+        .collect();
+    store.add_job_items(id, 0, &items, t0).await.expect("items");
+    let large = ["z.test".to_owned(), "m.test".to_owned()];
+    store
+        .seal_job(id, items.len() as u64, None, &large, t0)
+        .await
+        .expect("seal");
+
+    let mut order = Vec::new();
+    while let Some(chunk) = store
+        .claim_job_items("a", 2, t0, t0 + lease)
+        .await
+        .expect("claim")
+    {
+        let mut seqs: Vec<u64> = chunk.items.iter().map(|item| item.seq).collect();
+        seqs.sort_unstable();
+        order.push(seqs);
+    }
+    assert_eq!(
+        order,
+        [vec![2, 3], vec![1, 5], vec![0, 4], vec![6]],
+        "z.test's three, then m.test's two, then the rest (a.test, b.test) by domain"
+    );
 }
 
 async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Database>) {

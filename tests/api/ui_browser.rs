@@ -185,6 +185,12 @@ async fn an_operator_signs_in_verifies_suppresses_runs_a_job_and_signs_out() {
         );
     }
     assert_eq!(text_of(&browser, "#verifications-30d").await, "2");
+    // One refused recipient is no pattern (GET /stats lists none).
+    assert_eq!(stats["bounce_patterns"], serde_json::json!([]));
+    assert_eq!(
+        text_of(&browser, "#no-patterns").await,
+        "No pattern stands out."
+    );
     assert!(
         browser
             .client

@@ -17,6 +17,7 @@ mod jobs;
 mod layout;
 mod login;
 mod overview;
+mod patterns;
 mod session;
 mod signup;
 mod suppressions;

@@ -1,5 +1,6 @@
 //! The overview: the last 30 days in charts, the counts of `GET /stats`,
-//! and the health of the database, the resolver, probing and the proxies.
+//! the bounce patterns that stand out, and the health of the database,
+//! the resolver, probing and the proxies.
 
 use axum::Extension;
 use axum::extract::State;
@@ -242,8 +243,12 @@ pub async fn show(
     let daily = stats::daily(&ui, Some(30))
         .await
         .map_err(|err| UiError::from_api(err, &session))?;
+    let bounce_patterns = crate::http::patterns::standing_out(&ui)
+        .await
+        .map_err(|err| UiError::from_api(err, &session))?;
     let body = html! {
         h1 { "Overview" }
+        (super::patterns::section(&bounce_patterns))
         (totals(&windows))
         (charts(&daily))
         (health(&ui).await)

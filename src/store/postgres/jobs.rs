@@ -12,7 +12,9 @@ use crate::store::jobs::{
     ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
 };
 use crate::store::shared;
-use crate::store::shared::jobs::{JobStatements, Retried, Verified, int_param, limit_param};
+use crate::store::shared::jobs::{
+    JobStatements, Retried, Verified, int_param, large_domains_text, limit_param,
+};
 use crate::store::shared::rows::{
     ClaimedItemRow, JobRow, ResultRow, claimed_item_columns, job_columns, parse_stored,
 };
@@ -28,24 +30,37 @@ impl JobStatements for PgConnection {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        domain: Option<&str>,
     ) -> StoreResult<Vec<ClaimedItem>> {
-        // Items locked by another replica's claim are skipped, not waited for.
-        let rows = sqlx::query_as::<_, ClaimedItemRow<Postgres>>(concat!(
-            "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
-             where job_id = $1 and seq in ( \
-                 select seq from job_items \
-                 where job_id = $1 and state <> 'done' and available_at <= $2 \
-                 order by domain, seq limit $3 for update skip locked) \
-             returning ",
-            claimed_item_columns!()
-        ))
-        .bind(id)
-        .bind(now)
-        .bind(limit_param(limit))
-        .bind(lease_until)
-        .bind(worker)
-        .fetch_all(&mut *self)
-        .await?;
+        // Items locked by another replica's claim are skipped, not waited
+        // for. Both statements read `job_items_todo` in its order.
+        macro_rules! claim {
+            ($filter:literal) => {
+                concat!(
+                    "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
+                     where job_id = $1 and seq in ( \
+                         select seq from job_items \
+                         where job_id = $1 and state <> 'done' and available_at <= $2 ",
+                    $filter,
+                    " limit $3 for update skip locked) \
+                     returning ",
+                    claimed_item_columns!()
+                )
+            };
+        }
+        let statement = match domain {
+            Some(_) => claim!("and domain = $6 order by seq"),
+            None => claim!("order by domain, seq"),
+        };
+        let rows = sqlx::query_as::<_, ClaimedItemRow<Postgres>>(statement)
+            .bind(id)
+            .bind(now)
+            .bind(limit_param(limit))
+            .bind(lease_until)
+            .bind(worker)
+            .bind(domain)
+            .fetch_all(&mut *self)
+            .await?;
         Ok(rows.into_iter().map(ClaimedItem::from).collect())
     }
 
@@ -192,11 +207,13 @@ impl JobStore for PgStore {
         id: Uuid,
         total: u64,
         webhook_url: Option<&str>,
+        large_domains: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<Job> {
         // An empty job is complete at once.
         sqlx::query_as::<_, JobRow<Postgres>>(concat!(
             "update jobs set total = $2, webhook_url = $3, updated_at = $4, \
+                 large_domains = $5, \
                  status = case when $2 = 0 then 'completed' else 'queued' end, \
                  completed_at = case when $2 = 0 then $4 end, \
                  webhook_due_at = case when $2 = 0 and $3::text is not null then $4 end \
@@ -207,6 +224,7 @@ impl JobStore for PgStore {
         .bind(int_param(total))
         .bind(webhook_url)
         .bind(now)
+        .bind(large_domains_text(large_domains))
         .fetch_one(self.pool())
         .await?
         .try_into()

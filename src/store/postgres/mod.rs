@@ -6,6 +6,7 @@
 mod cluster;
 mod confirmations;
 mod jobs;
+mod patterns;
 
 use std::collections::HashSet;
 
@@ -15,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::shared::jobs::ActiveJob;
 use super::shared::rows::{
     BounceRow, SuppressionRow, VerificationRow, bounce_columns, evidence_json, stored_count,
     suppression_columns, verification_columns,
@@ -123,12 +125,17 @@ impl SqlBackend for PgStore {
             .await?)
     }
 
-    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>> {
-        Ok(sqlx::query_scalar(
-            "select id from jobs where status in ('queued', 'running') order by created_at, id",
+    async fn active_jobs(&self) -> StoreResult<Vec<ActiveJob>> {
+        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+            "select id, large_domains from jobs where status in ('queued', 'running') \
+             order by created_at, id",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, large)| ActiveJob::new(id, large))
+            .collect())
     }
 }
 

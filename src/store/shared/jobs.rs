@@ -31,7 +31,8 @@ pub(in crate::store) struct Retried {
 pub(in crate::store) trait JobStatements: Send {
     /// Claims up to `limit` addresses of job `id` whose time has come at
     /// `now` (pending ones, and claimed ones whose lease ran out), by
-    /// domain, for `worker` until `lease_until`.
+    /// domain, for `worker` until `lease_until`; only `domain`'s when one
+    /// is given.
     async fn claim_items(
         &mut self,
         id: Uuid,
@@ -39,6 +40,7 @@ pub(in crate::store) trait JobStatements: Send {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        domain: Option<&str>,
     ) -> StoreResult<Vec<ClaimedItem>>;
 
     /// Marks a queued job running.
@@ -79,7 +81,8 @@ pub(in crate::store) fn limit_param(limit: usize) -> i64 {
 }
 
 /// Claims a chunk of the oldest active job that has work available: each
-/// job in its own transaction, the next one tried when it has none.
+/// job in its own transaction, the next one tried when it has none. The
+/// job's large domains come first, largest first; then the rest, by domain.
 pub(in crate::store) async fn claim_job_items(
     store: &impl SqlBackend,
     worker: &str,
@@ -87,9 +90,27 @@ pub(in crate::store) async fn claim_job_items(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> StoreResult<Option<ClaimedChunk>> {
-    for id in store.active_jobs().await? {
+    for job in store.active_jobs().await? {
+        let id = job.id;
         let mut tx = store.begin_write().await?;
-        let mut items = tx.claim_items(id, worker, limit, now, lease_until).await?;
+        let mut items = Vec::new();
+        for domain in job.large_domains.iter().map(Some).chain([None]) {
+            let left = limit.saturating_sub(items.len());
+            if left == 0 {
+                break;
+            }
+            let claimed = tx
+                .claim_items(
+                    id,
+                    worker,
+                    left,
+                    now,
+                    lease_until,
+                    domain.map(String::as_str),
+                )
+                .await?;
+            items.extend(claimed);
+        }
         if items.is_empty() {
             tx.rollback().await?;
             continue;
@@ -147,4 +168,29 @@ pub(in crate::store) async fn finish_job_items(
     let completed = tx.complete_if_done(id, now).await?;
     tx.commit().await?;
     Ok(completed)
+}
+
+/// A job with work to do, as claims read it.
+pub(in crate::store) struct ActiveJob {
+    pub id: Uuid,
+    /// Claimed before the others, in this order.
+    pub large_domains: Vec<String>,
+}
+
+impl ActiveJob {
+    /// From the `jobs.large_domains` column.
+    pub fn new(id: Uuid, large_domains: Option<String>) -> Self {
+        let large_domains = large_domains
+            .unwrap_or_default()
+            .lines()
+            .filter(|domain| !domain.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self { id, large_domains }
+    }
+}
+
+/// The `jobs.large_domains` column: one domain a line, null when none.
+pub(in crate::store) fn large_domains_text(domains: &[String]) -> Option<String> {
+    (!domains.is_empty()).then(|| domains.join("\n"))
 }

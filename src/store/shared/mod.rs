@@ -10,6 +10,7 @@
 
 pub(super) mod confirmations;
 pub(super) mod jobs;
+pub(super) mod patterns;
 pub(super) mod rows;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,7 +19,6 @@ use std::ops::DerefMut;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 pub(super) use confirmations::ConfirmationStatements;
 pub(super) use jobs::JobStatements;
@@ -65,7 +65,7 @@ pub(super) trait SqlBackend: Send + Sync + fmt::Debug {
     ) -> StoreResult<Vec<(i64, String, i64)>>;
 
     /// The queued and running jobs, oldest first.
-    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>>;
+    async fn active_jobs(&self) -> StoreResult<Vec<jobs::ActiveJob>>;
 }
 
 /// The end of a write transaction.

@@ -9,6 +9,7 @@
 
 mod confirmations;
 mod jobs;
+mod patterns;
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -22,8 +23,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
-use uuid::Uuid;
 
+use super::shared::jobs::ActiveJob;
 use super::shared::rows::{
     BounceRow, ColumnTypes, SuppressionRow, VerificationRow, bounce_columns, evidence_json,
     stored_count, suppression_columns, verification_columns,
@@ -178,13 +179,16 @@ impl SqlBackend for SqliteStore {
             .await?)
     }
 
-    async fn active_jobs(&self) -> StoreResult<Vec<Uuid>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "select id from jobs where status in ('queued', 'running') order by created_at, id",
+    async fn active_jobs(&self) -> StoreResult<Vec<ActiveJob>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "select id, large_domains from jobs where status in ('queued', 'running') \
+             order by created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
-        ids.into_iter().map(|id| Sqlite::uuid("id", id)).collect()
+        rows.into_iter()
+            .map(|(id, large)| Ok(ActiveJob::new(Sqlite::uuid("id", id)?, large)))
+            .collect()
     }
 }
 

@@ -1,6 +1,8 @@
 //! An authoritative DNS server on loopback (hickory-server), with zones the
-//! test writes, plus servers that only ever fail (SERVFAIL, silence).
+//! test writes and, if asked, names it fails for (SERVFAIL, silence); plus
+//! servers that only ever fail.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -92,6 +94,27 @@ pub fn example_zone() -> Zone {
 pub struct TestDns {
     pub addr: SocketAddr,
     _server: Server<Catalog>,
+    _faults: Option<Faults>,
+}
+
+/// What the server does with every query for a name, instead of
+/// answering it from its zones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers SERVFAIL.
+    ServFail,
+    /// Never answers (a timeout).
+    Silence,
+}
+
+/// The task in front of the zones' server that fails the chosen names;
+/// ended when dropped.
+struct Faults(tokio::task::JoinHandle<()>);
+
+impl Drop for Faults {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl TestDns {
@@ -121,8 +144,79 @@ impl TestDns {
         TestDns {
             addr,
             _server: server,
+            _faults: None,
         }
     }
+
+    /// Serves the zones like [`TestDns::start`], except that every query
+    /// for one of the `faults`' names (of any type) meets that fault. Over
+    /// UDP only: the other queries are relayed to the zones' server.
+    pub async fn start_with_faults(zones: Vec<Zone>, faults: &[(&str, Fault)]) -> Self {
+        let zones = Self::start(zones).await;
+        let upstream = zones.addr;
+        let faults: HashMap<String, Fault> = faults
+            .iter()
+            .map(|(name, fault)| (name.trim_end_matches('.').to_ascii_lowercase(), *fault))
+            .collect();
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP"));
+        let addr = front.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let mut buffer = [0u8; 1500];
+            while let Ok((len, peer)) = front.recv_from(&mut buffer).await {
+                let query = buffer[..len].to_vec();
+                let fault = question_name(&query).and_then(|name| faults.get(&name).copied());
+                match fault {
+                    Some(Fault::ServFail) => {
+                        if let Some(reply) = bare_answer(&query, RCODE_SERVFAIL) {
+                            let _ = front.send_to(&reply, peer).await;
+                        }
+                    }
+                    Some(Fault::Silence) => {}
+                    None => {
+                        let front = front.clone();
+                        tokio::spawn(async move {
+                            if let Some(reply) = relay(&query, upstream).await {
+                                let _ = front.send_to(&reply, peer).await;
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        TestDns {
+            addr,
+            _server: zones._server,
+            _faults: Some(Faults(task)),
+        }
+    }
+}
+
+/// The name a query asks about, lower case, without the trailing dot.
+fn question_name(query: &[u8]) -> Option<String> {
+    let mut labels = Vec::new();
+    let mut at = 12;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        if len == 0 {
+            return Some(labels.join("."));
+        }
+        let label = query.get(at + 1..at + 1 + len)?;
+        labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+        at += 1 + len;
+    }
+}
+
+/// A query sent to `upstream` over UDP, and its answer.
+async fn relay(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    socket.send_to(query, upstream).await.ok()?;
+    let mut buffer = vec![0u8; 4096];
+    let len = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buffer))
+        .await
+        .ok()?
+        .ok()?;
+    buffer.truncate(len);
+    Some(buffer)
 }
 
 /// A UDP socket and a TCP listener on the same loopback port.

@@ -76,6 +76,15 @@ impl JobStatements for PgConnection {
         Ok(())
     }
 
+    async fn set_large_domains(&mut self, id: Uuid, domains: &[String]) -> StoreResult<()> {
+        sqlx::query("update jobs set large_domains = $2 where id = $1")
+            .bind(id)
+            .bind(large_domains_text(domains))
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
     async fn record_results(
         &mut self,
         id: Uuid,

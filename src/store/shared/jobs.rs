@@ -46,6 +46,10 @@ pub(in crate::store) trait JobStatements: Send {
     /// Marks a queued job running.
     async fn mark_running(&mut self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
 
+    /// Replaces the job's large domains (those with nothing left to claim
+    /// dropped).
+    async fn set_large_domains(&mut self, id: Uuid, domains: &[String]) -> StoreResult<()>;
+
     /// Records the results of addresses `worker` still holds; returns the
     /// statuses of those it recorded.
     async fn record_results(
@@ -94,22 +98,33 @@ pub(in crate::store) async fn claim_job_items(
         let id = job.id;
         let mut tx = store.begin_write().await?;
         let mut items = Vec::new();
-        for domain in job.large_domains.iter().map(Some).chain([None]) {
-            let left = limit.saturating_sub(items.len());
-            if left == 0 {
+        // A large domain that gives fewer addresses than asked has none
+        // left to claim now: it is dropped from the list, so that later
+        // claims do not ask again (an address of it that comes back, a
+        // retry or a lapsed lease, is claimed with the rest).
+        let mut exhausted = 0;
+        for domain in &job.large_domains {
+            let left = limit - items.len();
+            let claimed = tx
+                .claim_items(id, worker, left, now, lease_until, Some(domain))
+                .await?;
+            let full = claimed.len() == left;
+            items.extend(claimed);
+            if full {
                 break;
             }
-            let claimed = tx
-                .claim_items(
-                    id,
-                    worker,
-                    left,
-                    now,
-                    lease_until,
-                    domain.map(String::as_str),
-                )
+            exhausted += 1;
+        }
+        if exhausted > 0 {
+            tx.set_large_domains(id, &job.large_domains[exhausted..])
                 .await?;
-            items.extend(claimed);
+        }
+        if items.len() < limit {
+            let left = limit - items.len();
+            items.extend(
+                tx.claim_items(id, worker, left, now, lease_until, None)
+                    .await?,
+            );
         }
         if items.is_empty() {
             tx.rollback().await?;

@@ -77,6 +77,15 @@ impl JobStatements for SqliteConnection {
         Ok(())
     }
 
+    async fn set_large_domains(&mut self, id: Uuid, domains: &[String]) -> StoreResult<()> {
+        sqlx::query("update jobs set large_domains = ?2 where id = ?1")
+            .bind(id.to_string())
+            .bind(large_domains_text(domains))
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
     async fn record_results(
         &mut self,
         id: Uuid,

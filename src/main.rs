@@ -3,12 +3,6 @@ use std::process::ExitCode;
 use mailvet::settings::{CheckArgs, DoctorArgs, MigrateSettings};
 use mailvet::{Application, Cli, Command, Settings, check, doctor, startup, telemetry};
 
-// mimalloc rather than the system allocator: a request allocates and frees
-// many small buffers, and glibc's malloc was a tenth of the server's time
-// under load (bench/README, `cached`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     mailvet::tls::install_provider();

@@ -26,9 +26,6 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// The longest `redirect_url`.
 const MAX_REDIRECT_CHARS: usize = 2048;
 
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmationRequest {
@@ -353,18 +350,7 @@ pub async fn feed(
     Query(query): Query<FeedQuery>,
 ) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
-    let limit = match &query.limit {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                bad(format!(
-                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = super::feed::page_limit(query.limit.as_deref())?;
     let cursor = match query.cursor.as_deref() {
         None | Some("") => FeedCursor::default(),
         Some(token) => FeedCursor::decode(token).ok_or_else(|| {

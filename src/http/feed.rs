@@ -16,6 +16,23 @@ use crate::suppress::Cursor;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
+/// A change feed's `limit`: 1 to 1,000, 100 when absent.
+pub(super) fn page_limit(text: Option<&str>) -> Result<u32, ApiError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    text.parse::<u32>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("`limit` must be a whole number from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
 #[derive(Debug, Deserialize)]
 pub struct FeedQuery {
     limit: Option<String>,
@@ -37,18 +54,7 @@ fn parse_query(query: &FeedQuery) -> Result<(u32, Cursor, ChangeFilter), ApiErro
     let bad = |message: String| {
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_request", message)
     };
-    let limit = match &query.limit {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                bad(format!(
-                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = page_limit(query.limit.as_deref())?;
     let cursor = match &query.cursor {
         None => Cursor::default(),
         Some(token) if token.is_empty() => Cursor::default(),

@@ -70,24 +70,13 @@ pub async fn run() -> Result<Outcome> {
     let id = jobs::submit(&mailvet, &list).await?;
     let uploaded = started.elapsed();
     let timeout = env_duration("MAILVET_BENCH_BULK_TIMEOUT", Duration::from_secs(300))?;
-    let mut last_print = Instant::now();
     let job = jobs::wait(
         &client,
         &mut mailvet,
         &id,
         Duration::from_millis(50),
         timeout,
-        |job| {
-            if last_print.elapsed() > Duration::from_secs(10) {
-                last_print = Instant::now();
-                println!(
-                    "  … {} / {} after {:.0} s",
-                    job["processed"],
-                    job["total"],
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        },
+        jobs::progress(started),
     )
     .await?;
     let wall = started.elapsed();

@@ -118,6 +118,23 @@ pub fn print_outcome(id: &str, job: &Value, wall: Duration, uploaded: Duration) 
     );
 }
 
+/// A [`wait`] callback that prints the job's progress every 10 s, timed
+/// from `started`.
+pub fn progress(started: Instant) -> impl FnMut(&Value) {
+    let mut last_print = Instant::now();
+    move |job| {
+        if last_print.elapsed() > Duration::from_secs(10) {
+            last_print = Instant::now();
+            println!(
+                "  … {} / {} after {:.0} s",
+                job["processed"],
+                job["total"],
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 /// Polls the job every `every` until it is no longer queued or running;
 /// `on_poll` sees each answer. Fails unless it completed.
 pub async fn wait(

@@ -303,24 +303,13 @@ async fn one_configuration(
     let started = Instant::now();
     let id = jobs::submit_csv(&servers[0], mix.csv_chunks(), mix.addresses.len()).await?;
     let uploaded = started.elapsed();
-    let mut last_print = Instant::now();
     let job = jobs::wait(
         &client,
         &mut servers[0],
         &id,
         Duration::from_millis(50),
         timeout,
-        |job| {
-            if last_print.elapsed() > Duration::from_secs(10) {
-                last_print = Instant::now();
-                println!(
-                    "  … {} / {} after {:.0} s",
-                    job["processed"],
-                    job["total"],
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        },
+        jobs::progress(started),
     )
     .await
     .context("MAILVET_BENCH_SCALE_TIMEOUT bounds the wait")?;

@@ -217,6 +217,11 @@ impl Farm {
         })
     }
 
+    /// Sessions open across the farm now.
+    pub fn open_now(&self) -> usize {
+        self.totals.open.load(Ordering::Relaxed)
+    }
+
     pub fn stats(&self) -> FarmStats {
         let load = |counter: &AtomicUsize| counter.load(Ordering::Relaxed);
         let domains = self

@@ -303,13 +303,19 @@ async fn one_configuration(
     let started = Instant::now();
     let id = jobs::submit_csv(&servers[0], mix.csv_chunks(), mix.addresses.len()).await?;
     let uploaded = started.elapsed();
+    // Sessions open across the farm at each poll: where capacity was idle.
+    let mut open = Vec::new();
+    let mut progress = jobs::progress(started);
     let job = jobs::wait(
         &client,
         &mut servers[0],
         &id,
         Duration::from_millis(50),
         timeout,
-        jobs::progress(started),
+        |job| {
+            open.push((started.elapsed(), farm.open_now()));
+            progress(job);
+        },
     )
     .await
     .context("MAILVET_BENCH_SCALE_TIMEOUT bounds the wait")?;
@@ -331,6 +337,10 @@ async fn one_configuration(
         "  SMTP sessions by replica (its mailvet_smtp_session_duration_seconds_count): {}",
         shares.join(" / ")
     );
+    println!(
+        "  sessions open by tenth of the wall time (mean of the polls in it): {}",
+        by_tenth(&open, wall)
+    );
     let unknown = job["counts"]["unknown"].as_u64().unwrap_or(0);
     if unknown > 0 {
         println!(
@@ -344,6 +354,24 @@ async fn one_configuration(
         farm: farm_stats,
         unknown,
     })
+}
+
+/// The mean of the samples falling in each tenth of `wall`.
+fn by_tenth(samples: &[(Duration, usize)], wall: Duration) -> String {
+    let mut sums = [(0usize, 0usize); 10];
+    for &(at, open) in samples {
+        let tenth = ((at.as_secs_f64() / wall.as_secs_f64().max(f64::EPSILON)) * 10.0) as usize;
+        let slot = &mut sums[tenth.min(9)];
+        slot.0 += open;
+        slot.1 += 1;
+    }
+    sums.iter()
+        .map(|&(sum, n)| match n {
+            0 => "-".to_owned(),
+            n => format!("{:.0}", sum as f64 / n as f64),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Sessions a replica opened, from its `/metrics`.

@@ -162,6 +162,14 @@ pub trait Store: JobStore + PatternStore + ConfirmationStore + Send + Sync + fmt
         now: DateTime<Utc>,
     ) -> StoreResult<Option<CachedVerification>>;
 
+    /// The cached verdicts among `address_keys` that have not expired at
+    /// `now`, in no particular order: a batch's in one query.
+    async fn cached_verifications_among(
+        &self,
+        address_keys: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CachedVerification>>;
+
     /// Stores fresh verdicts, each replacing any earlier one for its
     /// address, and counts them by status and hour for statistics; all in
     /// one transaction (a batch costs one commit).
@@ -188,6 +196,10 @@ pub trait Store: JobStore + PatternStore + ConfirmationStore + Send + Sync + fmt
 
     /// The live entry for an address (tombstones are not returned).
     async fn suppression(&self, address_key: &str) -> StoreResult<Option<Suppression>>;
+
+    /// The live entries among `address_keys`, in no particular order: a
+    /// batch's in one query.
+    async fn suppressions_among(&self, address_keys: &[String]) -> StoreResult<Vec<Suppression>>;
 
     /// The suppression list's change sequence: it moves with every change,
     /// whichever replica made it.
@@ -230,6 +242,16 @@ pub trait SuppressionWrites: Send + Sync + fmt::Debug {
         entry: &NewSuppression,
         now: DateTime<Utc>,
     ) -> StoreResult<(Suppression, Upserted)>;
+
+    /// `upsert_suppression` for each entry, in order, in one transaction:
+    /// one turn at the change sequence for the lot, rather than one each.
+    /// Returns, per entry, what it became; a later entry for an address
+    /// sees what an earlier one wrote.
+    async fn upsert_suppressions(
+        &self,
+        entries: &[NewSuppression],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Suppression, Upserted)>>;
 
     /// Removes an address from the list, leaving a tombstone in the change
     /// feed. Returns the tombstone, or `None` if the address was not on the

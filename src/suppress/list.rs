@@ -98,6 +98,11 @@ impl SuppressionList {
         self.db.suppression(&address.key()).await
     }
 
+    /// The live entries among the address keys, in one read.
+    pub async fn get_among(&self, keys: &[String]) -> StoreResult<Vec<Suppression>> {
+        self.db.suppressions_among(keys).await
+    }
+
     /// Entries changed after `after_seq`, in change order, tombstones
     /// included (the change feed).
     pub async fn changes(
@@ -150,23 +155,44 @@ impl SuppressionList {
         })
     }
 
-    /// Suppresses an address whose verification found a permanent failure
-    /// of the recipient, with what the verification saw: the server's reply
-    /// or the DNS answer.
-    pub async fn add_undeliverable(
+    /// Suppresses the addresses whose verification found a permanent
+    /// failure of the recipient, each with what the verification saw (the
+    /// server's reply or the DNS answer): one transaction for the lot, so
+    /// that a batch's or a job group's failures take one turn at the
+    /// change sequence rather than one each.
+    pub async fn add_undeliverables(
         &self,
-        address: &EmailAddress,
-        reason: SuppressionReason,
-        evidence: Evidence,
-    ) -> StoreResult<Suppression> {
-        let entry = NewSuppression {
-            address_key: address.key(),
-            email: address.normalized(),
-            reason,
-            source: SuppressionSource::Verify,
-            evidence,
+        found: Vec<(&EmailAddress, SuppressionReason, Evidence)>,
+    ) -> StoreResult<()> {
+        let entries: Vec<NewSuppression> = found
+            .into_iter()
+            .map(|(address, reason, evidence)| NewSuppression {
+                address_key: address.key(),
+                email: address.normalized(),
+                reason,
+                source: SuppressionSource::Verify,
+                evidence,
+            })
+            .collect();
+        let upserted = self.db.upsert_suppressions(&entries, Utc::now()).await;
+        // A failed write may still have committed (its answer lost).
+        let Ok(upserted) = upserted else {
+            self.changed();
+            return upserted.map(|_| ());
         };
-        Ok(self.upsert(&entry).await?.0)
+        if upserted
+            .iter()
+            .any(|(_, outcome)| *outcome != Upserted::Unchanged)
+        {
+            self.changed();
+        }
+        let created = upserted
+            .iter()
+            .filter(|(_, outcome)| *outcome == Upserted::Created)
+            .count();
+        metrics::counter!("mailvet_suppressions_added_total", "source" => SuppressionSource::Verify.as_str())
+            .increment(created as u64);
+        Ok(())
     }
 
     async fn upsert(&self, entry: &NewSuppression) -> StoreResult<(Suppression, Upserted)> {

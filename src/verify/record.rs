@@ -90,32 +90,38 @@ impl Recorder {
             }
             Err(err) => warn_store("caching verdicts", &err),
         }
-        for (address, result) in verdicts {
-            self.suppress_if_permanent(address, result).await;
-        }
+        self.suppress_permanent(verdicts).await;
     }
 
-    async fn suppress_if_permanent(&self, address: &EmailAddress, result: &VerifyResult) {
-        let Some(reason) = SuppressionReason::from_verdict(result.reason) else {
+    /// Suppresses the permanent recipient failures among `verdicts`, in
+    /// one write.
+    async fn suppress_permanent(&self, verdicts: &[(&EmailAddress, &VerifyResult)]) {
+        let found: Vec<(&EmailAddress, SuppressionReason, Evidence)> = verdicts
+            .iter()
+            .filter_map(|&(address, result)| {
+                let reason = SuppressionReason::from_verdict(result.reason)?;
+                // A permanent failure is a reply to RCPT TO, or else a DNS
+                // answer.
+                let evidence = match &result.smtp {
+                    Some(reply) => Evidence::smtp_reply(reply, result.checked_at),
+                    None => {
+                        Evidence::dns(address.domain(), result.message.clone(), result.checked_at)
+                    }
+                };
+                Some((address, reason, evidence))
+            })
+            .collect();
+        if found.is_empty() {
             return;
-        };
+        }
         if !self.watch.trusted().await {
             // The mail hosts themselves came from a resolver that fails its
             // canary checks: nothing it led to is evidence enough.
             tracing::info!("not suppressing while the DNS resolver fails its canary checks");
             return;
         }
-        // A permanent failure is a reply to RCPT TO, or else a DNS answer.
-        let evidence = match &result.smtp {
-            Some(reply) => Evidence::smtp_reply(reply, result.checked_at),
-            None => Evidence::dns(address.domain(), result.message.clone(), result.checked_at),
-        };
-        if let Err(err) = self
-            .suppressions
-            .add_undeliverable(address, reason, evidence)
-            .await
-        {
-            warn_store("suppressing an undeliverable address", &err);
+        if let Err(err) = self.suppressions.add_undeliverables(found).await {
+            warn_store("suppressing undeliverable addresses", &err);
         }
     }
 }

@@ -48,6 +48,8 @@ on_every_backend!(
     purging_deletes_only_expired_verdicts,
     a_suppression_can_be_added_read_and_removed,
     adding_an_identical_suppression_again_changes_nothing,
+    a_batch_of_suppressions_is_written_as_each_alone_would_be,
+    a_batch_of_addresses_is_looked_up_in_one_read,
     new_evidence_updates_an_entry_and_moves_it_in_the_feed,
     a_removed_address_can_be_suppressed_again,
     the_feed_pages_through_changes_in_order_with_tombstones,
@@ -292,6 +294,159 @@ async fn adding_an_identical_suppression_again_changes_nothing(store: Arc<dyn Da
         .await
         .expect("add another");
     assert_eq!(other.seq, first.seq + 1);
+}
+
+async fn a_batch_of_suppressions_is_written_as_each_alone_would_be(store: Arc<dyn Database>) {
+    let t0 = now();
+    let (ivan, _) = store
+        .upsert_suppression(
+            &suppression("ivan@example.test", SuppressionReason::Manual),
+            t0,
+        )
+        .await
+        .expect("add");
+    let t1 = t0 + Duration::minutes(1);
+    let mut judy_again = suppression("judy@example.test", SuppressionReason::MailboxDisabled);
+    judy_again.source = SuppressionSource::Bounce;
+    let batch = [
+        // New.
+        suppression("judy@example.test", SuppressionReason::MailboxNotFound),
+        // Identical to a live entry: left as it is.
+        suppression("ivan@example.test", SuppressionReason::Manual),
+        // The same address again, with other evidence: it sees the first.
+        judy_again,
+        suppression("kate@example.test", SuppressionReason::MailboxNotFound),
+    ];
+    let upserted = store.upsert_suppressions(&batch, t1).await.expect("batch");
+    let outcomes: Vec<Upserted> = upserted.iter().map(|(_, outcome)| *outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Upserted::Created,
+            Upserted::Unchanged,
+            Upserted::Updated,
+            Upserted::Created
+        ]
+    );
+    assert_eq!(upserted[1].0, ivan, "an unchanged entry keeps its sequence");
+    let seqs: Vec<i64> = [0, 2, 3].iter().map(|&i| upserted[i].0.seq).collect();
+    assert_eq!(
+        seqs,
+        [ivan.seq + 1, ivan.seq + 2, ivan.seq + 3],
+        "one sequence per change, in the batch's order, none for the unchanged"
+    );
+    let judy = store
+        .suppression("judy@example.test")
+        .await
+        .expect("read")
+        .expect("judy is suppressed");
+    assert_eq!(judy.reason, SuppressionReason::MailboxDisabled);
+    assert_eq!(judy.created_at, t1);
+    let feed: Vec<String> = store
+        .suppression_changes(ivan.seq, 100, &ChangeFilter::default())
+        .await
+        .expect("feed")
+        .into_iter()
+        .map(|entry| entry.email)
+        .collect();
+    assert_eq!(feed, ["judy@example.test", "kate@example.test"]);
+
+    // A batch that changes nothing takes no sequence.
+    let unchanged = store
+        .upsert_suppressions(
+            &[suppression("ivan@example.test", SuppressionReason::Manual)],
+            t1,
+        )
+        .await
+        .expect("batch");
+    assert_eq!(unchanged[0].1, Upserted::Unchanged);
+    let (next, _) = store
+        .upsert_suppression(
+            &suppression("liam@example.test", SuppressionReason::Manual),
+            t1,
+        )
+        .await
+        .expect("add");
+    assert_eq!(next.seq, ivan.seq + 4);
+    assert!(
+        store
+            .upsert_suppressions(&[], t1)
+            .await
+            .expect("an empty batch")
+            .is_empty()
+    );
+}
+
+async fn a_batch_of_addresses_is_looked_up_in_one_read(store: Arc<dyn Database>) {
+    let t0 = now();
+    let fresh = verdict("mia@example.test", Reason::Accepted, t0, Duration::hours(1));
+    let stale = verdict(
+        "ned@example.test",
+        Reason::Accepted,
+        t0,
+        Duration::minutes(1),
+    );
+    store
+        .record_verifications(&[fresh.clone(), stale])
+        .await
+        .expect("cache");
+    for key in ["mia@example.test", "olive@example.test", "pat@example.test"] {
+        store
+            .upsert_suppression(&suppression(key, SuppressionReason::Manual), t0)
+            .await
+            .expect("add");
+    }
+    store
+        .remove_suppression("pat@example.test", t0)
+        .await
+        .expect("remove")
+        .expect("pat was suppressed");
+    let keys: Vec<String> = [
+        "mia@example.test",
+        "ned@example.test",
+        "olive@example.test",
+        "pat@example.test",
+        "quinn@example.test",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+
+    let cached = store
+        .cached_verifications_among(&keys, t0 + Duration::minutes(5))
+        .await
+        .expect("read");
+    assert_eq!(cached, [fresh], "only verdicts that have not expired");
+
+    let mut live: Vec<String> = store
+        .suppressions_among(&keys)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|entry| entry.address_key)
+        .collect();
+    live.sort();
+    assert_eq!(
+        live,
+        ["mia@example.test", "olive@example.test"],
+        "live entries only: a tombstone is not a suppression"
+    );
+    // More keys than one statement's chunk.
+    let many: Vec<String> = (0..2_500)
+        .map(|n| format!("nobody{n}@example.test"))
+        .chain(keys)
+        .collect();
+    assert_eq!(
+        store.suppressions_among(&many).await.expect("read").len(),
+        2
+    );
+    assert_eq!(
+        store
+            .cached_verifications_among(&many, t0)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
 }
 
 async fn new_evidence_updates_an_entry_and_moves_it_in_the_feed(store: Arc<dyn Database>) {

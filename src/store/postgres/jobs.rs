@@ -33,16 +33,19 @@ impl JobStatements for PgConnection {
         domain: Option<&str>,
     ) -> StoreResult<Vec<ClaimedItem>> {
         // Items locked by another replica's claim are skipped, not waited
-        // for. Both statements read `job_items_todo` in its order.
+        // for. Both statements read `job_items_todo` in its order. The
+        // claimed `seq`s are collected first and the update finds them by
+        // primary key, whatever the table's statistics say (see
+        // `record_results`).
         macro_rules! claim {
             ($filter:literal) => {
                 concat!(
                     "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
-                     where job_id = $1 and seq in ( \
+                     where job_id = $1 and seq = any(array( \
                          select seq from job_items \
                          where job_id = $1 and state <> 'done' and available_at <= $2 ",
                     $filter,
-                    " limit $3 for update skip locked) \
+                    " limit $3 for update skip locked)) \
                      returning ",
                     claimed_item_columns!()
                 )
@@ -91,16 +94,24 @@ impl JobStatements for PgConnection {
         worker: &str,
         verified: &[Verified<'_>],
     ) -> StoreResult<Vec<Status>> {
-        // One statement for the whole chunk, its columns as arrays.
+        // One statement for the whole chunk, its columns as arrays. Each
+        // row takes its values by its place in `$2`, with no join to plan:
+        // a freshly uploaded job's statistics (taken while every item was
+        // pending) say no item is claimed, and joined to `unnest(…)` the
+        // planner nested the loop the wrong way round and read the whole
+        // array once per row (a second per statement on a 48,000-address
+        // job, with every replica's workers waiting on it).
         let seqs: Vec<i64> = verified.iter().map(|item| int_param(item.seq)).collect();
         let statuses: Vec<&str> = verified.iter().map(|item| item.status.as_str()).collect();
         let results: Vec<&str> = verified.iter().map(|item| item.result).collect();
         let recorded: Vec<String> = sqlx::query_scalar(
-            "update job_items as i set state = 'done', status = u.status, result = u.result, \
+            "update job_items as i set state = 'done', \
+                 status = ($3::text[])[array_position($2::bigint[], i.seq)], \
+                 result = ($4::text[])[array_position($2::bigint[], i.seq)], \
                  claimed_by = null \
-             from unnest($2::bigint[], $3::text[], $4::text[]) as u(seq, status, result) \
-             where i.job_id = $1 and i.seq = u.seq and i.state = 'claimed' and i.claimed_by = $5 \
-             returning u.status",
+             where i.job_id = $1 and i.seq = any($2) \
+                 and i.state = 'claimed' and i.claimed_by = $5 \
+             returning i.status",
         )
         .bind(id)
         .bind(&seqs)
@@ -122,11 +133,14 @@ impl JobStatements for PgConnection {
             .iter()
             .map(|item| i32::from(item.counts_as_attempt))
             .collect();
+        // By place in `$2`, as `record_results` does.
         sqlx::query(
-            "update job_items as i set state = 'pending', available_at = u.at, \
-                 attempts = i.attempts + u.counts, claimed_by = null \
-             from unnest($2::bigint[], $3::timestamptz[], $4::int[]) as u(seq, at, counts) \
-             where i.job_id = $1 and i.seq = u.seq and i.state = 'claimed' and i.claimed_by = $5",
+            "update job_items as i set state = 'pending', \
+                 available_at = ($3::timestamptz[])[array_position($2::bigint[], i.seq)], \
+                 attempts = i.attempts + ($4::int[])[array_position($2::bigint[], i.seq)], \
+                 claimed_by = null \
+             where i.job_id = $1 and i.seq = any($2) \
+                 and i.state = 'claimed' and i.claimed_by = $5",
         )
         .bind(id)
         .bind(&seqs)

@@ -423,6 +423,25 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn cached_verifications_among(
+        &self,
+        address_keys: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CachedVerification>> {
+        sqlx::query_as::<_, VerificationRow<Postgres>>(concat!(
+            "select ",
+            verification_columns!(),
+            " from verifications where address_key = any($1) and expires_at > $2"
+        ))
+        .bind(address_keys)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(CachedVerification::try_from)
+        .collect()
+    }
+
     async fn record_verifications(&self, entries: &[CachedVerification]) -> StoreResult<()> {
         shared::record_verifications(self, entries).await
     }
@@ -481,6 +500,20 @@ impl Store for PgStore {
         .await?
         .map(Suppression::try_from)
         .transpose()
+    }
+
+    async fn suppressions_among(&self, address_keys: &[String]) -> StoreResult<Vec<Suppression>> {
+        sqlx::query_as::<_, SuppressionRow<Postgres>>(concat!(
+            "select ",
+            suppression_columns!(),
+            " from suppressions where address_key = any($1) and not deleted"
+        ))
+        .bind(address_keys)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Suppression::try_from)
+        .collect()
     }
 
     async fn suppression_changes(

@@ -258,6 +258,23 @@ pub(super) async fn record_verifications(
     tx.commit().await
 }
 
+/// Writes `entry` in a transaction that holds the change sequence's lock,
+/// so that no other writer changes the entry meanwhile: nothing when an
+/// identical live entry is there, else the entry with the next sequence.
+async fn upsert_locked<C: StoreStatements + Send + ?Sized>(
+    conn: &mut C,
+    entry: &NewSuppression,
+    now: DateTime<Utc>,
+) -> StoreResult<(Suppression, Upserted)> {
+    let existing = conn.suppression_entry(&entry.address_key).await?;
+    let outcome = Upserted::plan(existing.as_ref(), entry);
+    if let (Upserted::Unchanged, Some(existing)) = (outcome, existing) {
+        return Ok((existing, outcome));
+    }
+    let seq = conn.next_seq().await?;
+    Ok((conn.write_suppression(entry, seq, now).await?, outcome))
+}
+
 #[async_trait]
 impl<S: SqlBackend> SuppressionWrites for S {
     async fn upsert_suppression(
@@ -267,18 +284,39 @@ impl<S: SqlBackend> SuppressionWrites for S {
     ) -> StoreResult<(Suppression, Upserted)> {
         let mut tx = self.begin_write().await?;
         tx.lock_seq().await?;
-        // No other writer can change the entry until we commit.
-        let existing = tx.suppression_entry(&entry.address_key).await?;
-        let outcome = Upserted::plan(existing.as_ref(), entry);
-        if let (Upserted::Unchanged, Some(existing)) = (outcome, existing) {
-            // Nothing changes, and the sequence is given back.
+        let (stored, outcome) = upsert_locked(&mut *tx, entry, now).await?;
+        if outcome == Upserted::Unchanged {
+            // Nothing changed, and the sequence is given back.
             tx.rollback().await?;
-            return Ok((existing, outcome));
+        } else {
+            tx.commit().await?;
         }
-        let seq = tx.next_seq().await?;
-        let stored = tx.write_suppression(entry, seq, now).await?;
-        tx.commit().await?;
         Ok((stored, outcome))
+    }
+
+    async fn upsert_suppressions(
+        &self,
+        entries: &[NewSuppression],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Suppression, Upserted)>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        tx.lock_seq().await?;
+        let mut upserted = Vec::with_capacity(entries.len());
+        for entry in entries {
+            upserted.push(upsert_locked(&mut *tx, entry, now).await?);
+        }
+        if upserted
+            .iter()
+            .all(|(_, outcome)| *outcome == Upserted::Unchanged)
+        {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(upserted)
     }
 
     async fn remove_suppression(

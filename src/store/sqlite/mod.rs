@@ -237,7 +237,7 @@ impl StoreStatements for SqliteConnection {
                 "select address_key from suppressions
                   where address_key in (select value from json_each(?1)) and deleted = 0",
             )
-            .bind(serde_json::to_string(chunk).expect("keys serialise"))
+            .bind(keys_json(chunk))
             .fetch_all(&mut *self)
             .await?;
             live.extend(found);
@@ -471,6 +471,31 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn cached_verifications_among(
+        &self,
+        address_keys: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CachedVerification>> {
+        let mut found = Vec::new();
+        // The keys go in as one JSON array a chunk, read by `json_each`.
+        for chunk in address_keys.chunks(1000) {
+            let rows = sqlx::query_as::<_, VerificationRow<Sqlite>>(concat!(
+                "select ",
+                verification_columns!(),
+                " from verifications \
+                  where address_key in (select value from json_each(?1)) and expires_at > ?2"
+            ))
+            .bind(keys_json(chunk))
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                found.push(CachedVerification::try_from(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn record_verifications(&self, entries: &[CachedVerification]) -> StoreResult<()> {
         shared::record_verifications(self, entries).await
     }
@@ -532,6 +557,25 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn suppressions_among(&self, address_keys: &[String]) -> StoreResult<Vec<Suppression>> {
+        let mut found = Vec::new();
+        for chunk in address_keys.chunks(1000) {
+            let rows = sqlx::query_as::<_, SuppressionRow<Sqlite>>(concat!(
+                "select ",
+                suppression_columns!(),
+                " from suppressions \
+                  where address_key in (select value from json_each(?1)) and deleted = 0"
+            ))
+            .bind(keys_json(chunk))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                found.push(Suppression::try_from(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn suppression_changes(
         &self,
         after_seq: i64,
@@ -577,4 +621,9 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         conn.count_bounces(address_key, kind, since).await
     }
+}
+
+/// Keys as one JSON array, for `json_each`.
+fn keys_json(keys: &[String]) -> String {
+    serde_json::to_string(keys).expect("strings serialise")
 }

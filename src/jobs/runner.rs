@@ -9,13 +9,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{JobSettings, JobView};
 use crate::error::error_chain;
 use crate::outbound::Outbound;
 use crate::secret::ExposeSecret;
-use crate::store::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
+use crate::store::{ChunkLimit, ClaimedChunk, ClaimedItem, ItemOutcome, Job, Store};
 use crate::verify::{Verifier, VerifyResult};
 use crate::vocab::Reason;
 
@@ -144,8 +145,12 @@ impl JobRunner {
             .saturating_mul(4)
             .max((self.settings.workers + ahead).saturating_mul(GROUP_SESSION_WORTH));
         let mut items = 0usize;
+        // A claim that found nothing (or failed) is not tried again before
+        // its pause is over or new work is announced: else every group
+        // that finished would ask again, and at the end of a job, every
+        // replica's did, each claim a scan past the addresses in hand.
+        let mut quiet_until: Option<Instant> = None;
         while !stop.is_cancelled() {
-            let mut pause = None;
             loop {
                 while running.len() < self.settings.workers {
                     let Some((job_id, group)) = waiting.pop_front() else {
@@ -155,11 +160,21 @@ impl JobRunner {
                 }
                 // Keep groups claimed ahead, so that a finished group's
                 // worker starts the next at once instead of waiting for a
-                // claim (which queues behind the groups' own writes).
-                if waiting.len() >= ahead || items >= max_items {
+                // claim (which queues behind the groups' own writes). They
+                // are claimed once half of them have started, as many
+                // domains as there is room for: a claim of many small
+                // domains would leave one replica with more groups than its
+                // workers start in a round while the others' stand idle.
+                let room =
+                    (self.settings.workers + ahead).saturating_sub(running.len() + waiting.len());
+                if waiting.len() > ahead / 2
+                    || room == 0
+                    || items >= max_items
+                    || quiet_until.is_some_and(|until| Instant::now() < until)
+                {
                     break;
                 }
-                match self.claim().await {
+                match self.claim(room).await {
                     Ok(Some(chunk)) => {
                         for group in by_domain(chunk) {
                             items += group.1.len();
@@ -167,34 +182,35 @@ impl JobRunner {
                         }
                     }
                     Ok(None) => {
-                        pause = Some(IDLE_POLL);
+                        quiet_until = Some(Instant::now() + IDLE_POLL);
                         break;
                     }
                     Err(err) => {
                         tracing::warn!(error = %error_chain(&err), "claiming job addresses failed");
-                        pause = Some(ERROR_BACKOFF);
+                        quiet_until = Some(Instant::now() + ERROR_BACKOFF);
                         break;
                     }
                 }
             }
+            let quiet = quiet_until.filter(|until| Instant::now() < *until);
             if running.is_empty() {
+                let until = quiet.unwrap_or_else(|| Instant::now() + IDLE_POLL);
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    () = self.settings.wake.notified() => {}
-                    () = tokio::time::sleep(pause.unwrap_or(IDLE_POLL)) => {}
+                    () = self.settings.wake.notified() => quiet_until = None,
+                    () = tokio::time::sleep_until(until) => {}
                 }
                 continue;
             }
-            // Wait for a group to finish; when there was no work to claim,
-            // also for new work to appear.
-            let wait = pause.unwrap_or(Duration::MAX);
+            // Wait for a group to finish; while claims pause, also for the
+            // pause to end or new work to appear.
             tokio::select! {
                 Some(done) = running.join_next() => {
                     items = items.saturating_sub(done.unwrap_or_default());
                 }
                 () = stop.cancelled() => break,
-                () = self.settings.wake.notified(), if pause.is_some() => {}
-                () = tokio::time::sleep(wait), if pause.is_some() => {}
+                () = self.settings.wake.notified(), if quiet.is_some() => quiet_until = None,
+                () = tokio::time::sleep_until(quiet.unwrap_or_else(Instant::now)), if quiet.is_some() => {}
             }
         }
         // The groups in hand finish (the shutdown grace bounds this); the
@@ -202,12 +218,17 @@ impl JobRunner {
         while running.join_next().await.is_some() {}
     }
 
-    async fn claim(&self) -> crate::store::StoreResult<Option<ClaimedChunk>> {
+    /// Claims a chunk of at most `domains` domains.
+    async fn claim(&self, domains: usize) -> crate::store::StoreResult<Option<ClaimedChunk>> {
         let now = Utc::now();
         let lease =
             chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+        let limit = ChunkLimit {
+            addresses: self.settings.chunk_size,
+            domains,
+        };
         self.store
-            .claim_job_items(&self.worker, self.settings.chunk_size, now, now + lease)
+            .claim_job_items(&self.worker, limit, now, now + lease)
             .await
     }
 

@@ -93,6 +93,15 @@ pub struct ClaimedItem {
     pub attempts: u32,
 }
 
+/// How much one claim takes at most: addresses, and domains (each domain
+/// is verified as one group, so the domains are the groups a worker
+/// schedules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLimit {
+    pub addresses: usize,
+    pub domains: usize,
+}
+
 /// A chunk of one job's addresses, claimed by one worker until `lease_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedChunk {
@@ -166,14 +175,15 @@ pub trait JobStore: Send + Sync {
     /// call (unchanged when it had already finished); `None` when unknown.
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>>;
 
-    /// Claims up to `limit` addresses of the oldest active job that has
-    /// work available at `now`, grouped by domain, for `worker` until
-    /// `lease_until`. Addresses claimed by a worker whose lease ran out are
-    /// claimed again. Marks the job running.
+    /// Claims up to `limit.addresses` addresses of at most `limit.domains`
+    /// domains, of the oldest active job that has work available at `now`,
+    /// grouped by domain, for `worker` until `lease_until`. Addresses
+    /// claimed by a worker whose lease ran out are claimed again. Marks the
+    /// job running.
     async fn claim_job_items(
         &self,
         worker: &str,
-        limit: usize,
+        limit: ChunkLimit,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<ClaimedChunk>>;

@@ -25,8 +25,8 @@ pub use confirmations::{
     Confirmation, ConfirmationLimits, ConfirmationStore, Confirmed, NewConfirmation, Reserved,
 };
 pub use jobs::{
-    ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStatus, JobStore, NewJobItem,
-    StatusCounts,
+    ChunkLimit, ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStatus, JobStore,
+    NewJobItem, StatusCounts,
 };
 pub use model::{
     BounceEvent, BouncePlan, BounceRules, CachedVerification, ChangeFilter, DayStats, Evidence,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailvet::store::Database;
 use mailvet::store::{
-    CachedVerification, ChangeFilter, Evidence, EvidenceKind, ItemOutcome, JobStatus, NewBounce,
-    NewBounceEvent, NewJobItem, NewSuppression, RemovalFilter, Store, Upserted,
+    CachedVerification, ChangeFilter, ChunkLimit, Evidence, EvidenceKind, ItemOutcome, JobStatus,
+    NewBounce, NewBounceEvent, NewJobItem, NewSuppression, RemovalFilter, Store, Upserted,
 };
 use mailvet::suppress::SoftBouncePolicy;
 use mailvet::vocab::{BounceKind, BounceOrigin, Diagnosis, SmtpEvidence};
@@ -62,6 +62,7 @@ on_every_backend!(
     the_feed_filters_by_change_time,
     job_claims_are_exclusive_leased_and_counted_once,
     a_jobs_large_domains_are_claimed_first_largest_first,
+    a_claim_takes_at_most_its_number_of_domains,
     uploads_and_finished_jobs_are_purged,
     daily_counts_fall_on_their_utc_days,
     recent_jobs_come_newest_first,
@@ -179,6 +180,31 @@ async fn caching_a_verdict_again_replaces_the_old_one(store: Arc<dyn Database>) 
         .expect("the newer verdict is cached");
     assert_eq!(hit.status, Status::Undeliverable);
     assert_eq!(hit, second);
+
+    // Within one batch as well: the later of two verdicts for an address
+    // is kept, and every address of the batch is written.
+    let batch = [
+        verdict(
+            "dave@example.test",
+            Reason::Greylisted,
+            t0,
+            Duration::minutes(5),
+        ),
+        verdict("erin@example.test", Reason::Accepted, t0, Duration::days(7)),
+        verdict("dave@example.test", Reason::Accepted, t0, Duration::days(7)),
+    ];
+    store
+        .record_verifications(&batch)
+        .await
+        .expect("cache a batch");
+    let later = t0 + Duration::hours(1);
+    for (email, expected) in [
+        ("dave@example.test", &batch[2]),
+        ("erin@example.test", &batch[1]),
+    ] {
+        let hit = store.cached_verification(email, later).await.expect("read");
+        assert_eq!(hit.as_ref(), Some(expected), "{email}");
+    }
 }
 
 async fn purging_deletes_only_expired_verdicts(store: Arc<dyn Database>) {
@@ -1181,15 +1207,16 @@ async fn the_feed_filters_by_change_time(store: Arc<dyn Database>) {
     assert_eq!(changed(Some(16), None).await, ["late@example.test"]);
 }
 
-async fn a_jobs_large_domains_are_claimed_first_largest_first(store: Arc<dyn Database>) {
-    let t0 = now();
-    let lease = Duration::minutes(5);
+/// A queued job of one address per domain in `domains` (`u{n}@{domain}`,
+/// `seq` n), with `large` as its large domains.
+async fn job_over(
+    store: &dyn Store,
+    domains: &[&str],
+    large: &[&str],
+    at: DateTime<Utc>,
+) -> uuid::Uuid {
     let id = uuid::Uuid::new_v4();
-    store.create_job(id, t0).await.expect("create");
-    // a.test sorts first but is small; z.test is the largest, m.test next.
-    let domains = [
-        "a.test", "m.test", "z.test", "z.test", "m.test", "z.test", "b.test",
-    ];
+    store.create_job(id, at).await.expect("create");
     let items: Vec<NewJobItem> = domains
         .iter()
         .enumerate()
@@ -1198,16 +1225,28 @@ async fn a_jobs_large_domains_are_claimed_first_largest_first(store: Arc<dyn Dat
             domain: (*domain).to_owned(),
         })
         .collect();
-    store.add_job_items(id, 0, &items, t0).await.expect("items");
-    let large = ["z.test".to_owned(), "m.test".to_owned()];
+    store.add_job_items(id, 0, &items, at).await.expect("items");
+    let large: Vec<String> = large.iter().map(|domain| (*domain).to_owned()).collect();
     store
-        .seal_job(id, items.len() as u64, None, &large, t0)
+        .seal_job(id, items.len() as u64, None, &large, at)
         .await
         .expect("seal");
+    id
+}
 
+/// A claim limited only by its number of addresses.
+fn addresses(addresses: usize) -> ChunkLimit {
+    ChunkLimit {
+        addresses,
+        domains: usize::MAX,
+    }
+}
+
+/// The `seq`s of each chunk claimed with `limit` until none is left.
+async fn claim_all(store: &dyn Store, limit: ChunkLimit, at: DateTime<Utc>) -> Vec<Vec<u64>> {
     let mut order = Vec::new();
     while let Some(chunk) = store
-        .claim_job_items("a", 2, t0, t0 + lease)
+        .claim_job_items("a", limit, at, at + Duration::minutes(5))
         .await
         .expect("claim")
     {
@@ -1215,10 +1254,51 @@ async fn a_jobs_large_domains_are_claimed_first_largest_first(store: Arc<dyn Dat
         seqs.sort_unstable();
         order.push(seqs);
     }
+    order
+}
+
+async fn a_jobs_large_domains_are_claimed_first_largest_first(store: Arc<dyn Database>) {
+    let t0 = now();
+    // a.test sorts first but is small; z.test is the largest, m.test next.
+    let domains = [
+        "a.test", "m.test", "z.test", "z.test", "m.test", "z.test", "b.test",
+    ];
+    job_over(&*store, &domains, &["z.test", "m.test"], t0).await;
     assert_eq!(
-        order,
+        claim_all(&*store, addresses(2), t0).await,
         [vec![2, 3], vec![1, 5], vec![0, 4], vec![6]],
         "z.test's three, then m.test's two, then the rest (a.test, b.test) by domain"
+    );
+}
+
+async fn a_claim_takes_at_most_its_number_of_domains(store: Arc<dyn Database>) {
+    let t0 = now();
+    let domains = [
+        "a.test", "m.test", "z.test", "c.test", "z.test", "m.test", "z.test", "b.test", "a.test",
+    ];
+    job_over(&*store, &domains, &["z.test", "m.test"], t0).await;
+    let two = ChunkLimit {
+        addresses: 100,
+        domains: 2,
+    };
+    assert_eq!(
+        claim_all(&*store, two, t0).await,
+        [vec![1, 2, 4, 5, 6], vec![0, 7, 8], vec![3]],
+        "z.test and m.test; a.test and b.test; c.test"
+    );
+
+    // Addresses limit a claim too, even within a domain: a.test's second
+    // address waits for the next claim.
+    job_over(&*store, &domains, &["z.test"], t0).await;
+    let four = ChunkLimit {
+        addresses: 4,
+        domains: 2,
+    };
+    assert_eq!(
+        claim_all(&*store, four, t0).await,
+        [vec![0, 2, 4, 6], vec![7, 8], vec![1, 3, 5]],
+        "z.test's three and one of a.test; a.test's other and b.test (not c.test, \
+         though the addresses allow); c.test and m.test"
     );
 }
 
@@ -1229,7 +1309,7 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Databas
 
     // Grouped by domain: the first chunk is d0's addresses, then d1's.
     let a = store
-        .claim_job_items("a", 4, t0, t0 + lease)
+        .claim_job_items("a", addresses(4), t0, t0 + lease)
         .await
         .expect("claim")
         .expect("work");
@@ -1245,14 +1325,14 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Databas
         JobStatus::Running
     );
     let b = store
-        .claim_job_items("b", 10, t0, t0 + lease)
+        .claim_job_items("b", addresses(10), t0, t0 + lease)
         .await
         .expect("claim")
         .expect("work");
     assert_eq!(b.items.len(), 5, "the rest, nothing of a's");
     assert!(
         store
-            .claim_job_items("c", 10, t0, t0 + lease)
+            .claim_job_items("c", addresses(10), t0, t0 + lease)
             .await
             .expect("claim")
             .is_none()
@@ -1268,7 +1348,7 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Databas
     // a dies; once its lease ends, c takes its items over.
     let later = t0 + lease + Duration::seconds(1);
     let c = store
-        .claim_job_items("c", 10, later, later + lease)
+        .claim_job_items("c", addresses(10), later, later + lease)
         .await
         .expect("claim")
         .expect("work");
@@ -1312,14 +1392,14 @@ async fn job_claims_are_exclusive_leased_and_counted_once(store: Arc<dyn Databas
     );
     assert!(
         store
-            .claim_job_items("b", 10, later, later + lease)
+            .claim_job_items("b", addresses(10), later, later + lease)
             .await
             .expect("claim")
             .is_none()
     );
     let retry_at = later + Duration::minutes(5);
     let retry = store
-        .claim_job_items("b", 10, retry_at, retry_at + lease)
+        .claim_job_items("b", addresses(10), retry_at, retry_at + lease)
         .await
         .expect("claim")
         .expect("the retry is due");
@@ -1350,7 +1430,7 @@ async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Database>) {
     let long_ago = now() - Duration::days(40);
     let old = queued_job(&*store, 1, long_ago).await;
     let item = store
-        .claim_job_items("w", 1, long_ago, long_ago + Duration::minutes(1))
+        .claim_job_items("w", addresses(1), long_ago, long_ago + Duration::minutes(1))
         .await
         .expect("claim")
         .expect("work");

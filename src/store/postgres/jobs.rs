@@ -9,17 +9,22 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::store::jobs::{
-    ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
+    ChunkLimit, ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem,
+    StatusCounts,
 };
 use crate::store::shared;
 use crate::store::shared::jobs::{
-    JobStatements, Retried, Verified, int_param, large_domains_text, limit_param,
+    Domains, JobStatements, Retried, Verified, int_param, large_domains_text, limit_param,
 };
 use crate::store::shared::rows::{
     ClaimedItemRow, JobRow, ResultRow, claimed_item_columns, job_columns, parse_stored,
 };
 use crate::store::{StoreError, StoreResult};
 use crate::vocab::Status;
+
+/// Uploads of at least this many addresses are followed by an `analyze`
+/// of the job items.
+const ANALYZE_UPLOADS_OF: u64 = 10_000;
 
 #[async_trait]
 impl JobStatements for PgConnection {
@@ -30,40 +35,50 @@ impl JobStatements for PgConnection {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        domain: Option<&str>,
+        from: Domains<'_>,
     ) -> StoreResult<Vec<ClaimedItem>> {
         // Items locked by another replica's claim are skipped, not waited
         // for. Both statements read `job_items_todo` in its order. The
         // claimed `seq`s are collected first and the update finds them by
         // primary key, whatever the table's statistics say (see
-        // `record_results`).
-        macro_rules! claim {
-            ($filter:literal) => {
-                concat!(
-                    "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
-                     where job_id = $1 and seq = any(array( \
-                         select seq from job_items \
-                         where job_id = $1 and state <> 'done' and available_at <= $2 ",
-                    $filter,
-                    " limit $3 for update skip locked)) \
-                     returning ",
-                    claimed_item_columns!()
-                )
-            };
-        }
-        let statement = match domain {
-            Some(_) => claim!("and domain = $6 order by seq"),
-            None => claim!("order by domain, seq"),
+        // `record_results`). Of the addresses picked for the first
+        // domains, those past the `$6`th domain are left as they were
+        // (their locks end with the transaction).
+        let statement = match from {
+            Domains::One(_) => concat!(
+                "update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
+                 where job_id = $1 and seq = any(array( \
+                     select seq from job_items \
+                     where job_id = $1 and state <> 'done' and available_at <= $2 \
+                     and domain = $6 order by seq limit $3 for update skip locked)) \
+                 returning ",
+                claimed_item_columns!()
+            ),
+            Domains::First(_) => concat!(
+                "with picked as ( \
+                     select seq, domain from job_items \
+                     where job_id = $1 and state <> 'done' and available_at <= $2 \
+                     order by domain, seq limit $3 for update skip locked) \
+                 update job_items set state = 'claimed', available_at = $4, claimed_by = $5 \
+                 where job_id = $1 and seq = any(array( \
+                     select seq from picked where domain in ( \
+                         select distinct domain from picked order by domain limit $6))) \
+                 returning ",
+                claimed_item_columns!()
+            ),
         };
-        let rows = sqlx::query_as::<_, ClaimedItemRow<Postgres>>(statement)
+        let query = sqlx::query_as::<_, ClaimedItemRow<Postgres>>(statement)
             .bind(id)
             .bind(now)
             .bind(limit_param(limit))
             .bind(lease_until)
-            .bind(worker)
-            .bind(domain)
-            .fetch_all(&mut *self)
-            .await?;
+            .bind(worker);
+        let rows = match from {
+            Domains::One(domain) => query.bind(domain),
+            Domains::First(domains) => query.bind(limit_param(domains)),
+        }
+        .fetch_all(&mut *self)
+        .await?;
         Ok(rows.into_iter().map(ClaimedItem::from).collect())
     }
 
@@ -234,7 +249,7 @@ impl JobStore for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Job> {
         // An empty job is complete at once.
-        sqlx::query_as::<_, JobRow<Postgres>>(concat!(
+        let job: Job = sqlx::query_as::<_, JobRow<Postgres>>(concat!(
             "update jobs set total = $2, webhook_url = $3, updated_at = $4, \
                  large_domains = $5, \
                  status = case when $2 = 0 then 'completed' else 'queued' end, \
@@ -250,7 +265,20 @@ impl JobStore for PgStore {
         .bind(large_domains_text(large_domains))
         .fetch_one(self.pool())
         .await?
-        .try_into()
+        .try_into()?;
+        // A large upload's items are analyzed at once. Autovacuum analyzes
+        // the table later, and until then its statistics, taken before the
+        // job or while the table was small, say the job holds a few items:
+        // the planner then reads all of the job's items to record each
+        // group's results (a bitmap scan on `job_id` alone, up to 30 ms a
+        // group on a 48,000-address job). `analyze` samples a bounded
+        // number of rows, so its cost does not grow with the table.
+        if total >= ANALYZE_UPLOADS_OF
+            && let Err(err) = sqlx::query("analyze job_items").execute(self.pool()).await
+        {
+            tracing::warn!(error = %err, "analyzing the job items after an upload failed");
+        }
+        Ok(job)
     }
 
     async fn discard_job(&self, id: Uuid) -> StoreResult<()> {
@@ -309,7 +337,7 @@ impl JobStore for PgStore {
     async fn claim_job_items(
         &self,
         worker: &str,
-        limit: usize,
+        limit: ChunkLimit,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<ClaimedChunk>> {

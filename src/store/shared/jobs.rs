@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Commit, SqlBackend};
 use crate::store::StoreResult;
-use crate::store::jobs::{ClaimedChunk, ClaimedItem, ItemOutcome, Job, StatusCounts};
+use crate::store::jobs::{ChunkLimit, ClaimedChunk, ClaimedItem, ItemOutcome, Job, StatusCounts};
 use crate::vocab::Status;
 
 /// A verified address, to be recorded.
@@ -16,6 +16,15 @@ pub(in crate::store) struct Verified<'a> {
     pub seq: u64,
     pub status: Status,
     pub result: &'a str,
+}
+
+/// The domains a claim takes addresses from.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::store) enum Domains<'a> {
+    /// This one.
+    One(&'a str),
+    /// The first `n` in name order that have addresses to claim.
+    First(usize),
 }
 
 /// An address to be tried again at `at`.
@@ -31,8 +40,8 @@ pub(in crate::store) struct Retried {
 pub(in crate::store) trait JobStatements: Send {
     /// Claims up to `limit` addresses of job `id` whose time has come at
     /// `now` (pending ones, and claimed ones whose lease ran out), by
-    /// domain, for `worker` until `lease_until`; only `domain`'s when one
-    /// is given.
+    /// domain, for `worker` until `lease_until`, from the domains `from`
+    /// names.
     async fn claim_items(
         &mut self,
         id: Uuid,
@@ -40,7 +49,7 @@ pub(in crate::store) trait JobStatements: Send {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        domain: Option<&str>,
+        from: Domains<'_>,
     ) -> StoreResult<Vec<ClaimedItem>>;
 
     /// Marks a queued job running.
@@ -90,25 +99,33 @@ pub(in crate::store) fn limit_param(limit: usize) -> i64 {
 pub(in crate::store) async fn claim_job_items(
     store: &impl SqlBackend,
     worker: &str,
-    limit: usize,
+    limit: ChunkLimit,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> StoreResult<Option<ClaimedChunk>> {
+    if limit.addresses == 0 || limit.domains == 0 {
+        return Ok(None);
+    }
     for job in store.active_jobs().await? {
         let id = job.id;
         let mut tx = store.begin_write().await?;
         let mut items = Vec::new();
+        let mut domains = 0;
         // A large domain that gives fewer addresses than asked has none
         // left to claim now: it is dropped from the list, so that later
         // claims do not ask again (an address of it that comes back, a
         // retry or a lapsed lease, is claimed with the rest).
         let mut exhausted = 0;
         for domain in &job.large_domains {
-            let left = limit - items.len();
+            if domains == limit.domains {
+                break;
+            }
+            let left = limit.addresses - items.len();
             let claimed = tx
-                .claim_items(id, worker, left, now, lease_until, Some(domain))
+                .claim_items(id, worker, left, now, lease_until, Domains::One(domain))
                 .await?;
             let full = claimed.len() == left;
+            domains += usize::from(!claimed.is_empty());
             items.extend(claimed);
             if full {
                 break;
@@ -119,10 +136,11 @@ pub(in crate::store) async fn claim_job_items(
             tx.set_large_domains(id, &job.large_domains[exhausted..])
                 .await?;
         }
-        if items.len() < limit {
-            let left = limit - items.len();
+        if items.len() < limit.addresses && domains < limit.domains {
+            let left = limit.addresses - items.len();
+            let from = Domains::First(limit.domains - domains);
             items.extend(
-                tx.claim_items(id, worker, left, now, lease_until, None)
+                tx.claim_items(id, worker, left, now, lease_until, from)
                     .await?,
             );
         }

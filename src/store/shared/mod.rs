@@ -128,8 +128,9 @@ pub(super) trait StoreStatements: Send {
         since: DateTime<Utc>,
     ) -> StoreResult<u64>;
 
-    /// Stores a verdict, replacing any earlier one for its address.
-    async fn put_verification(&mut self, entry: &CachedVerification) -> StoreResult<()>;
+    /// Stores verdicts, each replacing any earlier one for its address;
+    /// `entries` come in key order, one per address.
+    async fn put_verifications(&mut self, entries: &[&CachedVerification]) -> StoreResult<()>;
 
     /// Adds `count` fresh verdicts of `status` to the statistics of `hour`.
     async fn add_verification_count(
@@ -241,17 +242,20 @@ pub(super) async fn record_verifications(
     if entries.is_empty() {
         return Ok(());
     }
-    let mut tx = store.begin_write().await?;
-    // One lock order for every writer: no deadlocks between batches.
-    let mut ordered: Vec<&CachedVerification> = entries.iter().collect();
-    ordered.sort_by(|a, b| a.address_key.cmp(&b.address_key));
     let mut counts: BTreeMap<(DateTime<Utc>, &'static str), i64> = BTreeMap::new();
-    for entry in ordered {
-        tx.put_verification(entry).await?;
+    for entry in entries {
         *counts
             .entry((hour_of(entry.checked_at), entry.status.as_str()))
             .or_default() += 1;
     }
+    // One lock order for every writer: no deadlocks between batches. Of
+    // two verdicts for one address the later is kept, as writing them one
+    // after the other would.
+    let mut ordered: Vec<&CachedVerification> = entries.iter().rev().collect();
+    ordered.sort_by(|a, b| a.address_key.cmp(&b.address_key));
+    ordered.dedup_by(|later, kept| later.address_key == kept.address_key);
+    let mut tx = store.begin_write().await?;
+    tx.put_verifications(&ordered).await?;
     for ((hour, status), count) in counts {
         tx.add_verification_count(hour, status, count).await?;
     }

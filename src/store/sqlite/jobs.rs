@@ -9,10 +9,11 @@ use uuid::Uuid;
 use super::{SqliteStore, millis};
 use crate::store::StoreResult;
 use crate::store::jobs::{
-    ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem, StatusCounts,
+    ChunkLimit, ClaimedChunk, ClaimedItem, ItemOutcome, Job, JobResultRow, JobStore, NewJobItem,
+    StatusCounts,
 };
 use crate::store::shared::jobs::{
-    JobStatements, Retried, Verified, int_param, large_domains_text, limit_param,
+    Domains, JobStatements, Retried, Verified, int_param, large_domains_text, limit_param,
 };
 use crate::store::shared::rows::{
     ClaimedItemRow, JobRow, ResultRow, claimed_item_columns, job_columns,
@@ -32,36 +33,46 @@ impl JobStatements for SqliteConnection {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        domain: Option<&str>,
+        from: Domains<'_>,
     ) -> StoreResult<Vec<ClaimedItem>> {
-        // Both statements read `job_items_todo` in its order.
-        macro_rules! claim {
-            ($filter:literal) => {
-                concat!(
-                    "update job_items set state = 'claimed', available_at = ?4, claimed_by = ?5 \
-                     where job_id = ?1 and seq in ( \
-                         select seq from job_items \
-                         where job_id = ?1 and state <> 'done' and available_at <= ?2 ",
-                    $filter,
-                    " limit ?3) \
-                     returning ",
-                    claimed_item_columns!()
-                )
-            };
-        }
-        let statement = match domain {
-            Some(_) => claim!("and domain = ?6 order by seq"),
-            None => claim!("order by domain, seq"),
+        // Both statements read `job_items_todo` in its order. Of the
+        // addresses picked for the first domains, those past the `?6`th
+        // domain are left as they were.
+        let statement = match from {
+            Domains::One(_) => concat!(
+                "update job_items set state = 'claimed', available_at = ?4, claimed_by = ?5 \
+                 where job_id = ?1 and seq in ( \
+                     select seq from job_items \
+                     where job_id = ?1 and state <> 'done' and available_at <= ?2 \
+                     and domain = ?6 order by seq limit ?3) \
+                 returning ",
+                claimed_item_columns!()
+            ),
+            Domains::First(_) => concat!(
+                "with picked as ( \
+                     select seq, domain from job_items \
+                     where job_id = ?1 and state <> 'done' and available_at <= ?2 \
+                     order by domain, seq limit ?3) \
+                 update job_items set state = 'claimed', available_at = ?4, claimed_by = ?5 \
+                 where job_id = ?1 and seq in ( \
+                     select seq from picked where domain in ( \
+                         select distinct domain from picked order by domain limit ?6)) \
+                 returning ",
+                claimed_item_columns!()
+            ),
         };
-        let rows = sqlx::query_as::<_, ClaimedItemRow<Sqlite>>(statement)
+        let query = sqlx::query_as::<_, ClaimedItemRow<Sqlite>>(statement)
             .bind(id.to_string())
             .bind(millis(now))
             .bind(limit_param(limit))
             .bind(millis(lease_until))
-            .bind(worker)
-            .bind(domain)
-            .fetch_all(&mut *self)
-            .await?;
+            .bind(worker);
+        let rows = match from {
+            Domains::One(domain) => query.bind(domain),
+            Domains::First(domains) => query.bind(limit_param(domains)),
+        }
+        .fetch_all(&mut *self)
+        .await?;
         Ok(rows.into_iter().map(ClaimedItem::from).collect())
     }
 
@@ -302,7 +313,7 @@ impl JobStore for SqliteStore {
     async fn claim_job_items(
         &self,
         worker: &str,
-        limit: usize,
+        limit: ChunkLimit,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<ClaimedChunk>> {

@@ -391,25 +391,28 @@ impl StoreStatements for SqliteConnection {
         Ok(stored_count(count))
     }
 
-    async fn put_verification(&mut self, entry: &CachedVerification) -> StoreResult<()> {
-        sqlx::query(
-            "insert into verifications
-                    (address_key, email, status, reason, result, checked_at, expires_at)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             on conflict (address_key) do update
-                set email = excluded.email, status = excluded.status,
-                    reason = excluded.reason, result = excluded.result,
-                    checked_at = excluded.checked_at, expires_at = excluded.expires_at",
-        )
-        .bind(&entry.address_key)
-        .bind(&entry.email)
-        .bind(entry.status.as_str())
-        .bind(entry.reason.as_str())
-        .bind(entry.result.to_string())
-        .bind(millis(entry.checked_at))
-        .bind(millis(entry.expires_at))
-        .execute(&mut *self)
-        .await?;
+    async fn put_verifications(&mut self, entries: &[&CachedVerification]) -> StoreResult<()> {
+        // In-process statements cost little: one each.
+        for entry in entries {
+            sqlx::query(
+                "insert into verifications
+                        (address_key, email, status, reason, result, checked_at, expires_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 on conflict (address_key) do update
+                    set email = excluded.email, status = excluded.status,
+                        reason = excluded.reason, result = excluded.result,
+                        checked_at = excluded.checked_at, expires_at = excluded.expires_at",
+            )
+            .bind(&entry.address_key)
+            .bind(&entry.email)
+            .bind(entry.status.as_str())
+            .bind(entry.reason.as_str())
+            .bind(entry.result.to_string())
+            .bind(millis(entry.checked_at))
+            .bind(millis(entry.expires_at))
+            .execute(&mut *self)
+            .await?;
+        }
         Ok(())
     }
 

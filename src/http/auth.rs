@@ -37,10 +37,12 @@ pub enum Scope {
 
 type KeyDigest = [u8; 32];
 
-/// The configured keys, kept as digests.
+/// The configured keys, kept as digests, each with the prefix of its
+/// digest that names it (see [`Caller`]), written once.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
     keys: Arc<Vec<(KeyDigest, Scope)>>,
+    prefixes: Arc<Vec<Arc<str>>>,
 }
 
 fn digest(key: &str) -> KeyDigest {
@@ -63,9 +65,14 @@ impl Keys {
             .into_iter()
             .chain(scoped(public, Scope::Public))
             .chain(scoped(webhook, Scope::Webhook))
+            .collect::<Vec<_>>();
+        let prefixes = keys
+            .iter()
+            .map(|(digest, _)| Arc::from(digest_prefix(digest)))
             .collect();
         Keys {
             keys: Arc::new(keys),
+            prefixes: Arc::new(prefixes),
         }
     }
 
@@ -90,9 +97,9 @@ impl Keys {
         found
     }
 
-    /// The digest of the key at `index`.
-    fn digest_at(&self, index: usize) -> &KeyDigest {
-        &self.keys[index].0
+    /// The name of the key at `index`: a prefix of its digest.
+    fn prefix_at(&self, index: usize) -> &Arc<str> {
+        &self.prefixes[index]
     }
 }
 
@@ -292,13 +299,11 @@ fn is_public_route(path: &str) -> bool {
 /// The secret key a request came with, by a prefix of its digest: what
 /// per-key limits kept in the database count by.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);
+pub struct Caller(pub Arc<str>);
 
-fn digest_prefix(keys: &Keys, index: usize) -> String {
-    keys.digest_at(index)[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The first six bytes of a key's digest, in hex.
+fn digest_prefix(digest: &KeyDigest) -> String {
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The key a request presents: `Authorization: Bearer <key>`, or HTTP
@@ -361,7 +366,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 request.extensions_mut().insert(Requester::Trusted);
                 request
                     .extensions_mut()
-                    .insert(Caller(digest_prefix(keys, index)));
+                    .insert(Caller(keys.prefix_at(index).clone()));
                 next.run(request).await
             }
             Some(limited) => limited,
@@ -376,7 +381,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 .map_or(IpAddr::from([0, 0, 0, 0]), client_network);
             match over_limit(&gate.public, &client) {
                 None => {
-                    let key = digest_prefix(keys, index);
+                    let key = keys.prefix_at(index);
                     request.extensions_mut().insert(Requester::Public {
                         client: format!("{key}/{client}"),
                     });

@@ -7,7 +7,9 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::body::Bytes;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::error_chain;
 use crate::store::StoreError;
@@ -163,10 +165,41 @@ fn bytes_rejection(rejection: &BytesRejection) -> ApiError {
     }
 }
 
-/// A JSON body extractor whose rejections come back as [`ApiError`]s.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
+/// A JSON body extractor whose rejections come back as [`ApiError`]s,
+/// worded as axum's `Json` words them. The common case, `Content-Type:
+/// application/json` as such and a body that parses, takes a shorter way
+/// than `Json` (no MIME parse, no path tracking while parsing); any other
+/// content type, and the wording of a body that does not parse, are left
+/// to `Json` itself.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let plain_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes() == b"application/json");
+        if !plain_json {
+            let Json(value) = Json::<T>::from_request(request, state).await?;
+            return Ok(ApiJson(value));
+        }
+        let bytes = Bytes::from_request(request, state).await?;
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(ApiJson(value)),
+            Err(_) => {
+                let Json(value) = Json::<T>::from_bytes(&bytes)?;
+                Ok(ApiJson(value))
+            }
+        }
+    }
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

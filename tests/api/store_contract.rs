@@ -64,6 +64,7 @@ on_every_backend!(
     a_jobs_large_domains_are_claimed_first_largest_first,
     a_claim_takes_at_most_its_number_of_domains,
     uploads_and_finished_jobs_are_purged,
+    items_cannot_be_added_to_a_discarded_job,
     daily_counts_fall_on_their_utc_days,
     recent_jobs_come_newest_first,
 );
@@ -1451,6 +1452,98 @@ async fn uploads_and_finished_jobs_are_purged(store: Arc<dyn Database>) {
         store.job(running).await.expect("read").is_some(),
         "a job still to do is kept"
     );
+}
+
+async fn items_cannot_be_added_to_a_discarded_job(store: Arc<dyn Database>) {
+    let id = uuid::Uuid::new_v4();
+    store.create_job(id, now()).await.expect("create");
+    let item = |n: u64| NewJobItem {
+        email: format!("u{n}@d.test"),
+        domain: "d.test".into(),
+    };
+    store
+        .add_job_items(id, 0, &[item(0)], now())
+        .await
+        .expect("items while uploading");
+    store.discard_job(id).await.expect("discard");
+    assert!(
+        store.add_job_items(id, 1, &[item(1)], now()).await.is_err(),
+        "items added to a discarded job"
+    );
+    assert!(store.seal_job(id, 2, None, &[], now()).await.is_err());
+}
+
+/// The items of each job, as Postgres holds them.
+async fn postgres_items(db: &crate::common::db::PgTestDb) -> BTreeMap<uuid::Uuid, i64> {
+    sqlx::query_as::<_, (uuid::Uuid, i64)>("select job_id, count(*) from job_items group by job_id")
+        .fetch_all(db.store.pool())
+        .await
+        .expect("count")
+        .into_iter()
+        .collect()
+}
+
+/// Postgres's job items have no foreign key to their job: deleting a job
+/// deletes its items, including those an upload still writing to it
+/// commits while the delete waits.
+#[tokio::test]
+async fn postgres_deleting_a_job_deletes_its_items() {
+    let db = crate::common::db::PgTestDb::new().await;
+    let shared: Arc<dyn Database> = db.store.clone();
+    let store = &*shared;
+    let long_ago = now() - Duration::days(40);
+    let kept = queued_job(store, 3, now()).await;
+    let discarded = uuid::Uuid::new_v4();
+    store.create_job(discarded, now()).await.expect("create");
+    let items: Vec<NewJobItem> = (0..4)
+        .map(|n| NewJobItem {
+            email: format!("u{n}@d.test"),
+            domain: "d.test".into(),
+        })
+        .collect();
+    store
+        .add_job_items(discarded, 0, &items, now())
+        .await
+        .expect("items");
+    store.discard_job(discarded).await.expect("discard");
+    assert_eq!(postgres_items(&db).await, BTreeMap::from([(kept, 3)]));
+
+    // An abandoned upload, with an upload's transaction still open on it:
+    // its job locked as `add_job_items` locks it, and a row written.
+    let abandoned = uuid::Uuid::new_v4();
+    store.create_job(abandoned, long_ago).await.expect("create");
+    store
+        .add_job_items(abandoned, 0, &items[..2], long_ago)
+        .await
+        .expect("items");
+    let mut upload = db.store.pool().begin().await.expect("begin");
+    sqlx::query("select 1 from jobs where id = $1 and status = 'uploading' for key share")
+        .bind(abandoned)
+        .fetch_one(&mut *upload)
+        .await
+        .expect("lock");
+    let purge = {
+        let store = shared.clone();
+        tokio::spawn(async move {
+            store
+                .purge_jobs(now() - Duration::days(30), now() - Duration::days(1))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!purge.is_finished(), "the purge waits for the upload");
+    sqlx::query(
+        "insert into job_items (job_id, seq, email, domain, available_at) \
+         values ($1, 2, 'late@d.test', 'd.test', now())",
+    )
+    .bind(abandoned)
+    .execute(&mut *upload)
+    .await
+    .expect("a late row");
+    upload.commit().await.expect("commit");
+    let purged = purge.await.expect("join").expect("purge");
+    assert_eq!(purged, 1);
+    assert_eq!(postgres_items(&db).await, BTreeMap::from([(kept, 3)]));
 }
 
 /// Noon (UTC) `days_ago` days ago, and a minute before the next midnight.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolCopyExt};
+use sqlx::postgres::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::PgStore;
@@ -235,7 +235,7 @@ impl JobStore for PgStore {
         // that disconnects) cannot stop the COPY halfway through its
         // exchange and hand a confused connection back to the pool.
         let pool = self.pool().clone();
-        tokio::spawn(async move { copy_in(&pool, &rows).await })
+        tokio::spawn(async move { copy_in(&pool, id, &rows).await })
             .await
             .map_err(|join| StoreError::Database(sqlx::Error::Io(std::io::Error::other(join))))?
     }
@@ -282,10 +282,12 @@ impl JobStore for PgStore {
     }
 
     async fn discard_job(&self, id: Uuid) -> StoreResult<()> {
-        sqlx::query("delete from jobs where id = $1")
+        let mut tx = self.pool().begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar("select id from jobs where id = $1 for update")
             .bind(id)
-            .execute(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        delete_locked(tx, &ids).await?;
         Ok(())
     }
 
@@ -433,32 +435,70 @@ impl JobStore for PgStore {
         before: DateTime<Utc>,
         stale_upload: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let purged = sqlx::query(
-            "delete from jobs where (completed_at < $1 and webhook_due_at is null) \
-                 or (status = 'uploading' and created_at < $2)",
+        // Locked in `id` order, so that two replicas purging at once
+        // cannot deadlock.
+        let mut tx = self.pool().begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "select id from jobs where (completed_at < $1 and webhook_due_at is null) \
+                 or (status = 'uploading' and created_at < $2) \
+             order by id for update",
         )
         .bind(before)
         .bind(stale_upload)
-        .execute(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(purged.rows_affected())
+        delete_locked(tx, &ids).await
     }
+}
+
+/// Deletes the jobs `ids`, locked (`for update`) in `tx`, with their
+/// items, and commits. Items have no foreign key (see the migration
+/// `job_items_unchecked_job`): the lock waits for an upload still writing
+/// to one of the jobs, and the items are deleted by a later statement,
+/// which sees whatever that upload wrote.
+async fn delete_locked(mut tx: sqlx::Transaction<'_, Postgres>, ids: &[Uuid]) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query("delete from job_items where job_id = any($1)")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("delete from jobs where id = any($1)")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.rows_affected())
 }
 
 /// The statement that takes uploaded addresses in, in one transaction.
 const COPY_ITEMS: &str = "copy job_items (job_id, seq, email, domain, available_at) \
                           from stdin (format binary)";
 
-/// Sends `rows` (COPY binary data) to [`COPY_ITEMS`]: every row is written,
-/// or none.
-async fn copy_in(pool: &PgPool, rows: &[u8]) -> StoreResult<()> {
-    let mut copy = pool.copy_in_raw(COPY_ITEMS).await?;
+/// Sends `rows` (COPY binary data) to [`COPY_ITEMS`] for the job `id`:
+/// every row is written, or none. The job is locked first, and only while
+/// it is still uploading, so that it cannot be deleted while its items go
+/// in (they have no foreign key, see [`delete_locked`]).
+async fn copy_in(pool: &PgPool, id: Uuid, rows: &[u8]) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    let uploading: Option<i32> = sqlx::query_scalar(
+        "select 1 from jobs where id = $1 and status = 'uploading' for key share",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if uploading.is_none() {
+        return Err(StoreError::Database(sqlx::Error::RowNotFound));
+    }
+    let mut copy = tx.copy_in_raw(COPY_ITEMS).await?;
     if let Err(err) = copy.send(rows).await {
         // Best effort: the connection is likely gone already.
         let _ = copy.abort("sending the rows failed").await;
         return Err(err.into());
     }
     copy.finish().await?;
+    tx.commit().await?;
     Ok(())
 }
 

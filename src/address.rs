@@ -95,7 +95,15 @@ impl EmailAddress {
     /// providers treat local parts without regard to case, so a suppression
     /// of `Alice@x.test` also covers `alice@x.test`.
     pub fn key(&self) -> String {
-        format!("{}@{}", self.local.to_lowercase(), self.domain)
+        let mut key = String::with_capacity(self.local.len() + 1 + self.domain.len());
+        if self.local.is_ascii() {
+            key.extend(self.local.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            key.push_str(&self.local.to_lowercase());
+        }
+        key.push('@');
+        key.push_str(&self.domain);
+        key
     }
 
     /// Whether delivering to this address needs the SMTPUTF8 extension
@@ -183,19 +191,16 @@ fn normalize_domain(domain: &str) -> Result<String, SyntaxError> {
             DnsLength::Verify,
         )
         .map_err(|_| SyntaxError::InvalidDomain)?;
-    let ascii = ascii.into_owned();
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.iter().any(|label| label.is_empty()) {
+    if ascii.split('.').any(str::is_empty) {
         return Err(SyntaxError::InvalidDomain);
     }
-    if labels.len() < 2 {
+    let Some((_, top)) = ascii.rsplit_once('.') else {
         return Err(SyntaxError::DotlessDomain);
-    }
-    let top = labels.last().copied().unwrap_or_default();
+    };
     if top.chars().all(|c| c.is_ascii_digit()) {
         return Err(SyntaxError::NumericTopLevelDomain);
     }
-    Ok(ascii)
+    Ok(ascii.into_owned())
 }
 
 /// Why `name` is not a fully qualified domain name fit to give in `EHLO`,

@@ -37,12 +37,19 @@ pub enum Scope {
 
 type KeyDigest = [u8; 32];
 
-/// The configured keys, kept as digests, each with the prefix of its
-/// digest that names it (see [`Caller`]), written once.
+/// The configured keys, kept as digests.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
-    keys: Arc<Vec<(KeyDigest, Scope)>>,
-    prefixes: Arc<Vec<Arc<str>>>,
+    keys: Arc<Vec<Key>>,
+}
+
+/// One configured key.
+#[derive(Debug)]
+struct Key {
+    digest: KeyDigest,
+    scope: Scope,
+    /// What the key is known by (see [`Caller`]), written once.
+    name: Arc<str>,
 }
 
 fn digest(key: &str) -> KeyDigest {
@@ -58,21 +65,23 @@ impl Keys {
     pub fn new(secret: &[SecretString], public: &[SecretString], webhook: &[SecretString]) -> Self {
         let scoped = |keys: &[SecretString], scope: Scope| {
             keys.iter()
-                .map(move |key| (digest(key.expose_secret()), scope))
+                .map(move |key| {
+                    let digest = digest(key.expose_secret());
+                    Key {
+                        digest,
+                        scope,
+                        name: Arc::from(digest_prefix(&digest)),
+                    }
+                })
                 .collect::<Vec<_>>()
         };
         let keys = scoped(secret, Scope::Secret)
             .into_iter()
             .chain(scoped(public, Scope::Public))
             .chain(scoped(webhook, Scope::Webhook))
-            .collect::<Vec<_>>();
-        let prefixes = keys
-            .iter()
-            .map(|(digest, _)| Arc::from(digest_prefix(digest)))
             .collect();
         Keys {
             keys: Arc::new(keys),
-            prefixes: Arc::new(prefixes),
         }
     }
 
@@ -89,17 +98,17 @@ impl Keys {
     fn identify(&self, presented: &str) -> Option<(usize, Scope)> {
         let presented = digest(presented);
         let mut found = None;
-        for (index, (key, scope)) in self.keys.iter().enumerate() {
-            if same(key, &presented) && found.is_none() {
-                found = Some((index, *scope));
+        for (index, key) in self.keys.iter().enumerate() {
+            if same(&key.digest, &presented) && found.is_none() {
+                found = Some((index, key.scope));
             }
         }
         found
     }
 
     /// The name of the key at `index`: a prefix of its digest.
-    fn prefix_at(&self, index: usize) -> &Arc<str> {
-        &self.prefixes[index]
+    fn name_at(&self, index: usize) -> &Arc<str> {
+        &self.keys[index].name
     }
 }
 
@@ -366,7 +375,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 request.extensions_mut().insert(Requester::Trusted);
                 request
                     .extensions_mut()
-                    .insert(Caller(keys.prefix_at(index).clone()));
+                    .insert(Caller(keys.name_at(index).clone()));
                 next.run(request).await
             }
             Some(limited) => limited,
@@ -381,7 +390,7 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
                 .map_or(IpAddr::from([0, 0, 0, 0]), client_network);
             match over_limit(&gate.public, &client) {
                 None => {
-                    let key = keys.prefix_at(index);
+                    let key = keys.name_at(index);
                     request.extensions_mut().insert(Requester::Public {
                         client: format!("{key}/{client}"),
                     });

@@ -340,10 +340,9 @@ impl StoreStatements for PgConnection {
     }
 
     async fn put_verifications(&mut self, entries: &[&CachedVerification]) -> StoreResult<()> {
-        // One statement for the lot, in the given (key) order.
-        let column = |f: fn(&CachedVerification) -> &str| -> Vec<&str> {
-            entries.iter().map(|entry| f(entry)).collect()
-        };
+        // One statement for the lot. The rows are written, and so locked,
+        // in key order: the caller passes them so, and `order by 1` makes
+        // the statement keep to it.
         sqlx::query(
             "insert into verifications
                     (address_key, email, status, reason, result, checked_at, expires_at)
@@ -355,28 +354,13 @@ impl StoreStatements for PgConnection {
                     reason = excluded.reason, result = excluded.result,
                     checked_at = excluded.checked_at, expires_at = excluded.expires_at",
         )
-        .bind(column(|entry| &entry.address_key))
-        .bind(column(|entry| &entry.email))
-        .bind(column(|entry| entry.status.as_str()))
-        .bind(column(|entry| entry.reason.as_str()))
-        .bind(
-            entries
-                .iter()
-                .map(|entry| &entry.result)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            entries
-                .iter()
-                .map(|entry| entry.checked_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            entries
-                .iter()
-                .map(|entry| entry.expires_at)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(entries, |entry| entry.address_key.as_str()))
+        .bind(column(entries, |entry| entry.email.as_str()))
+        .bind(column(entries, |entry| entry.status.as_str()))
+        .bind(column(entries, |entry| entry.reason.as_str()))
+        .bind(column(entries, |entry| &entry.result))
+        .bind(column(entries, |entry| entry.checked_at))
+        .bind(column(entries, |entry| entry.expires_at))
         .execute(&mut *self)
         .await?;
         Ok(())
@@ -592,4 +576,12 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await?;
         conn.count_bounces(address_key, kind, since).await
     }
+}
+
+/// One field of each verdict, as an array parameter.
+fn column<'a, T>(
+    entries: &[&'a CachedVerification],
+    field: impl Fn(&'a CachedVerification) -> T,
+) -> Vec<T> {
+    entries.iter().map(|entry| field(entry)).collect()
 }
